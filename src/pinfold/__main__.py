@@ -1,0 +1,5 @@
+"""``python -m pinfold``."""
+
+from .cli import main
+
+raise SystemExit(main())

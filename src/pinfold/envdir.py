@@ -1,0 +1,111 @@
+"""Environments on disk: ``path`` is a symlink to a complete, versioned directory.
+
+Virtualenvs cannot be moved (shebangs and ``pyvenv.cfg`` hold absolute paths), so a new
+environment is built in its final place, ``<path>.d/<id>/``, and ``path`` is switched
+to it in one atomic rename of a symlink. ``path`` is therefore always the previous
+complete environment or the new complete one. A directory without ``pinfold.json``
+is an unfinished build, removed by the next build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import BuildError, SpecError
+
+__all__ = ["STATE_FILE", "Environments"]
+
+#: Written last into a finished environment: its fingerprint and what it holds.
+STATE_FILE = "pinfold.json"
+
+
+class Environments:
+    """The versioned environments behind one ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.versions = path.with_name(path.name + ".d")
+
+    def current(self) -> Path | None:
+        """The complete environment ``path`` points to, or None if there is none yet."""
+        if self.path.is_symlink():
+            target = self.path.resolve()
+            return target if (target / STATE_FILE).is_file() else None
+        if self.path.exists():
+            raise SpecError(
+                f"{self.path} exists and is not a pinfold environment (pinfold keeps `path` as a "
+                "symlink to a versioned directory)",
+                tip="move it away or choose another `path` in env.yaml; nothing was changed",
+            )
+        return None
+
+    def state(self, env_dir: Path) -> dict[str, Any] | None:
+        """The recorded state of a finished environment, or None."""
+        try:
+            data = json.loads((env_dir / STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    @contextlib.contextmanager
+    def locked(self, *, wait: bool, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the build lock of this ``path``: two builds never interleave."""
+        self.versions.mkdir(parents=True, exist_ok=True)
+        with open(self.versions / ".lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if not wait:
+                    raise BuildError(f"another pinfold build of {self.path} is running",
+                                     tip="wait for it, or run without --no-wait to queue") from None
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+
+    def new_dir(self) -> Path:
+        """A fresh versioned directory name (not created)."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        return self.versions / f"{stamp}-{secrets.token_hex(3)}"
+
+    def finish(self, env_dir: Path, state: dict[str, Any]) -> None:
+        """Record the state (atomically), then point ``path`` at ``env_dir`` (atomically)."""
+        tmp = env_dir / f".{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, env_dir / STATE_FILE)
+        link = self.path.with_name(f".{self.path.name}.{secrets.token_hex(3)}.tmp")
+        os.symlink(os.path.relpath(env_dir, self.path.parent), link)
+        os.replace(link, self.path)
+
+    def cleanup(self, *, keep: int = 2) -> list[Path]:
+        """Remove unfinished builds and all but the newest ``keep`` finished ones (never the current)."""
+        current = self.current()
+        finished = []
+        removed = []
+        for entry in sorted(self.versions.iterdir()) if self.versions.is_dir() else []:
+            if entry.name.startswith(".") or not entry.is_dir():
+                continue
+            if (entry / STATE_FILE).is_file():
+                finished.append(entry)
+            elif entry != current:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+        for entry in finished[:-keep] if keep else finished:
+            if entry != current:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        return removed

@@ -1,0 +1,84 @@
+"""The one error hierarchy: each error's text is what the user reads.
+
+The CLI turns an error into one line per problem and an exit code; the library
+never prints or exits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "BuildError",
+    "CommandError",
+    "PinfoldError",
+    "PreflightError",
+    "Problem",
+    "SpecError",
+]
+
+#: Exit codes, shared by every command.
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong, with where it is (``env.yaml:3:5``, a lock line, a file)."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class PinfoldError(Exception):
+    """Base of every error pinfold raises on purpose.
+
+    ``problems`` holds every finding, so that all of them are reported together.
+    """
+
+    exit_code = EXIT_FAILURE
+    #: A short hint on what to do next, shown after the problems.
+    tip: str = ""
+
+    def __init__(self, summary: str, problems: Sequence[Problem] = (), *, tip: str = "") -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.problems = tuple(problems)
+        if tip:
+            self.tip = tip
+
+    def __str__(self) -> str:
+        lines = [self.summary, *(f"  {p}" for p in self.problems)]
+        return "\n".join(lines)
+
+
+class SpecError(PinfoldError):
+    """env.yaml or a lock file is invalid: bad input, exit code 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class PreflightError(PinfoldError):
+    """The index cannot serve the locks (missing or tampered artifacts)."""
+
+
+class BuildError(PinfoldError):
+    """A stage failed while building."""
+
+
+class CommandError(BuildError):
+    """A subprocess failed; keeps the command and the tail of its output."""
+
+    def __init__(self, summary: str, *, argv: Sequence[str], returncode: int, output: str) -> None:
+        tail = output.strip().splitlines()[-25:]
+        problems = [Problem("command", " ".join(argv)), Problem("exit code", str(returncode))]
+        problems += [Problem("", f"| {line}") for line in tail]
+        super().__init__(summary, problems, tip="run with -v to see the whole output")
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.output = output

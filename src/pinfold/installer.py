@@ -1,0 +1,80 @@
+"""pip as the installer, run from pinfold's own pinned pip into the target environment.
+
+pinfold's tool environment pins pip (>= 26.2 is needed: its ``--build-constraint``
+with hashes fails closed, see hermetic-builds.md section 2). pip's ``--python`` makes
+that pip install into the target interpreter, so the environment never needs a pip
+of its own, and the machine's pip is never used.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+from packaging.version import Version
+
+from .runner import Runner
+from .spec import Spec
+
+__all__ = ["MIN_PIP", "Pip"]
+
+#: The oldest pip whose hashed build constraints reach build environments and fail closed.
+MIN_PIP = Version("26.2")
+
+
+class Pip:
+    """Installs locks and editable trees with pip, hermetically."""
+
+    def __init__(self, spec: Spec, runner: Runner, *, tool_python: str = sys.executable) -> None:
+        self.spec = spec
+        self.runner = runner
+        self.tool_python = tool_python
+
+    @staticmethod
+    def version_problem() -> str | None:
+        """Why pinfold's pip cannot be used, or None."""
+        have = Version(version("pip"))
+        if have < MIN_PIP:
+            return (f"pinfold's tool environment has pip {have}; it needs pip >= {MIN_PIP} "
+                    "(run ./bootstrap.sh to recreate it from requirements/tool.txt)")
+        return None
+
+    def index_flags(self) -> list[str]:
+        """The spec's index as pip flags: nothing else is ever searched."""
+        flags = [] if self.spec.index.url else ["--no-index"]
+        if self.spec.index.url:
+            flags += ["--index-url", self.spec.index.url]
+        for folder in self.spec.index.find_links:
+            flags += ["--find-links", str(folder)]
+        return flags
+
+    def index_environ(self) -> dict[str, str]:
+        """The same index as variables, for pip's build subprocesses (they re-read the environment)."""
+        env = {"PIP_FIND_LINKS": " ".join(str(f) for f in self.spec.index.find_links)}
+        if self.spec.index.url:
+            env["PIP_INDEX_URL"] = self.spec.index.url
+        else:
+            env["PIP_NO_INDEX"] = "1"
+        return env
+
+    def _install(self, python: Path, args: list[str], *, what: str) -> None:
+        build = self.spec.build_requirements
+        argv = [self.tool_python, "-m", "pip", "--python", str(python), "install",
+                # A cached wheel could have been built with other build dependencies.
+                "--no-cache-dir", *self.index_flags()]
+        if build is not None:
+            argv += ["--build-constraint", str(build.path)]
+        self.runner.run([*argv, *args], what=what, env=self.index_environ())
+
+    def install_lock(self, python: Path) -> None:
+        """Install the runtime lock, hashes required."""
+        self._install(python, ["--require-hashes", "-r", str(self.spec.requirements.path)],
+                      what="installing the runtime lock")
+
+    def install_editable(self, python: Path, trees: list[Path]) -> None:
+        """Install local trees editable; their dependencies must already be in the lock."""
+        args = ["--no-deps"]
+        for tree in trees:
+            args += ["-e", str(tree)]
+        self._install(python, args, what="installing the develop trees")

@@ -1,0 +1,68 @@
+"""What the target interpreter is: one call to it, for markers, wheel tags and identity.
+
+Markers and tags must come from the interpreter the environment is for, not from the
+one running pinfold. The target may lack ``packaging``, so the probe puts pinfold's own
+copy (pure Python) on its path for that one call.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import packaging
+
+from .errors import BuildError, CommandError
+from .runner import Runner
+
+__all__ = ["Interpreter", "inspect_interpreter"]
+
+_PROBE = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from packaging import markers, tags
+base = getattr(sys, "_base_executable", sys.executable) if sys.prefix != sys.base_prefix else sys.executable
+print(json.dumps({
+    "executable": base,
+    "version": ".".join(map(str, sys.version_info[:3])),
+    "implementation": sys.implementation.name,
+    "abi": sys.implementation.cache_tag,
+    "markers": markers.default_environment(),
+    "tags": [str(t) for t in tags.sys_tags()],
+}))
+"""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Interpreter:
+    """The target interpreter: a real (non-venv) executable and what it supports."""
+
+    executable: str
+    version: str
+    implementation: str
+    #: e.g. ``cpython-311``: part of the environment's identity.
+    abi: str
+    markers: dict[str, str]
+    #: Supported wheel tags, most preferred first.
+    tags: tuple[str, ...]
+
+
+def inspect_interpreter(python: str, runner: Runner) -> Interpreter:
+    """Ask ``python`` about itself; raise :class:`BuildError` if it cannot run or is too old."""
+    site = str(Path(packaging.__file__).parent.parent)
+    try:
+        done = runner.run([python, "-I", "-c", _PROBE, site], what=f"inspecting {python}",
+                          timeout=60)
+    except CommandError as exc:
+        raise BuildError(f"cannot run the target interpreter {python}", exc.problems,
+                         tip="set `python` in env.yaml to a working Python 3 interpreter") from None
+    data = json.loads(done.output.strip().splitlines()[-1])
+    return Interpreter(
+        executable=data["executable"],
+        version=data["version"],
+        implementation=data["implementation"],
+        abi=data["abi"],
+        markers=data["markers"],
+        tags=tuple(data["tags"]),
+    )

@@ -1,0 +1,164 @@
+"""Reading pinned, hashed lock files (pip requirements format).
+
+A lock holds exact pins only: ``name==version`` with at least one ``--hash``. This is
+Buildout's ``allow-picked-versions = false``: nothing unpinned ever gets in. Index
+options are refused in a lock, because the index comes from env.yaml alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from .errors import Problem
+
+__all__ = ["Lock", "Pin", "parse_lock"]
+
+_HASH = re.compile(r"--hash[=\s]\s*(sha256|sha384|sha512):([0-9a-fA-F]+)")
+_VIA = re.compile(r"^#\s+via\b\s*(.*)$")
+_ALGO_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Pin:
+    """One locked distribution."""
+
+    name: NormalizedName
+    version: Version
+    #: ``algo:hexdigest`` strings, lower case.
+    hashes: frozenset[str]
+    marker: Marker | None = None
+    extras: frozenset[str] = frozenset()
+    #: Line of the pin in its lock, 1-based.
+    line: int = 0
+    #: What needs it, from the lock's ``# via`` annotations (names or ``name==version``).
+    via: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.name}=={self.version}"
+
+    def requirement_line(self) -> str:
+        """The pin as a pip requirement line, hashes included."""
+        marker = f" ; {self.marker}" if self.marker else ""
+        hashes = "".join(f" --hash={h}" for h in sorted(self.hashes))
+        return f"{self.name}=={self.version}{marker}{hashes}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """A parsed lock file."""
+
+    path: Path
+    pins: tuple[Pin, ...]
+
+    def by_name(self) -> dict[NormalizedName, Pin]:
+        """Pins keyed by canonical name."""
+        return {p.name: p for p in self.pins}
+
+
+def _logical_lines(text: str) -> list[tuple[int, int, str, list[str]]]:
+    """Join backslash continuations; return (line, column, content, comment lines after it)."""
+    out: list[tuple[int, int, str, list[str]]] = []
+    buf = ""
+    start = 0
+    for no, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not buf and stripped.startswith("#"):
+            if out:
+                out[-1][3].append(stripped)
+            continue
+        if not buf:
+            start = no
+        # An inline comment ends the requirement (pip: " #" after whitespace).
+        content = re.split(r"(?:^|\s)#", raw, maxsplit=1)[0]
+        if content.rstrip().endswith("\\"):
+            buf += content.rstrip()[:-1] + " "
+            continue
+        buf += content
+        if buf.strip():
+            column = len(buf) - len(buf.lstrip()) + 1
+            out.append((start, column, buf.strip(), []))
+        buf = ""
+    if buf.strip():
+        out.append((start, 1, buf.strip(), []))
+    return out
+
+
+def _via(comments: list[str]) -> tuple[str, ...]:
+    """Names from pip-compile's ``# via`` annotation (one-line or multi-line form)."""
+    names: list[str] = []
+    collecting = False
+    for comment in comments:
+        match = _VIA.match(comment)
+        if match:
+            collecting = not match.group(1)
+            names += [n.strip() for n in match.group(1).split(",") if n.strip()]
+        elif collecting and comment.startswith("#   "):
+            names.append(comment[1:].strip())
+        else:
+            collecting = False
+    return tuple(n for n in names if not n.startswith(("-r ", "-c ")))
+
+
+def parse_lock(path: Path, *, shown: str | None = None) -> tuple[Lock, list[Problem]]:
+    """Parse ``path``; return the lock and every problem found (never raises for content)."""
+    from .spec import display_path  # here, to keep the import graph one-way at load time
+
+    shown = shown or display_path(path)
+    problems: list[Problem] = []
+    pins: list[Pin] = []
+    seen: dict[NormalizedName, int] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return Lock(path, ()), [Problem(shown, f"cannot read the lock: {exc}")]
+
+    for line, column, content, comments in _logical_lines(text):
+        where = f"{shown}:{line}:{column}"
+        hashes = {f"{a.lower()}:{h.lower()}" for a, h in _HASH.findall(content)}
+        body = _HASH.sub("", content).strip()
+        bad_hash = [h for h in hashes if len(h.split(":")[1]) != _ALGO_LEN[h.split(":")[0]]]
+        if body.startswith("-"):
+            option = body.split()[0]
+            problems.append(Problem(where, f"option {option!r} is not allowed in a lock: the index "
+                                           "comes from env.yaml, and a lock holds pins only"))
+            continue
+        if bad_hash:
+            problems.append(Problem(where, f"malformed hash {sorted(bad_hash)[0]!r}"))
+            continue
+        if "--" in body:
+            problems.append(Problem(where, f"unexpected option in {body!r}: only --hash may follow a pin"))
+            continue
+        try:
+            req = Requirement(body)
+        except InvalidRequirement as exc:
+            problems.append(Problem(where, f"not a requirement: {exc}"))
+            continue
+        specs = list(req.specifier)
+        name = canonicalize_name(req.name)
+        if req.url or len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
+            problems.append(Problem(where, f"{body!r} is not pinned: every lock entry must be "
+                                           "an exact `name==version` with --hash lines"))
+            continue
+        if not hashes:
+            problems.append(Problem(where, f"{req.name}=={specs[0].version} has no --hash: "
+                                           "every pin needs the hashes of its artifacts"))
+            continue
+        try:
+            version = Version(specs[0].version)
+        except InvalidVersion:
+            problems.append(Problem(where, f"{specs[0].version!r} is not a valid version"))
+            continue
+        if name in seen:
+            problems.append(Problem(where, f"{name} is pinned twice (first on line {seen[name]})"))
+            continue
+        seen[name] = line
+        pins.append(Pin(name=name, version=version, hashes=frozenset(hashes), marker=req.marker,
+                        extras=frozenset(req.extras), line=line, via=_via(comments)))
+    return Lock(path, tuple(pins)), problems

@@ -1,0 +1,208 @@
+"""The build: stage sequence, pre-flight checks, timings, the environment switch, the result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from . import __version__
+from .envdir import Environments
+from .errors import BuildError, PinfoldError
+from .index import LocalIndex
+from .runner import Runner
+from .spec import Spec
+from .stages import BUILD_STAGES, Context
+from .stages.s6_probes import Probes
+
+__all__ = ["BuildResult", "StageEvent", "StageReport", "build", "check", "fingerprint"]
+
+
+@dataclass(frozen=True, slots=True)
+class StageEvent:
+    """Progress: a stage started, finished or was skipped."""
+
+    stage: str
+    kind: Literal["start", "done", "skip"]
+    seconds: float = 0.0
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StageReport:
+    """How one stage went."""
+
+    name: str
+    status: Literal["ok", "skipped"]
+    seconds: float
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BuildResult:
+    """What ``build`` or ``check`` did."""
+
+    spec_file: Path
+    #: ``path`` from env.yaml (a symlink) and the directory it points to.
+    path: Path
+    env_dir: Path
+    #: True when nothing had changed and nothing was rebuilt.
+    up_to_date: bool
+    stages: tuple[StageReport, ...] = ()
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (paths as strings)."""
+        data = asdict(self)
+        for key in ("spec_file", "path", "env_dir"):
+            data[key] = str(data[key])
+        return data
+
+
+def _identity(python: str, runner: Runner) -> str:
+    # The cheapest honest identity of the interpreter: -S skips site, so this is ~15 ms.
+    done = runner.run([python, "-I", "-S", "-c",
+                       "import sys; print(sys.executable, sys.version, sys.implementation.cache_tag)"],
+                      what=f"running {python}", timeout=60)
+    return done.output.strip()
+
+
+def fingerprint(spec: Spec, runner: Runner) -> str:
+    """What an environment is built from: env.yaml, both locks, the interpreter, pinfold."""
+    digest = hashlib.sha256()
+    parts: list[bytes] = [__version__.encode(), spec.file.read_bytes(),
+                          spec.requirements.path.read_bytes()]
+    if spec.build_requirements is not None:
+        parts.append(spec.build_requirements.path.read_bytes())
+    parts.append(_identity(spec.python, runner).encode())
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _intact(env_dir: Path, state: dict[str, Any]) -> bool:
+    """Cheap integrity check: the interpreter link and every recorded distribution are there."""
+    if not (env_dir / "bin" / "python").exists():
+        return False
+    site = next(iter(env_dir.glob("lib/python*/site-packages")), None)
+    if site is None:
+        return False
+    present = {
+        d.name[: -len(".dist-info")].lower().replace("_", "-").replace(".", "-")
+        for d in site.iterdir() if d.name.endswith(".dist-info")
+    }
+    wanted = {
+        f"{n}-{v}".lower().replace("_", "-").replace(".", "-")
+        for n, v in (p.split("==") for p in state.get("installed", []))
+    }
+    return wanted <= present
+
+
+def build(
+    spec: Spec,
+    *,
+    on_event: Callable[[StageEvent], None] | None = None,
+    runner: Runner | None = None,
+    fresh: bool = False,
+    wait: bool = True,
+    on_wait: Callable[[], None] | None = None,
+) -> BuildResult:
+    """Build the environment of ``spec``, or confirm it is up to date.
+
+    Pre-flight problems of every stage are collected first; nothing is created unless
+    all pass. The new environment is switched in only when every stage succeeded.
+    """
+    runner = runner or Runner()
+    emit = on_event or (lambda _: None)
+    start = time.monotonic()
+    envs = Environments(spec.path)
+    with envs.locked(wait=wait, on_wait=on_wait):
+        envs.cleanup()
+        current = envs.current()
+        fp = fingerprint(spec, runner)
+        if current is not None and not fresh:
+            state = envs.state(current) or {}
+            if state.get("fingerprint") == fp and _intact(current, state):
+                return BuildResult(spec_file=spec.file, path=spec.path, env_dir=current,
+                                   up_to_date=True, seconds=time.monotonic() - start)
+
+        ctx = Context(spec=spec, runner=runner, index=LocalIndex(spec.index), env_dir=envs.new_dir())
+        stages = [cls() for cls in BUILD_STAGES]
+        problems = [p for stage in stages for p in stage.problems(ctx)]
+        if problems:
+            raise BuildError("cannot build: the tools are not ready; nothing was changed", problems)
+        reports: list[StageReport] = []
+        try:
+            for stage in stages:
+                reason = stage.skip_reason(ctx)
+                if reason is not None:
+                    emit(StageEvent(stage.name, "skip", detail=reason))
+                    reports.append(StageReport(stage.name, "skipped", 0.0, reason))
+                    continue
+                emit(StageEvent(stage.name, "start"))
+                t0 = time.monotonic()
+                detail = stage.run(ctx)
+                seconds = time.monotonic() - t0
+                emit(StageEvent(stage.name, "done", seconds, detail))
+                reports.append(StageReport(stage.name, "ok", seconds, detail))
+            assert ctx.preflight is not None and ctx.interpreter is not None
+            state = {
+                "fingerprint": fp,
+                "pinfold": __version__,
+                "spec": str(spec.file),
+                "python": {"executable": ctx.interpreter.executable,
+                           "version": ctx.interpreter.version, "abi": ctx.interpreter.abi},
+                "installed": sorted(str(p) for p in ctx.preflight.runtime),
+                "develop": [str(d) for d in spec.develop],
+                "stages": [asdict(r) for r in reports],
+                "facts": ctx.facts,
+            }
+            envs.finish(ctx.env_dir, state)
+        except BaseException:
+            # Nothing half-built stays behind; `path` still points at the previous environment.
+            shutil.rmtree(ctx.env_dir, ignore_errors=True)
+            raise
+        envs.cleanup()
+        return BuildResult(spec_file=spec.file, path=spec.path, env_dir=ctx.env_dir,
+                           up_to_date=False, stages=tuple(reports), warnings=tuple(ctx.warnings),
+                           seconds=time.monotonic() - start, facts=ctx.facts)
+
+
+def check(
+    spec: Spec,
+    *,
+    on_event: Callable[[StageEvent], None] | None = None,
+    runner: Runner | None = None,
+) -> BuildResult:
+    """Run the probes on the existing environment of ``spec``, without rebuilding."""
+    runner = runner or Runner()
+    emit = on_event or (lambda _: None)
+    start = time.monotonic()
+    current = Environments(spec.path).current()
+    if current is None:
+        raise PinfoldError(f"there is no environment at {spec.path} yet",
+                           tip="run `pinfold build` first")
+    ctx = Context(spec=spec, runner=runner, index=LocalIndex(spec.index), env_dir=current)
+    probes = Probes()
+    emit(StageEvent(probes.name, "start"))
+    t0 = time.monotonic()
+    detail = probes.run(ctx)
+    seconds = time.monotonic() - t0
+    emit(StageEvent(probes.name, "done", seconds, detail))
+    return BuildResult(spec_file=spec.file, path=spec.path, env_dir=current, up_to_date=True,
+                       stages=(StageReport(probes.name, "ok", seconds, detail),),
+                       warnings=tuple(ctx.warnings), seconds=time.monotonic() - start,
+                       facts=ctx.facts)
+
+
+def state_json(result: BuildResult) -> str:
+    """The result as one JSON document."""
+    return json.dumps(result.to_json(), indent=2, sort_keys=True)

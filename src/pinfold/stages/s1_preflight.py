@@ -1,0 +1,32 @@
+"""Stage 1: know the interpreter, and prove the index can serve both locks."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ..errors import Problem
+from ..index import preflight
+from ..interpreter import inspect_interpreter
+from .base import Context
+
+__all__ = ["Preflight"]
+
+
+class Preflight:
+    """Every pin has a fitting artifact whose hash is in the lock; nothing is created."""
+
+    name: ClassVar[str] = "preflight"
+
+    def problems(self, ctx: Context) -> list[Problem]:
+        return []
+
+    def skip_reason(self, ctx: Context) -> str | None:
+        return None
+
+    def run(self, ctx: Context) -> str:
+        if ctx.interpreter is None:
+            ctx.interpreter = inspect_interpreter(ctx.spec.python, ctx.runner)
+        ctx.preflight = found = preflight(ctx.spec, ctx.interpreter, ctx.index)
+        sdists = f", {len(found.from_source)} from source" if found.from_source else ""
+        return (f"{len(found.runtime)} runtime + {len(found.build)} build pins in "
+                f"{ctx.index.describe()}{sdists}; Python {ctx.interpreter.version}")

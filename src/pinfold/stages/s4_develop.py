@@ -1,0 +1,28 @@
+"""Stage 4: install the ``develop`` trees editable, under the same hermetic rules."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ..errors import Problem
+from ..installer import Pip
+from .base import Context
+
+__all__ = ["Develop"]
+
+
+class Develop:
+    """Buildout's ``develop``: local source trees, editable, built with the build lock."""
+
+    name: ClassVar[str] = "develop"
+
+    def problems(self, ctx: Context) -> list[Problem]:
+        return []
+
+    def skip_reason(self, ctx: Context) -> str | None:
+        return None if ctx.spec.develop else "no develop trees"
+
+    def run(self, ctx: Context) -> str:
+        trees = list(ctx.spec.develop)
+        Pip(ctx.spec, ctx.runner, tool_python=ctx.tool_python).install_editable(ctx.env_python, trees)
+        return ", ".join(t.name for t in trees)

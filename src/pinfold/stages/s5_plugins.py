@@ -1,0 +1,25 @@
+"""Stage 5: Twisted plugin caches (filled in by the final-stages work)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ..errors import Problem
+from .base import Context
+
+__all__ = ["PluginCaches"]
+
+
+class PluginCaches:
+    """Placeholder during development: always skipped."""
+
+    name: ClassVar[str] = "plugins"
+
+    def problems(self, ctx: Context) -> list[Problem]:
+        return []
+
+    def skip_reason(self, ctx: Context) -> str | None:
+        return "not implemented yet"
+
+    def run(self, ctx: Context) -> str:
+        return ""
