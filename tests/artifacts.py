@@ -134,18 +134,24 @@ def make_wheel(
 
 
 def _layout(files: Mapping[str, str]) -> tuple[list[str], list[str]]:
-    """Return (packages, top-level modules) implied by the ``.py`` files."""
+    """Split the ``.py`` files into (regular packages, dotted modules outside them).
+
+    Files in folders without ``__init__.py`` (e.g. ``twisted/plugins/x.py``)
+    become dotted modules: pbr only ships packages that ``find_packages``
+    sees, and a plugin must not ship ``twisted/plugins/__init__.py``.
+    """
+    inits = {PurePosixPath(arc).parent for arc in files if arc.endswith("/__init__.py")}
     packages: set[str] = set()
     modules: set[str] = set()
     for arc in files:
-        parts = PurePosixPath(arc).parts
-        if not arc.endswith(".py") or arc == "setup.py":
+        path = PurePosixPath(arc)
+        chain = path.parents[:-1]  # enclosing folders, without the root "."
+        if path.suffix != ".py" or arc == "setup.py":
             continue
-        if len(parts) == 1:
-            modules.add(arc[:-3])
-        # Every ancestor folder is listed, so namespace folders without
-        # __init__.py (e.g. twisted/plugins) are shipped too.
-        packages.update(".".join(parts[:i]) for i in range(1, len(parts)))
+        if chain and all(folder in inits for folder in chain):
+            packages.update(".".join(folder.parts) for folder in chain)
+        elif path.name != "__init__.py":
+            modules.add(".".join(path.with_suffix("").parts))
     return sorted(packages), sorted(modules)
 
 
@@ -170,7 +176,9 @@ def _source_files(
             'build-backend = "setuptools.build_meta"\n\n'
             f"[project]\nname = {json.dumps(name)}\nversion = {json.dumps(version)}\n"
             f"dependencies = {_toml_list(requires)}\n\n"
-            f"[tool.setuptools]\npackages = {_toml_list(packages)}\n"
+            # package-dir "." makes editable installs a plain .pth line (like
+            # `setup.py develop`), so Twisted finds the tree's twisted/plugins.
+            f'[tool.setuptools]\npackage-dir = {{"" = "."}}\npackages = {_toml_list(packages)}\n'
             f"py-modules = {_toml_list(modules)}\n"
         )
     else:

@@ -1,0 +1,45 @@
+"""Shared fixtures: a scrubbed environment for every test, and offline helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def scrubbed_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Strip PIP_*, UV_*, VIRTUAL_ENV and PYTHONPATH: the machine's own settings must not leak.
+
+    The leak-guard tests set them again on purpose, to prove pinfold ignores them.
+    """
+    for name in list(os.environ):
+        if name.startswith(("PIP_", "UV_")) or name in ("VIRTUAL_ENV", "PYTHONPATH"):
+            monkeypatch.delenv(name)
+    yield
+
+
+def _can_unshare() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    try:
+        return subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+CAN_UNSHARE = _can_unshare()
+
+#: Marks a test that needs `unshare -n` (root here and in CI).
+needs_unshare = pytest.mark.skipif(not CAN_UNSHARE, reason="unshare -n is not permitted here")
+
+
+def write(path: Path, text: str) -> Path:
+    """Write ``text`` (creating folders) and return ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
