@@ -47,6 +47,9 @@ _PASSED_ENV = (
     "PATH", "HOME", "PIP_CERT", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
     "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
 )  # fmt: skip
+# Taken when the tests are collected: conftest's autouse fixture strips PIP_* (PIP_CERT
+# included) from each test's environment, but the one download step still needs it.
+_NETWORK_ENV = {k: v for k, v in os.environ.items() if k in _PASSED_ENV}
 _PIP_DOWNLOAD = ("-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-input")
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed, so equal inputs hash equally
 _TAR_MTIME = 1577836800  # the same instant, for sdists
@@ -273,7 +276,7 @@ def real_wheel_cache() -> Path:
     if all(_cached(folder, name) for name in REAL_PACKAGES):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV}
+    env = dict(_NETWORK_ENV)
     env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     pins = [f"{n}=={v}" for n, v in REAL_PACKAGES.items()]
     # Download into a temp folder and move finished files in: a killed run

@@ -9,12 +9,15 @@ import argparse
 import json
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import EXIT_FAILURE, EXIT_OK, PinfoldError
+
+if TYPE_CHECKING:  # the pipeline is imported lazily: --help stays fast
+    from .pipeline import StageEvent
 
 __all__ = ["main"]
 
@@ -43,7 +46,7 @@ class _Output:
     def subprocess_line(self, text: str) -> None:
         self.line(f"    {text}")
 
-    def event(self, event: Any) -> None:
+    def event(self, event: StageEvent) -> None:
         if event.kind == "start":
             if self.verbose:
                 self.line(f"[{event.stage}] ...")
@@ -134,8 +137,6 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
     except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
         return int(exc.code or 0)
     out = _Output(stderr, verbose=args.verbose)
-    fail: Callable[[str, int, dict[str, Any]], int]
-
     def fail(message: str, code: int, extra: dict[str, Any]) -> int:
         out.line(message)
         if args.json:

@@ -131,7 +131,9 @@ class LocalIndex:
             else:
                 # The local index only: no proxy from the environment may sit in between.
                 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-                with opener.open(urllib.request.Request(page, headers={"Accept": "text/html"}),
+                # S310: the scheme was checked in spec.py (http, https or file only).
+                request = urllib.request.Request(page, headers={"Accept": "text/html"})  # noqa: S310
+                with opener.open(request,
                                  timeout=30) as resp:
                     body = resp.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
@@ -232,7 +234,8 @@ def check_pins(pins: Iterable[Pin], *, build: bool, index: LocalIndex, interp: I
         wheels = [f for f in good if f.tags is not None and f.tags & rank.keys()]
         sdists = [f for f in good if f.is_sdist]
         if wheels:
-            chosen[str(pin)] = min(wheels, key=lambda f: min(rank[t] for t in (f.tags or set()) & rank.keys()))
+            # The wheel with the most preferred tag, as pip would choose.
+            chosen[str(pin)] = min(wheels, key=lambda f: min(rank[t] for t in (f.tags or set()) if t in rank))
         elif sdists:
             chosen[str(pin)] = sdists[0]
             from_source.append(pin)

@@ -125,36 +125,37 @@ class Runner:
             raise CommandError(
                 f"{what} failed: cannot start {args[0]}", argv=args, returncode=-1, output=str(exc)
             ) from exc
-        assert proc.stdout is not None
-        stdout = proc.stdout
+        with proc:  # closes the pipe whatever happens
+            assert proc.stdout is not None
+            stdout = proc.stdout
 
-        def pump() -> None:
-            # A thread reads, so that wait() below can honour the timeout.
-            for line in stdout:
-                lines.append(line)
-                if self.on_output is not None:
-                    self.on_output(line.rstrip("\n"))
+            def pump() -> None:
+                # A thread reads, so that wait() below can honour the timeout.
+                for line in stdout:
+                    lines.append(line)
+                    if self.on_output is not None:
+                        self.on_output(line.rstrip("\n"))
 
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        try:
-            returncode = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            reader.join(5)
-            raise CommandError(
-                f"{what} timed out after {timeout:g} s",
-                argv=args,
-                returncode=-9,
-                output="".join(lines),
-            ) from None
-        except BaseException:
-            # Ctrl-C or a kill of pinfold: never leave pip running on its own.
-            proc.kill()
-            proc.wait()
-            raise
-        reader.join()
+            reader = threading.Thread(target=pump, daemon=True)
+            reader.start()
+            try:
+                returncode = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                reader.join(5)
+                raise CommandError(
+                    f"{what} timed out after {timeout:g} s",
+                    argv=args,
+                    returncode=-9,
+                    output="".join(lines),
+                ) from None
+            except BaseException:
+                # Ctrl-C or a kill of pinfold: never leave pip running on its own.
+                proc.kill()
+                proc.wait()
+                raise
+            reader.join()
         output = "".join(lines)
         if check and returncode != 0:
             raise CommandError(f"{what} failed", argv=args, returncode=returncode, output=output)

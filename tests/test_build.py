@@ -1,0 +1,320 @@
+"""`pinfold build` and `pinfold fetch` end to end, with real pip, virtualenv and artifacts.
+
+The wheelhouse holds sdists the tests make themselves (a legacy ``setup_requires=['pbr']``
+one, a ``pbr.build`` one, a setuptools one), a wheel, and real pbr and setuptools wheels.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pinfold import BuildError, PreflightError, build, load_spec
+from pinfold.cli import main
+from pinfold.runner import Runner
+from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_wheel
+from tests.conftest import needs_unshare, write
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Wheelhouse:
+    """A session's shared wheelhouse; tests copy it before changing anything."""
+
+    path: Path
+    runtime: tuple[Artifact, ...]
+    build: tuple[Artifact, ...]
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
+    wh = tmp_path_factory.mktemp("wheelhouse")
+    pbr, setuptools = copy_real(wh, "pbr", "setuptools")
+    runtime = (
+        make_sdist(wh, "legacy-proj", "1.0", backend="legacy-pbr"),
+        make_sdist(wh, "pbr-proj", "2.0", backend="pbr-backend"),
+        make_sdist(wh, "plain-sdist", "3.0", backend="setuptools"),
+        make_wheel(wh, "plain-wheel", "1.0"),
+        pbr,
+        setuptools,
+    )
+    return Wheelhouse(wh, runtime, (pbr, setuptools))
+
+
+def lock_text(artifacts: tuple[Artifact, ...] | list[Artifact], via: dict[str, str] | None = None) -> str:
+    lines = []
+    for a in artifacts:
+        lines.append(f"{a.name}=={a.version} \\\n    --hash=sha256:{a.sha256}\n")
+        if via and a.name in via:
+            lines.append(f"    # via {via[a.name]}\n")
+    return "".join(lines)
+
+
+BUILD_VIA = {"pbr": "legacy-proj==1.0, pbr-proj==2.0", "setuptools": "pbr, plain-sdist==3.0"}
+
+
+def make_project(root: Path, wh: Wheelhouse, *, extra_yaml: str = "", runtime: str | None = None) -> Path:
+    """A project folder: env.yaml, both locks, and its own copy of the wheelhouse."""
+    shutil.copytree(wh.path, root / "wheelhouse")
+    write(root / "runtime.txt", runtime if runtime is not None else lock_text(wh.runtime))
+    write(root / "build.txt", lock_text(wh.build, BUILD_VIA))
+    return write(root / "env.yaml", (
+        "version: 1\n"
+        "path: env\n"
+        "index:\n"
+        "  find_links: [wheelhouse]\n"
+        "requirements: runtime.txt\n"
+        "build_requirements: build.txt\n"
+    ) + extra_yaml)
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def installed(env: Path) -> dict[str, str]:
+    """name -> version of the distributions in an environment, read from its dist-info folders."""
+    site = next(env.glob("lib/python*/site-packages"))
+    out = {}
+    for d in site.glob("*.dist-info"):
+        name, version = d.name[: -len(".dist-info")].rsplit("-", 1)
+        out[name.lower().replace("_", "-")] = version
+    return out
+
+
+def run_in(env: Path, code: str) -> str:
+    done = subprocess.run([str(env / "bin" / "python"), "-c", code], capture_output=True, text=True,
+                          check=True, cwd="/")
+    return done.stdout.strip()
+
+
+def offline_cli(spec: Path, *args: str, env: dict[str, str] | None = None,
+                ) -> subprocess.CompletedProcess[str]:
+    """Run the real `pinfold` command under `unshare -n`: no network at all."""
+    return subprocess.run(
+        ["unshare", "-n", sys.executable, "-m", "pinfold", *args, str(spec)],
+        capture_output=True, text=True, env=env if env is not None else dict(os.environ), check=False,
+    )
+
+
+@needs_unshare
+def test_hermetic_build_offline(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    spec = make_project(tmp_path, wheelhouse)
+    done = offline_cli(spec, "build", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["ok"] and not result["up_to_date"]
+    assert [s["name"] for s in result["stages"]][:4] == ["preflight", "create", "install", "develop"]
+    env = tmp_path / "env"
+    assert env.is_symlink()
+    assert installed(env) == {"legacy-proj": "1.0", "pbr-proj": "2.0", "plain-sdist": "3.0",
+                              "plain-wheel": "1.0", "pbr": "7.1.3", "setuptools": "84.2.1"}
+    assert run_in(env, "import legacy_proj, pbr_proj, plain_sdist, plain_wheel; print('ok')") == "ok"
+    # One line per stage with its duration, on stderr.
+    assert "[install]" in done.stderr and "s  " in done.stderr
+
+
+def test_missing_build_dependency_is_named_before_anything_is_created(
+    tmp_path: Path, wheelhouse: Wheelhouse
+) -> None:
+    spec_file = make_project(tmp_path, wheelhouse)
+    next((tmp_path / "wheelhouse").glob("pbr-*.whl")).unlink()
+    code, _, err = cli("build", str(spec_file))
+    assert code == 1, err
+    assert "pbr==7.1.3 (build dependency of legacy-proj==1.0, pbr-proj==2.0): not in wheelhouse/" in err
+    # pbr is a runtime pin too (pbr projects need it at run time): named once as such.
+    assert "  pbr==7.1.3: not in wheelhouse/" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "env").exists() and not (tmp_path / "env.d").exists()
+
+
+def test_tampered_wheel_is_refused_with_both_hashes(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    spec_file = make_project(tmp_path, wheelhouse)
+    wheel = next((tmp_path / "wheelhouse").glob("plain_wheel-*.whl"))
+    original = next(a for a in wheelhouse.runtime if a.name == "plain-wheel").sha256
+    wheel.write_bytes(wheel.read_bytes() + b"tampered")
+    with pytest.raises(PreflightError) as info:
+        build(load_spec(spec_file))
+    text = str(info.value)
+    assert f"wheelhouse/{wheel.name}: hash mismatch for plain-wheel==1.0" in text
+    assert f"the lock expects sha256:{original}" in text
+    import hashlib
+
+    assert f"the file has sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}" in text
+    assert not (tmp_path / "env.d").exists()
+
+
+@needs_unshare
+def test_callers_pip_settings_do_not_leak(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    """PIP_FIND_LINKS, PIP_INDEX_URL and a pip config file pointing at another wheelhouse
+    with another version change nothing. Had any of them reached pip, the constraint
+    `plain-wheel==2.0` would have made the install fail or install 2.0."""
+    spec = make_project(tmp_path, wheelhouse)
+    leak = tmp_path / "leak"
+    make_wheel(leak, "plain-wheel", "2.0")
+    make_wheel(leak, "intruder", "1.0")
+    constraints = write(leak / "constraints.txt", "plain-wheel==2.0\n")
+    simple = leak / "simple" / "plain-wheel"
+    simple.mkdir(parents=True)
+    write(simple / "index.html", '<a href="../../plain_wheel-2.0-py3-none-any.whl">w</a>\n')
+    config = write(leak / "pip.conf", f"[global]\nfind-links = {leak}\nconstraint = {constraints}\n"
+                                      f"index-url = file://{leak}/simple\n")
+    env = dict(os.environ, PIP_FIND_LINKS=str(leak), PIP_INDEX_URL=f"file://{leak}/simple",
+               PIP_CONFIG_FILE=str(config), PIP_CONSTRAINT=str(constraints), PIP_EXTRA_INDEX_URL=
+               f"file://{leak}/simple", PIP_NO_BUILD_ISOLATION="1", PIP_REQUIRE_HASHES="1")
+    done = offline_cli(spec, "build", "-v", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert installed(tmp_path / "env")["plain-wheel"] == "1.0"
+    assert "intruder" not in installed(tmp_path / "env")
+    assert str(leak) not in done.stderr
+
+
+def test_develop_tree_is_installed_editable(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    tree = make_tree(tmp_path / "src", "my-app", "0.1", requires=["plain-wheel"])
+    spec_file = make_project(tmp_path, wheelhouse,
+                             extra_yaml=f"develop:\n  - {tree.relative_to(tmp_path)}\n")
+    result = build(load_spec(spec_file))
+    assert [s.name for s in result.stages if s.status == "ok"][:4] == [
+        "preflight", "create", "install", "develop"]
+    where = run_in(tmp_path / "env", "import my_app; print(my_app.__file__)")
+    assert where.startswith(str(tree)), where
+
+
+@pytest.fixture()
+def simple_index(tmp_path: Path, wheelhouse: Wheelhouse) -> Iterator[str]:
+    """A PEP 503 simple index of the wheelhouse, served over HTTP on 127.0.0.1."""
+    root = tmp_path / "served"
+    files = root / "files"
+    shutil.copytree(wheelhouse.path, files)
+    for a in (*wheelhouse.runtime, *wheelhouse.build):
+        page = root / "simple" / a.name / "index.html"
+        write(page, f'<a href="../../files/{a.path.name}#sha256={a.sha256}">{a.path.name}</a>\n')
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_build_from_a_local_simple_index(tmp_path: Path, wheelhouse: Wheelhouse, simple_index: str) -> None:
+    spec_file = make_project(tmp_path / "p", wheelhouse)
+    text = spec_file.read_text().replace("  find_links: [wheelhouse]\n", f"  url: {simple_index}\n")
+    spec_file.write_text(text)
+    shutil.rmtree(tmp_path / "p" / "wheelhouse")
+    result = build(load_spec(spec_file))
+    assert not result.up_to_date
+    assert installed(tmp_path / "p" / "env")["legacy-proj"] == "1.0"
+
+
+def test_second_build_is_a_noop_without_pip(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    spec = load_spec(make_project(tmp_path, wheelhouse))
+    first = build(spec)
+    runner = Runner()
+    second = build(spec, runner=runner)
+    assert second.up_to_date and second.env_dir == first.env_dir
+    assert not any("pip" in " ".join(argv) for argv in runner.history), runner.history
+
+
+def test_failed_build_keeps_the_previous_environment(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    spec_file = make_project(tmp_path, wheelhouse)
+    first = build(load_spec(spec_file))
+    # A wheel whose dependency is not locked: pip refuses it during install.
+    broken = make_wheel(tmp_path / "wheelhouse", "needs-more", "1.0", requires=["not-locked"])
+    with (tmp_path / "runtime.txt").open("a") as fh:
+        fh.write(broken.pin() + "\n")
+    with pytest.raises(BuildError) as info:
+        build(load_spec(spec_file))
+    assert "installing the runtime lock failed" in str(info.value)
+    assert (tmp_path / "env").resolve() == first.env_dir
+    assert sorted(p.name for p in (tmp_path / "env.d").iterdir() if not p.name.startswith(".")) == [
+        first.env_dir.name]
+    assert run_in(tmp_path / "env", "import legacy_proj; print('still here')") == "still here"
+
+
+def test_existing_plain_directory_is_refused_untouched(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    spec_file = make_project(tmp_path, wheelhouse)
+    (tmp_path / "env").mkdir()
+    keep = write(tmp_path / "env" / "mine.txt", "user data")
+    code, _, err = cli("build", str(spec_file))
+    assert code == 2, err
+    assert "is not a pinfold environment" in err
+    assert keep.read_text() == "user data"
+
+
+def test_fetch_downloads_exactly_the_locked_artifacts(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    """Fetch from an upstream index (a local file:// one here), then build offline."""
+    upstream = tmp_path / "upstream"
+    for a in (*wheelhouse.runtime, *wheelhouse.build):
+        write(upstream / a.name / "index.html",
+              f'<a href="file://{a.path}#sha256={a.sha256}">{a.path.name}</a>\n')
+    spec_file = make_project(tmp_path / "p", wheelhouse)
+    shutil.rmtree(tmp_path / "p" / "wheelhouse")
+    (tmp_path / "p" / "wheelhouse").mkdir()
+    code, out, err = cli("fetch", str(spec_file), "--index-url", f"file://{upstream}", "--json")
+    assert code == 0, err
+    got = sorted(json.loads(out)["downloaded"])
+    assert got == sorted(a.path.name for a in wheelhouse.runtime)
+    code, out, err = cli("fetch", str(spec_file), "--index-url", f"file://{upstream}", "--json")
+    assert code == 0 and json.loads(out)["downloaded"] == [], err
+    if shutil.which("unshare"):
+        from tests.conftest import CAN_UNSHARE
+
+        if CAN_UNSHARE:
+            assert offline_cli(spec_file, "build").returncode == 0
+
+
+@pytest.mark.network
+def test_fetch_from_the_real_index_then_build_offline(tmp_path: Path) -> None:
+    """The online mode once against the real index: stevedore 3.5.2 from its sdist."""
+    from pinfold.locks import parse_lock
+
+    repo = Path(__file__).resolve().parent.parent
+    runtime, _ = parse_lock(repo / "requirements" / "runtime.txt")
+    build_lock, _ = parse_lock(repo / "requirements" / "build.txt")
+    wanted = {"stevedore", "pbr", "setuptools"}
+    pins = [p for p in runtime.pins if p.name in wanted]
+    write(tmp_path / "runtime.txt", "".join(p.requirement_line() + "\n" for p in pins))
+    write(tmp_path / "build.txt", "".join(p.requirement_line() + "\n" for p in build_lock.pins))
+    (tmp_path / "wheelhouse").mkdir()
+    spec_file = write(tmp_path / "env.yaml", "path: env\nindex: {find_links: wheelhouse}\n"
+                                             "requirements: runtime.txt\nbuild_requirements: build.txt\n")
+    from tests.artifacts import _NETWORK_ENV
+
+    env = {**os.environ, **_NETWORK_ENV}
+    done = subprocess.run([sys.executable, "-m", "pinfold", "fetch", str(spec_file)], env=env,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "wheelhouse").iterdir()) == [
+        "pbr-7.1.3-py2.py3-none-any.whl", "setuptools-84.2.1-py3-none-any.whl", "stevedore-3.5.2.tar.gz"]
+    from tests.conftest import CAN_UNSHARE
+
+    if CAN_UNSHARE:
+        done = offline_cli(spec_file, "build")
+        assert done.returncode == 0, done.stderr
+        assert installed(tmp_path / "env")["stevedore"] == "3.5.2"
