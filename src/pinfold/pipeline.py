@@ -17,7 +17,7 @@ from .errors import BuildError, PinfoldError
 from .index import LocalIndex
 from .runner import Runner
 from .spec import Spec
-from .stages import BUILD_STAGES, Context
+from .stages import BUILD_STAGES, Context, Stage
 from .stages.s6_probes import Probes
 
 __all__ = ["BuildResult", "StageEvent", "StageReport", "build", "check", "fingerprint"]
@@ -124,35 +124,51 @@ def build(
     emit = on_event or (lambda _: None)
     start = time.monotonic()
     envs = Environments(spec.path)
+    fp = fingerprint(spec, runner)
+
+    def up_to_date() -> BuildResult | None:
+        current = envs.current()
+        if current is None or fresh:
+            return None
+        state = envs.state(current) or {}
+        if state.get("fingerprint") != fp or not _intact(current, state):
+            return None
+        return BuildResult(spec_file=spec.file, path=spec.path, env_dir=current, up_to_date=True,
+                           seconds=time.monotonic() - start)
+
+    if (done := up_to_date()) is not None:
+        return done
+    ctx = Context(spec=spec, runner=runner, index=LocalIndex(spec.index), env_dir=envs.new_dir())
+    stages = [cls() for cls in BUILD_STAGES]
+    problems = [p for stage in stages for p in stage.problems(ctx)]
+    if problems:
+        raise BuildError("cannot build: the tools are not ready; nothing was changed", problems)
+    reports: list[StageReport] = []
+
+    def run_stage(stage: Stage) -> None:
+        reason = stage.skip_reason(ctx)
+        if reason is not None:
+            emit(StageEvent(stage.name, "skip", detail=reason))
+            reports.append(StageReport(stage.name, "skipped", 0.0, reason))
+            return
+        emit(StageEvent(stage.name, "start"))
+        t0 = time.monotonic()
+        detail = stage.run(ctx)
+        seconds = time.monotonic() - t0
+        emit(StageEvent(stage.name, "done", seconds, detail))
+        reports.append(StageReport(stage.name, "ok", seconds, detail))
+
+    # Pre-flight only reads: it runs before the lock, so a bad index creates nothing at all.
+    preflight_stage, *rest = stages
+    run_stage(preflight_stage)
     with envs.locked(wait=wait, on_wait=on_wait):
         envs.cleanup()
-        current = envs.current()
-        fp = fingerprint(spec, runner)
-        if current is not None and not fresh:
-            state = envs.state(current) or {}
-            if state.get("fingerprint") == fp and _intact(current, state):
-                return BuildResult(spec_file=spec.file, path=spec.path, env_dir=current,
-                                   up_to_date=True, seconds=time.monotonic() - start)
-
-        ctx = Context(spec=spec, runner=runner, index=LocalIndex(spec.index), env_dir=envs.new_dir())
-        stages = [cls() for cls in BUILD_STAGES]
-        problems = [p for stage in stages for p in stage.problems(ctx)]
-        if problems:
-            raise BuildError("cannot build: the tools are not ready; nothing was changed", problems)
-        reports: list[StageReport] = []
+        # Another build may have finished the same environment while this one waited.
+        if (done := up_to_date()) is not None:
+            return done
         try:
-            for stage in stages:
-                reason = stage.skip_reason(ctx)
-                if reason is not None:
-                    emit(StageEvent(stage.name, "skip", detail=reason))
-                    reports.append(StageReport(stage.name, "skipped", 0.0, reason))
-                    continue
-                emit(StageEvent(stage.name, "start"))
-                t0 = time.monotonic()
-                detail = stage.run(ctx)
-                seconds = time.monotonic() - t0
-                emit(StageEvent(stage.name, "done", seconds, detail))
-                reports.append(StageReport(stage.name, "ok", seconds, detail))
+            for stage in rest:
+                run_stage(stage)
             assert ctx.preflight is not None and ctx.interpreter is not None
             state = {
                 "fingerprint": fp,
@@ -171,9 +187,9 @@ def build(
             shutil.rmtree(ctx.env_dir, ignore_errors=True)
             raise
         envs.cleanup()
-        return BuildResult(spec_file=spec.file, path=spec.path, env_dir=ctx.env_dir,
-                           up_to_date=False, stages=tuple(reports), warnings=tuple(ctx.warnings),
-                           seconds=time.monotonic() - start, facts=ctx.facts)
+    return BuildResult(spec_file=spec.file, path=spec.path, env_dir=ctx.env_dir,
+                       up_to_date=False, stages=tuple(reports), warnings=tuple(ctx.warnings),
+                       seconds=time.monotonic() - start, facts=ctx.facts)
 
 
 def check(
