@@ -77,7 +77,9 @@ class Environments:
 
     def new_dir(self) -> Path:
         """A fresh versioned directory name (not created)."""
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        now = time.time()
+        # Names sort by build time (rollback relies on it), to the millisecond.
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}"
         return self.versions / f"{stamp}-{secrets.token_hex(3)}"
 
     def finish(self, env_dir: Path, state: dict[str, Any]) -> None:
@@ -85,23 +87,81 @@ class Environments:
         tmp = env_dir / f".{STATE_FILE}.tmp"
         tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, env_dir / STATE_FILE)
+        self.switch(env_dir)
+
+    def finished(self) -> list[Path]:
+        """Finished environments, oldest first (their names sort by build time)."""
+        if not self.versions.is_dir():
+            return []
+        return sorted(e for e in self.versions.iterdir()
+                      if not e.name.startswith(".") and (e / STATE_FILE).is_file())
+
+    def switch(self, env_dir: Path) -> None:
+        """Point ``path`` at ``env_dir`` in one atomic rename of a new symlink."""
         link = self.path.with_name(f".{self.path.name}.{secrets.token_hex(3)}.tmp")
         os.symlink(os.path.relpath(env_dir, self.path.parent), link)
         os.replace(link, self.path)
 
-    def cleanup(self, *, keep: int = 2) -> list[Path]:
+    def rollback(self) -> tuple[Path, Path]:
+        """Switch back to the finished environment built before the current one."""
+        current = self.current()
+        older = [e for e in self.finished() if current is None or e.name < current.name]
+        if current is None or not older:
+            raise BuildError(f"{self.path} has no earlier environment to roll back to",
+                             tip="`pinfold gc` and builds keep a few; none is left")
+        self.switch(older[-1])
+        return current, older[-1]
+
+    def clone(self, src: Path, dst: Path) -> int:
+        """Copy ``src`` to ``dst`` as hard links, then rewrite the files that name ``src``.
+
+        Hard links keep every unchanged file's inode (and mtime, so Twisted plugin caches
+        stay fresh). pip, the plugin stage and byte-compilation replace files rather than
+        write into them, so the previous environment is never changed through a link.
+        Only the scripts in bin/ and pyvenv.cfg hold the environment's own path; they are
+        written anew (new inodes). Returns the number of files linked.
+        """
+        count = 0
+        old, new = str(src), str(dst)
+        for root, dirs, files in os.walk(src):
+            target = Path(new + root[len(old):])
+            target.mkdir(exist_ok=True)
+            for name in dirs:
+                if (Path(root) / name).is_symlink():
+                    files.append(name)
+            dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
+            for name in files:
+                source = Path(root) / name
+                if source.is_symlink():
+                    link = os.readlink(source)
+                    if link.startswith(old + os.sep):
+                        link = new + link[len(old):]
+                    os.symlink(link, target / name)
+                else:
+                    os.link(source, target / name)
+                    count += 1
+        for path in [dst / "pyvenv.cfg", *(dst / "bin").iterdir()]:
+            if path.is_symlink() or not path.is_file():
+                continue
+            data = path.read_bytes()
+            if old.encode() in data:
+                tmp = path.with_name(f".{path.name}.tmp")
+                tmp.write_bytes(data.replace(old.encode(), new.encode()))
+                shutil.copymode(path, tmp)
+                os.replace(tmp, path)
+        return count
+
+    def cleanup(self, *, keep: int = 3) -> list[Path]:
         """Remove unfinished builds and all but the newest ``keep`` finished ones (never the current)."""
         current = self.current()
-        finished = []
         removed = []
         for entry in sorted(self.versions.iterdir()) if self.versions.is_dir() else []:
-            if entry.name.startswith(".") or not entry.is_dir():
+            if entry.name.startswith(".") or not entry.is_dir() or (entry / STATE_FILE).is_file():
                 continue
-            if (entry / STATE_FILE).is_file():
-                finished.append(entry)
-            elif entry != current:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(entry)
+            # Unfinished: a build that failed or was killed.
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+        finished = self.finished()
         for entry in finished[:-keep] if keep else finished:
             if entry != current:
                 shutil.rmtree(entry, ignore_errors=True)

@@ -9,11 +9,13 @@ of its own, and the machine's pip is never used.
 from __future__ import annotations
 
 import sys
+import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
 from packaging.version import Version
 
+from .locks import Pin
 from .runner import Runner
 from .spec import Spec
 
@@ -71,6 +73,22 @@ class Pip:
         """Install the runtime lock, hashes required."""
         self._install(python, ["--require-hashes", "-r", str(self.spec.requirements.path)],
                       what="installing the runtime lock")
+
+    def install_pins(self, python: Path, pins: list[Pin]) -> None:
+        """Install just these pins (an update): no resolving, hashes required."""
+        if not pins:
+            return
+        with tempfile.TemporaryDirectory(prefix="pinfold-") as tmp:
+            reqs = Path(tmp) / "update.txt"
+            reqs.write_text("".join(p.requirement_line() + "\n" for p in pins), encoding="utf-8")
+            self._install(python, ["--no-deps", "--require-hashes", "-r", str(reqs)],
+                          what="installing the changed pins")
+
+    def uninstall(self, python: Path, names: list[str]) -> None:
+        """Remove distributions (pins dropped from the lock)."""
+        if names:
+            self.runner.run([self.tool_python, "-m", "pip", "--python", str(python), "uninstall",
+                             "--yes", *names], what="removing distributions", env=self.index_environ())
 
     def install_editable(self, python: Path, trees: list[Path]) -> None:
         """Install local trees editable; their dependencies must already be in the lock."""

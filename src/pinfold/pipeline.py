@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import __version__
+from .changes import Plan, fingerprint, make_plan
 from .envdir import Environments
 from .errors import BuildError, PinfoldError
 from .index import LocalIndex
@@ -20,7 +20,7 @@ from .spec import Spec
 from .stages import BUILD_STAGES, Context, Stage
 from .stages.s6_probes import Probes
 
-__all__ = ["BuildResult", "StageEvent", "StageReport", "build", "check", "fingerprint"]
+__all__ = ["BuildResult", "StageEvent", "StageReport", "build", "check", "gc", "plan", "rollback"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,44 +66,9 @@ class BuildResult:
         return data
 
 
-def _identity(python: str, runner: Runner) -> str:
-    # The cheapest honest identity of the interpreter: -S skips site, so this is ~15 ms.
-    done = runner.run([python, "-I", "-S", "-c",
-                       "import sys; print(sys.executable, sys.version, sys.implementation.cache_tag)"],
-                      what=f"running {python}", timeout=60)
-    return done.output.strip()
-
-
-def fingerprint(spec: Spec, runner: Runner) -> str:
-    """What an environment is built from: env.yaml, both locks, the interpreter, pinfold."""
-    digest = hashlib.sha256()
-    parts: list[bytes] = [__version__.encode(), spec.file.read_bytes(),
-                          spec.requirements.path.read_bytes()]
-    if spec.build_requirements is not None:
-        parts.append(spec.build_requirements.path.read_bytes())
-    parts.append(_identity(spec.python, runner).encode())
-    for part in parts:
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return digest.hexdigest()
-
-
-def _intact(env_dir: Path, state: dict[str, Any]) -> bool:
-    """Cheap integrity check: the interpreter link and every recorded distribution are there."""
-    if not (env_dir / "bin" / "python").exists():
-        return False
-    site = next(iter(env_dir.glob("lib/python*/site-packages")), None)
-    if site is None:
-        return False
-    present = {
-        d.name[: -len(".dist-info")].lower().replace("_", "-").replace(".", "-")
-        for d in site.iterdir() if d.name.endswith(".dist-info")
-    }
-    wanted = {
-        f"{n}-{v}".lower().replace("_", "-").replace(".", "-")
-        for n, v in (p.split("==") for p in state.get("installed", []))
-    }
-    return wanted <= present
+def _report(spec: Spec, env_dir: Path, start: float) -> BuildResult:
+    return BuildResult(spec_file=spec.file, path=spec.path, env_dir=env_dir, up_to_date=True,
+                       seconds=time.monotonic() - start)
 
 
 def build(
@@ -115,29 +80,20 @@ def build(
     wait: bool = True,
     on_wait: Callable[[], None] | None = None,
 ) -> BuildResult:
-    """Build the environment of ``spec``, or confirm it is up to date.
+    """Build the environment of ``spec``, update it, or confirm it is up to date.
 
-    Pre-flight problems of every stage are collected first; nothing is created unless
-    all pass. The new environment is switched in only when every stage succeeded.
+    Pre-flight problems of every stage are collected first, and the index is checked
+    before anything is created. The new environment is switched in only when every
+    stage succeeded; a failure (or a kill) leaves ``path`` as it was.
     """
     runner = runner or Runner()
     emit = on_event or (lambda _: None)
     start = time.monotonic()
     envs = Environments(spec.path)
-    fp = fingerprint(spec, runner)
+    plan = make_plan(spec, envs, runner, fresh=fresh)
+    if plan.mode == "noop" and plan.current is not None:
+        return _report(spec, plan.current, start)
 
-    def up_to_date() -> BuildResult | None:
-        current = envs.current()
-        if current is None or fresh:
-            return None
-        state = envs.state(current) or {}
-        if state.get("fingerprint") != fp or not _intact(current, state):
-            return None
-        return BuildResult(spec_file=spec.file, path=spec.path, env_dir=current, up_to_date=True,
-                           seconds=time.monotonic() - start)
-
-    if (done := up_to_date()) is not None:
-        return done
     ctx = Context(spec=spec, runner=runner, index=LocalIndex(spec.index), env_dir=envs.new_dir())
     stages = [cls() for cls in BUILD_STAGES]
     problems = [p for stage in stages for p in stage.problems(ctx)]
@@ -163,21 +119,26 @@ def build(
     run_stage(preflight_stage)
     with envs.locked(wait=wait, on_wait=on_wait):
         envs.cleanup()
-        # Another build may have finished the same environment while this one waited.
-        if (done := up_to_date()) is not None:
-            return done
+        # Another build may have changed the environment while this one waited: plan again.
+        ctx.plan = plan = make_plan(spec, envs, runner, fresh=fresh)
+        if plan.mode == "noop" and plan.current is not None:
+            return _report(spec, plan.current, start)
         try:
             for stage in rest:
                 run_stage(stage)
-            assert ctx.preflight is not None and ctx.interpreter is not None
+            assert ctx.preflight is not None and ctx.interpreter is not None and plan.inputs
             state = {
-                "fingerprint": fp,
+                "fingerprint": fingerprint(plan.inputs),
+                "inputs": plan.inputs,
                 "pinfold": __version__,
                 "spec": str(spec.file),
                 "python": {"executable": ctx.interpreter.executable,
-                           "version": ctx.interpreter.version, "abi": ctx.interpreter.abi},
+                           "version": ctx.interpreter.version, "abi": ctx.interpreter.abi,
+                           "markers": ctx.interpreter.markers},
                 "installed": sorted(str(p) for p in ctx.preflight.runtime),
+                "hashes": {p.name: sorted(p.hashes) for p in ctx.preflight.runtime},
                 "develop": [str(d) for d in spec.develop],
+                "plan": plan.to_json(),
                 "stages": [asdict(r) for r in reports],
                 "facts": ctx.facts,
             }
@@ -189,7 +150,26 @@ def build(
         envs.cleanup()
     return BuildResult(spec_file=spec.file, path=spec.path, env_dir=ctx.env_dir,
                        up_to_date=False, stages=tuple(reports), warnings=tuple(ctx.warnings),
-                       seconds=time.monotonic() - start, facts=ctx.facts)
+                       seconds=time.monotonic() - start, facts={**ctx.facts, "plan": plan.to_json()})
+
+
+def plan(spec: Spec, *, runner: Runner | None = None, fresh: bool = False) -> Plan:
+    """What ``build`` would do now (``pinfold plan`` and ``pinfold status``); changes nothing."""
+    return make_plan(spec, Environments(spec.path), runner or Runner(), fresh=fresh)
+
+
+def rollback(spec: Spec, *, wait: bool = True) -> tuple[Path, Path]:
+    """Switch ``path`` back to the environment built before the current one: (from, to)."""
+    envs = Environments(spec.path)
+    with envs.locked(wait=wait):
+        return envs.rollback()
+
+
+def gc(spec: Spec, *, keep: int, wait: bool = True) -> list[Path]:
+    """Remove unfinished builds and all but the newest ``keep`` environments (never the current)."""
+    envs = Environments(spec.path)
+    with envs.locked(wait=wait):
+        return envs.cleanup(keep=keep)
 
 
 def check(
@@ -208,6 +188,11 @@ def check(
                            tip="run `pinfold build` first")
     ctx = Context(spec=spec, runner=runner, index=LocalIndex(spec.index), env_dir=current)
     probes = Probes()
+    if (reason := probes.skip_reason(ctx)) is not None:
+        emit(StageEvent(probes.name, "skip", detail=reason))
+        return BuildResult(spec_file=spec.file, path=spec.path, env_dir=current, up_to_date=True,
+                           stages=(StageReport(probes.name, "skipped", 0.0, reason),),
+                           seconds=time.monotonic() - start)
     emit(StageEvent(probes.name, "start"))
     t0 = time.monotonic()
     detail = probes.run(ctx)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from ..changes import Plan
 from ..errors import Problem
 from ..index import LocalIndex, Preflight
 from ..interpreter import Interpreter
@@ -27,12 +28,19 @@ class Context:
     env_dir: Path
     interpreter: Interpreter | None = None
     preflight: Preflight | None = None
+    #: What this build does; for an update, ``plan.current`` is cloned and only the diff applied.
+    plan: Plan | None = None
     #: The Python running pinfold (its pip installs into the environment).
     tool_python: str = sys.executable
     #: Findings that do not fail the build, shown to the user.
     warnings: list[str] = field(default_factory=list)
     #: Stage outputs for the result and for later stages (e.g. plugin caches written).
     facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base(self) -> Path | None:
+        """The environment this build updates (a hard-link clone of it), or None for a full build."""
+        return self.plan.current if self.plan is not None and self.plan.mode == "update" else None
 
     @property
     def env_python(self) -> Path:

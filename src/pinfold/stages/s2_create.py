@@ -1,7 +1,8 @@
 """Stage 2: create the virtualenv, empty: no seed packages, so nothing is downloaded.
 
 The environment then holds exactly the runtime lock (pip and setuptools only if the
-lock pins them); pinfold's own pip installs into it from outside.
+lock pins them); pinfold's own pip installs into it from outside. An update starts
+from a hard-link clone of the current environment instead.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ class Create:
 
     def run(self, ctx: Context) -> str:
         assert ctx.interpreter is not None
+        if ctx.base is not None:
+            from ..envdir import Environments
+
+            count = Environments(ctx.spec.path).clone(ctx.base, ctx.env_dir)
+            return f"{ctx.env_dir.name}: {count} files hard-linked from {ctx.base.name}"
         ctx.runner.run(
             [ctx.tool_python, "-m", "virtualenv", "--quiet", "--no-seed", "--no-periodic-update",
              "--python", ctx.interpreter.executable, str(ctx.env_dir)],

@@ -20,7 +20,10 @@ class Develop:
         return []
 
     def skip_reason(self, ctx: Context) -> str | None:
-        return None if ctx.spec.develop else "no develop trees"
+        if not ctx.spec.develop:
+            return "no develop trees"
+        # Editable installs point at the trees: the clone of an update still has them.
+        return "kept from the current environment" if ctx.base is not None else None
 
     def run(self, ctx: Context) -> str:
         trees = list(ctx.spec.develop)
