@@ -7,12 +7,7 @@ artifact in the index whose hash is in the lock and which fits the target interp
 from __future__ import annotations
 
 import hashlib
-import html.parser
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,16 +71,20 @@ def _parse_filename(filename: str) -> tuple[NormalizedName, Version, frozenset[T
     return None
 
 
-class _Links(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.hrefs: list[str] = []
+def _hrefs(body: str) -> list[str]:
+    """The ``href`` of every anchor of a PEP 503 page."""
+    import html.parser
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
+    hrefs: list[str] = []
+
+    class Links(html.parser.HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
             href = dict(attrs).get("href")
-            if href:
-                self.hrefs.append(href)
+            if tag == "a" and href:
+                hrefs.append(href)
+
+    Links().feed(body)
+    return hrefs
 
 
 class LocalIndex:
@@ -121,6 +120,11 @@ class LocalIndex:
         return self._pages[name]
 
     def _read_page(self, name: NormalizedName) -> list[IndexFile]:
+        # Imported here: only a URL index needs them, and the no-op path stays cheap.
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
         assert self.spec.url is not None
         page = urllib.parse.urljoin(self.spec.url, f"{name}/")
         try:
@@ -143,10 +147,8 @@ class LocalIndex:
         except (OSError, urllib.error.URLError) as exc:
             raise PreflightError(f"cannot reach the index {self.spec.url}: {exc}",
                                  tip="start the local index, or fix index.url in env.yaml") from None
-        links = _Links()
-        links.feed(body)
         out = []
-        for href in links.hrefs:
+        for href in _hrefs(body):
             url = urllib.parse.urljoin(page, href)
             base, _, fragment = url.partition("#")
             filename = urllib.parse.unquote(base.rsplit("/", 1)[-1])
@@ -178,6 +180,8 @@ class LocalIndex:
     def prefetch(self, names: Iterable[NormalizedName]) -> None:
         """Warm the URL index pages in parallel (one request per project)."""
         if self.spec.url:
+            from concurrent.futures import ThreadPoolExecutor
+
             todo = sorted(set(names) - self._pages.keys())
             with ThreadPoolExecutor(8) as pool:
                 self._pages.update(zip(todo, pool.map(self._read_page, todo), strict=True))

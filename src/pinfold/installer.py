@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from importlib.metadata import version
 from pathlib import Path
 
 from packaging.version import Version
@@ -36,6 +35,8 @@ class Pip:
     @staticmethod
     def version_problem() -> str | None:
         """Why pinfold's pip cannot be used, or None."""
+        from importlib.metadata import version
+
         have = Version(version("pip"))
         if have < MIN_PIP:
             return (f"pinfold's tool environment has pip {have}; it needs pip >= {MIN_PIP} "

@@ -8,17 +8,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import __version__
 from .changes import Plan, fingerprint, make_plan
 from .envdir import Environments
 from .errors import BuildError, PinfoldError
-from .index import LocalIndex
 from .runner import Runner
 from .spec import Spec
-from .stages import BUILD_STAGES, Context, Stage
-from .stages.s6_probes import Probes
+
+if TYPE_CHECKING:
+    from .stages import Stage
 
 __all__ = ["BuildResult", "StageEvent", "StageReport", "build", "check", "gc", "plan", "rollback"]
 
@@ -93,6 +93,9 @@ def build(
     plan = make_plan(spec, envs, runner, fresh=fresh)
     if plan.mode == "noop" and plan.current is not None:
         return _report(spec, plan.current, start)
+    # Imported here, not at the top: the no-op path above must stay cheap.
+    from .index import LocalIndex
+    from .stages import BUILD_STAGES, Context
 
     ctx = Context(spec=spec, runner=runner, index=LocalIndex(spec.index), env_dir=envs.new_dir())
     stages = [cls() for cls in BUILD_STAGES]
@@ -179,6 +182,10 @@ def check(
     runner: Runner | None = None,
 ) -> BuildResult:
     """Run the probes on the existing environment of ``spec``, without rebuilding."""
+    from .index import LocalIndex
+    from .stages import Context
+    from .stages.s6_probes import Probes
+
     runner = runner or Runner()
     emit = on_event or (lambda _: None)
     start = time.monotonic()
