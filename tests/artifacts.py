@@ -39,6 +39,17 @@ REAL_PACKAGES: dict[str, str] = {
     "setuptools": "84.2.1",
     "wheel": "0.48.0",
     "packaging": "26.4",
+    # Twisted and its runtime closure (pins from requirements/runtime.txt), for the
+    # plugin-cache and probe tests; incremental needs packaging.
+    "twisted": "26.10.0",
+    "attrs": "26.1.0",
+    "automat": "25.4.16",
+    "constantly": "23.10.4",
+    "hyperlink": "21.0.0",
+    "idna": "3.20",
+    "incremental": "24.11.0",
+    "typing-extensions": "4.16.0",
+    "zope-interface": "8.7",
 }
 
 # Only what pip needs to reach the index: the machine's pip config and PIP_*

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import BuildError, CommandError, PinfoldError, PreflightError, Problem, SpecError
+from .errors import (
+    BuildError,
+    CommandError,
+    PinfoldError,
+    PreflightError,
+    ProbeError,
+    Problem,
+    SpecError,
+)
 from .pipeline import BuildResult, StageEvent, StageReport, build, check
 from .spec import Spec, load_spec
 
@@ -18,6 +26,7 @@ __all__ = [
     "CommandError",
     "PinfoldError",
     "PreflightError",
+    "ProbeError",
     "Problem",
     "Spec",
     "SpecError",

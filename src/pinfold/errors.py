@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .probes import ProbeResult
 
 __all__ = [
     "BuildError",
     "CommandError",
     "PinfoldError",
     "PreflightError",
+    "ProbeError",
     "Problem",
     "SpecError",
 ]
@@ -69,6 +74,15 @@ class PreflightError(PinfoldError):
 
 class BuildError(PinfoldError):
     """A stage failed while building."""
+
+
+class ProbeError(BuildError):
+    """One or more probes failed; keeps every probe's result for the report (JSON, JUnit)."""
+
+    def __init__(self, summary: str, problems: Sequence[Problem] = (), *,
+                 results: Sequence[ProbeResult] = (), tip: str = "") -> None:
+        super().__init__(summary, problems, tip=tip)
+        self.results = tuple(results)
 
 
 class CommandError(BuildError):

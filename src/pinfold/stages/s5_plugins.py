@@ -1,17 +1,31 @@
-"""Stage 5: Twisted plugin caches (filled in by the final-stages work)."""
+"""Stage 5: Twisted plugin caches, regenerated at build time so they can never go stale.
+
+Runs after every install step (pip gives files the install time, so anything installed
+later would make a cache stale). Which packages: ``twisted.plugins`` when Twisted is
+installed, every package whose ``__init__`` calls ``pluginPackagePaths``, and those in
+``final.plugin_caches.packages``. Without this, the first ``getPlugins()`` of a consumer
+imports every plugin module, and one that imports the reactor breaks
+``installReactor`` (the seed bug). See :mod:`pinfold.plugincache` for freshness.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
-from ..errors import Problem
+from ..errors import BuildError, Problem
+from ..plugincache import PluginPackages, regenerate, twisted_installed
 from .base import Context
 
 __all__ = ["PluginCaches"]
 
 
+def _inside(path: Path, env_dir: Path) -> bool:
+    return path.resolve().is_relative_to(env_dir.resolve())
+
+
 class PluginCaches:
-    """Placeholder during development: always skipped."""
+    """Remove, regenerate, validate; then prove every cache fresh with a read-only test."""
 
     name: ClassVar[str] = "plugins"
 
@@ -19,7 +33,32 @@ class PluginCaches:
         return []
 
     def skip_reason(self, ctx: Context) -> str | None:
-        return "not implemented yet"
+        options = ctx.spec.final.plugin_caches
+        if not options.enabled:
+            return "disabled (final.plugin_caches.enabled is false)"
+        if not options.packages and not twisted_installed(ctx.env_dir, ctx.spec.develop):
+            return "Twisted is not installed and final.plugin_caches.packages lists nothing"
+        return None
 
     def run(self, ctx: Context) -> str:
-        return ""
+        done = regenerate(ctx.runner, ctx.env_python, PluginPackages(ctx.spec.final.plugin_caches.packages))
+        if done.freshness.problems:
+            raise BuildError("plugin caches: not fresh right after regeneration (something changed "
+                             "the plugin folders meanwhile?)", done.freshness.problems)
+        outside = [c.path for c in done.caches if not _inside(c.path, ctx.env_dir)]
+        ctx.warnings += [f"plugin cache written outside the environment (a develop tree): {p}"
+                         for p in outside]
+        margins = [f.margin for f in done.freshness.folders if f.margin is not None]
+        ctx.facts["plugin_caches"] = {
+            "packages": list(done.packages),
+            "caches": [c.to_json() for c in done.caches],
+            "removed": [str(p) for p in done.removed],
+            # The read-only freshness test passed; the probes stage reports it, not repeats it.
+            "fresh": True,
+            "margin": min(margins, default=None),
+        }
+        modules = sum(c.modules for c in done.caches)
+        raised = sum(c.raised > 0 for c in done.caches)
+        note = f"; mtime raised past the newest module on {raised}" if raised else ""
+        return (f"{len(done.caches)} cache(s) for {modules} plugin modules in "
+                f"{', '.join(done.packages)}; fresh{note}")

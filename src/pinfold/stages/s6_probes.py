@@ -1,17 +1,86 @@
-"""Stage 6: sanity probes (filled in by the final-stages work)."""
+"""Stage 6: sanity probes, the last stage of a build and all of ``pinfold check``.
+
+Probes the environment the way its consumers use it: Twisted plugin caches fresh,
+each plugin module harmless on import, ``installReactor`` working with read-only plugin
+folders, ``pip check``, exactly the lock installed, and the imports, console scripts
+and commands listed in env.yaml. They run in parallel; any failure fails the stage
+with :class:`ProbeError`, which keeps every result for the report.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from functools import partial
 from typing import ClassVar
 
-from ..errors import Problem
+from ..envdir import STATE_FILE, Environments
+from ..errors import ProbeError, Problem
+from ..plugincache import PluginPackages, twisted_installed
+from ..probes import Probe, environment, plugins, run_probes
+from ..probes.environment import Expected
 from .base import Context
 
-__all__ = ["Probes"]
+__all__ = ["Probes", "plan"]
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    out, n = name, 1
+    while out in taken:
+        n += 1
+        out = f"{name} #{n}"
+    taken.add(out)
+    return out
+
+
+def _expected(ctx: Context) -> Callable[[], Expected]:
+    """What the lock probe compares with: the pins of this build, or those the environment recorded."""
+    spec = ctx.spec
+    if ctx.preflight is not None:  # building: pre-flight knows the pins that apply
+        return partial(Expected.from_pins, ctx.preflight.runtime, spec.requirements, spec.develop)
+    state = Environments(spec.path).state(ctx.env_dir) or {}
+    if isinstance(state.get("installed"), list):
+        return partial(Expected.from_state, state, STATE_FILE)
+    return partial(Expected.from_lock, ctx.runner, ctx.env_python, spec.requirements, spec.develop)
+
+
+def plan(ctx: Context) -> list[Probe]:
+    """The probes for this environment, in report order (Twisted ones only with Twisted)."""
+    spec, options = ctx.spec, ctx.spec.final.probes
+    python, runner = ctx.env_python, ctx.runner
+    caches = ctx.facts.get("plugin_caches")
+    # The plugins stage of this build found the plugin packages already: no second scan.
+    packages = (PluginPackages(tuple(caches["packages"]), exact=True) if caches
+                else PluginPackages(spec.final.plugin_caches.packages))
+    jobs = os.cpu_count() or 2
+    probes: list[Probe] = []
+    if twisted_installed(ctx.env_dir, spec.develop):
+        fresh = (partial(plugins.freshness_checked, caches) if caches and caches.get("fresh")
+                 else partial(plugins.freshness, runner, python, packages))
+        probes += [
+            Probe("plugin-caches", fresh),
+            Probe("plugin-hygiene", partial(plugins.hygiene, runner, python, packages,
+                                            options.allow_reactor_import, jobs=jobs), weight=5),
+            Probe("consumer-bootstrap", partial(plugins.bootstrap, runner, python, options.reactor,
+                                                packages)),
+        ]
+    probes += [
+        Probe("pip-check", partial(environment.pip_check, runner, ctx.tool_python, python), weight=3),
+        Probe("lock", partial(environment.lock_match, runner, python, _expected(ctx)), weight=2),
+    ]
+    taken = {p.name for p in probes}
+    probes += [Probe(_unique(f"import {m}", taken), partial(environment.import_module, runner, python, m))
+               for m in options.imports]
+    for kind, items in (("script", options.scripts), ("command", options.commands)):
+        probes += [Probe(_unique(f"{kind} {' '.join(item.argv)}", taken),
+                         partial(environment.command, runner, ctx.env_dir, item.argv,
+                                 timeout=item.timeout, root=spec.root, script=kind == "script"))
+                   for item in items]
+    return probes
 
 
 class Probes:
-    """Placeholder during development: always skipped."""
+    """Run every probe in parallel; fail with all their results if any fails."""
 
     name: ClassVar[str] = "probes"
 
@@ -19,7 +88,21 @@ class Probes:
         return []
 
     def skip_reason(self, ctx: Context) -> str | None:
-        return "not implemented yet"
+        return None if ctx.spec.final.probes.enabled else "disabled (final.probes.enabled is false)"
 
     def run(self, ctx: Context) -> str:
-        return ""
+        results = run_probes(plan(ctx))
+        ctx.facts["probes"] = [r.to_json() for r in results]
+        ctx.warnings += [f"probe {r.name}: {line}" for r in results if r.status == "warn"
+                         for line in r.evidence or (r.summary,)]
+        failed = [r for r in results if r.status == "fail"]
+        if failed:
+            problems = [Problem(r.name, r.summary) for r in failed]
+            raise ProbeError(f"{len(failed)} of {len(results)} probes failed: "
+                             f"{', '.join(r.name for r in failed)}", problems, results=results,
+                             tip="the evidence is listed under each failed probe "
+                                 "(--json and --junit-xml keep it too)")
+        warned = sum(r.status == "warn" for r in results)
+        busy = sum(r.seconds for r in results)
+        note = f", {warned} with warnings" if warned else ""
+        return f"{len(results)} probes passed{note} ({busy:.1f}s of probe time in parallel)"

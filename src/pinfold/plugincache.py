@@ -1,0 +1,163 @@
+"""Twisted plugin caches (``dropin.cache``): regenerate them, make them strictly newer, check them.
+
+Twisted re-imports a plugin module when its file's mtime is ``>=`` its folder's cache's
+mtime (see shared/notes/twisted-plugin-cache.md). A cache written at install time can
+therefore look stale at once: pip gives files the install time (same clock tick), and
+trees whose mtimes were normalised (SOURCE_DATE_EPOCH-style: every file, cache
+included, set to one instant) make every module stale for good. After regeneration,
+each cache's mtime is set to at least the *whole second after* its newest module
+(:func:`strictly_newer_mtime_ns`): strictly newer under Twisted's float comparison, and
+still strictly newer after a copy that keeps only whole seconds. The work happens in
+the target interpreter (:mod:`pinfold.inside`); this module runs it and reads the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BuildError, Problem
+from .inside._common import EXACTLY, strictly_newer_mtime_ns
+from .runner import Runner
+from .target import run_inside
+
+__all__ = [
+    "CacheFile",
+    "CacheFolder",
+    "Freshness",
+    "PluginPackages",
+    "Regenerated",
+    "check_freshness",
+    "regenerate",
+    "strictly_newer_mtime_ns",
+    "twisted_installed",
+]
+
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PluginPackages:
+    """Which plugin packages an inside script looks at."""
+
+    names: tuple[str, ...] = ()
+    #: True: exactly ``names`` (found by this build's plugin stage). False: ``names`` (from
+    #: env.yaml) plus ``twisted.plugins`` and the packages found by scanning ``__init__.py`` files.
+    exact: bool = False
+
+    def argv(self) -> list[str]:
+        """The scripts' ``[--exactly] [PACKAGE ...]`` arguments."""
+        return [EXACTLY, *self.names] if self.exact else list(self.names)
+
+
+def twisted_installed(env_dir: Path, develop: Sequence[Path] = ()) -> bool:
+    """Whether the environment (or one of its develop trees) holds ``twisted/plugin.py``."""
+    roots = [*env_dir.glob("lib/python*/site-packages"), *env_dir.glob("lib64/python*/site-packages")]
+    roots += [r for tree in develop for r in (tree, tree / "src")]
+    return any((root / "twisted" / "plugin.py").is_file() for root in roots)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CacheFile:
+    """One cache the stage wrote."""
+
+    #: The plugin package, e.g. ``twisted.plugins``.
+    package: str
+    path: Path
+    #: How many plugin modules its folder holds.
+    modules: int
+    mtime_ns: int
+    #: Seconds its mtime was moved forward past the newest module (0.0 when not needed).
+    raised: float
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"package": self.package, "path": str(self.path), "modules": self.modules,
+                "mtime_ns": self.mtime_ns, "raised_seconds": round(self.raised, 6)}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Regenerated:
+    """What regeneration did."""
+
+    #: Every plugin package: ``twisted.plugins``, those found, those listed.
+    packages: tuple[str, ...]
+    caches: tuple[CacheFile, ...]
+    #: Old caches removed first.
+    removed: tuple[Path, ...]
+    #: The read-only freshness test of the new caches, run right after writing them.
+    freshness: Freshness
+
+
+def _problems(errors: list[dict[str, Any]]) -> list[Problem]:
+    out = []
+    for err in errors:
+        where = f" ({err['where']})" if err.get("where") else ""
+        out.append(Problem(err.get("module") or err.get("path", ""), f"{err['error']}{where}"))
+    return out
+
+
+def regenerate(runner: Runner, python: Path, packages: PluginPackages) -> Regenerated:
+    """Remove, regenerate and validate every plugin cache, make each strictly newer, test it.
+
+    Raises :class:`BuildError` naming every plugin module that fails to import and every
+    cache that could not be written.
+    """
+    data = run_inside(runner, python, "regenerate", packages.argv(),
+                      what="regenerating the Twisted plugin caches")
+    if data["errors"]:
+        problems = _problems(data["errors"])
+        raise BuildError(
+            f"plugin caches: {len(problems)} problem{'s' if len(problems) > 1 else ''} "
+            "while regenerating", problems,
+            tip="a plugin module that fails to import is skipped by Twisted and imported again "
+                "on every lookup: fix it, or remove it from the environment")
+    caches = tuple(CacheFile(package=c["package"], path=Path(c["path"]), modules=c["modules"],
+                             mtime_ns=c["mtime_ns"], raised=c["raised_ns"] / _NS) for c in data["caches"])
+    return Regenerated(packages=tuple(data["packages"]), caches=caches,
+                       removed=tuple(Path(p) for p in data["removed"]),
+                       freshness=_freshness(data["packages"], data["freshness"], []))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CacheFolder:
+    """The freshness of one plugin folder's cache."""
+
+    package: str
+    path: Path
+    modules: int
+    #: Seconds between the newest module and the cache (None when there is no readable cache).
+    margin: float | None
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Freshness:
+    """The read-only freshness test's findings."""
+
+    packages: tuple[str, ...]
+    folders: tuple[CacheFolder, ...]
+    #: Plugin packages that could not even be imported.
+    errors: tuple[str, ...]
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Every finding, each naming its cache (or package)."""
+        out = [Problem("", e) for e in self.errors]
+        out += [Problem(str(f.path), p) for f in self.folders for p in f.problems]
+        return out
+
+
+def _freshness(packages: list[str], folders: list[dict[str, Any]], errors: list[str]) -> Freshness:
+    return Freshness(packages=tuple(packages), errors=tuple(errors), folders=tuple(
+        CacheFolder(package=f["package"], path=Path(f["path"]), modules=f["modules"],
+                    margin=f.get("margin"), problems=tuple(f["problems"])) for f in folders))
+
+
+def check_freshness(runner: Runner, python: Path, packages: PluginPackages) -> Freshness:
+    """Test, without writing anything or importing any plugin module, that every cache is fresh."""
+    data = run_inside(runner, python, "freshness", packages.argv(),
+                      what="checking the Twisted plugin caches", timeout=120)
+    return _freshness(data["packages"], data["folders"], data["errors"])

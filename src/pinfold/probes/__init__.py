@@ -1,0 +1,96 @@
+"""Sanity probes: small, independent checks of an environment, run in parallel.
+
+A probe is a name and a function returning an :class:`Outcome`; :func:`run_probes`
+runs them on threads (each one mostly waits for a subprocess), times each one, and
+turns a probe that raises into a failed result instead of stopping the others.
+What the probes of a build are is decided by the probes stage
+(:mod:`pinfold.stages.s6_probes`); the checks live in :mod:`.plugins` (Twisted) and
+:mod:`.environment`; :mod:`.report` renders results for people and for CI.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from ..errors import PinfoldError
+
+__all__ = ["Outcome", "Probe", "ProbeResult", "Status", "run_probes"]
+
+#: ``warn`` is a finding that does not fail the build (e.g. an allowed reactor import).
+Status = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Outcome:
+    """What a probe found."""
+
+    status: Status
+    #: One line for the summary.
+    summary: str
+    #: The details behind a warning or failure, one finding per line.
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProbeResult:
+    """A probe's outcome, with its name and duration."""
+
+    name: str
+    status: Status
+    seconds: float
+    summary: str
+    evidence: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (the form kept in ``facts["probes"]``)."""
+        return {"name": self.name, "status": self.status, "seconds": round(self.seconds, 3),
+                "summary": self.summary, "evidence": list(self.evidence)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProbeResult:
+        """The inverse of :meth:`to_json`."""
+        return cls(name=data["name"], status=cast(Status, data["status"]), seconds=data["seconds"],
+                   summary=data["summary"], evidence=tuple(data.get("evidence", ())))
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A named check."""
+
+    name: str
+    check: Callable[[], Outcome]
+    #: Rough cost: the costliest probes start first, so the slowest one does not start last.
+    weight: float = 1.0
+
+
+def _run_one(probe: Probe) -> ProbeResult:
+    start = time.monotonic()
+    try:
+        outcome = probe.check()
+    except PinfoldError as exc:  # e.g. a command that could not start or timed out
+        outcome = Outcome(status="fail", summary=exc.summary,
+                          evidence=tuple(str(p) for p in exc.problems))
+    except Exception as exc:  # a bug in a probe must not hide the other probes' results
+        outcome = Outcome(status="fail", summary=f"the probe crashed: {type(exc).__name__}: {exc}")
+    return ProbeResult(name=probe.name, status=outcome.status, seconds=time.monotonic() - start,
+                       summary=outcome.summary, evidence=outcome.evidence)
+
+
+def run_probes(probes: Sequence[Probe], *, jobs: int | None = None) -> list[ProbeResult]:
+    """Run ``probes`` in parallel; return their results in the order given."""
+    if not probes:
+        return []
+    jobs = jobs or max(4, 2 * (os.cpu_count() or 2))
+    order = sorted(range(len(probes)), key=lambda i: -probes[i].weight)
+    pool = ThreadPoolExecutor(max_workers=min(jobs, len(probes)), thread_name_prefix="pinfold-probe")
+    try:
+        futures = {i: pool.submit(_run_one, probes[i]) for i in order}
+        return [futures[i].result() for i in range(len(probes))]
+    finally:
+        # On Ctrl-C, probes not started yet never start; running ones end with their command.
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,48 @@
+"""Running pinfold's inside scripts in the target interpreter, isolated, from a neutral folder.
+
+``-I`` keeps the caller's ``PYTHON*`` variables, user site-packages and (from 3.11) the
+script's folder off ``sys.path``; ``-B`` writes no bytecode into the environment; the
+working directory is an empty temporary folder, because Twisted's plugin lookup
+searches every ``sys.path`` entry (the current directory included, without ``-I``)
+and would write caches into a source checkout. Every run goes through the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import CommandError
+from .inside import script
+from .runner import Runner
+
+__all__ = ["neutral_dir", "run_inside"]
+
+
+def neutral_dir() -> tempfile.TemporaryDirectory[str]:
+    """An empty temporary folder to run target commands from."""
+    return tempfile.TemporaryDirectory(prefix="pinfold-")
+
+
+def run_inside(runner: Runner, python: Path, name: str, args: Sequence[str | Path] = (), *,
+               what: str, timeout: float = 300.0) -> dict[str, Any]:
+    """Run the inside script ``name`` with ``python``; return the JSON it wrote.
+
+    Raises :class:`CommandError` when the script fails or writes no result.
+    """
+    with neutral_dir() as tmp:
+        result = Path(tmp) / "result.json"
+        done = runner.run([python, "-I", "-B", script(name), result, *args], what=what,
+                          cwd=Path(tmp), timeout=timeout)
+        try:
+            data = json.loads(result.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"{what} failed: no result ({exc})", argv=done.argv, returncode=0,
+                               output=done.output) from None
+    if not isinstance(data, dict):
+        raise CommandError(f"{what} failed: the result is not a JSON object", argv=done.argv,
+                           returncode=0, output=done.output)
+    return data

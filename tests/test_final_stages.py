@@ -1,0 +1,482 @@
+"""The final stages, end to end: Twisted plugin caches and the probes, with real Twisted.
+
+The wheelhouse holds real Twisted (and its dependencies) plus small plugin packages the
+tests write themselves: one whose plugin imports ``twisted.internet.reactor`` on import
+(the seed bug's txpkgupload), one whose plugin raises, and an application with its own
+plugin package (``pluginPackagePaths``), a console script and an extra wheel someone
+could pip-install by hand. One good environment is built per module and shared; tests
+that change it put it back.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from pinfold import BuildError, BuildResult, build, check, load_spec
+from pinfold.cli import main
+from pinfold.errors import ProbeError
+from pinfold.index import LocalIndex
+from pinfold.plugincache import PluginPackages, check_freshness, strictly_newer_mtime_ns
+from pinfold.probes import ProbeResult
+from pinfold.probes.environment import Expected, _compare
+from pinfold.probes.report import junit_xml, summary_lines
+from pinfold.runner import Runner, scrubbed_environ
+from pinfold.stages import Context
+from pinfold.stages.s5_plugins import PluginCaches
+from tests.artifacts import Artifact, copy_real, make_wheel
+from tests.conftest import write
+
+TWISTED = ("twisted", "attrs", "automat", "constantly", "hyperlink", "idna", "incremental",
+           "packaging", "typing-extensions", "zope-interface")
+OFFENDER = "twisted.plugins.reactor_on_import"
+BROKEN = "twisted.plugins.broken_on_import"
+
+_MAKER = '''
+from twisted.application.service import IServiceMaker
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+
+@implementer(IPlugin, IServiceMaker)
+class Maker:
+    """A twistd plugin."""
+
+    tapname = "{name}"
+    description = "test plugin {name}"
+    options = None
+
+    def makeService(self, options):
+        raise NotImplementedError
+
+
+maker = Maker()
+'''
+
+PLUGIN_FILES = {
+    # Like txpkgupload 0.5: the reactor gets installed as a side effect of the import.
+    "reactorplug": {"twisted/plugins/reactor_on_import.py":
+                    "from twisted.internet import reactor  # noqa: the offence\n" + _MAKER.format(name="rp")},
+    "brokenplug": {"twisted/plugins/broken_on_import.py": 'raise RuntimeError("broken on purpose")\n'},
+    # An application with a plugin package of its own, found through pluginPackagePaths.
+    "myapp": {
+        "myapp/__init__.py": "def main():\n    print('hello from myapp')\n",
+        "myapp/plugins/__init__.py": ("from twisted.plugin import pluginPackagePaths\n"
+                                      "__path__.extend(pluginPackagePaths(__name__))\n"),
+        "myapp/plugins/hello.py": _MAKER.format(name="hello"),
+    },
+}
+
+# A consumer's bootstrap, written independently of pinfold's own probe: Ampoule's first
+# two lines, with the plugin folders read-only. chmod does not stop root, so an audit
+# hook refuses the writes as well.
+CONSUMER = r"""
+import os, sys
+folders = {os.path.join(os.path.abspath(p), "twisted", "plugins") for p in sys.path}
+WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+def refuse(event, args):
+    if event == "open" and isinstance(args[0], str) and isinstance(args[2], int) and args[2] & WRITE:
+        if os.path.dirname(os.path.abspath(args[0])) in folders:
+            raise PermissionError(13, "read-only plugin folder", args[0])
+sys.addaudithook(refuse)
+from twisted.application import reactors
+reactors.installReactor("poll")
+print("installed", type(sys.modules["twisted.internet.reactor"]).__name__)
+"""
+
+
+@dataclass(frozen=True)
+class Wheels:
+    """The module's wheelhouse: Twisted's closure plus the test packages."""
+
+    path: Path
+    twisted: tuple[Artifact, ...]
+    reactorplug: Artifact
+    brokenplug: Artifact
+    myapp: Artifact
+    extra: Artifact
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Wheels:
+    wh = tmp_path_factory.mktemp("wheelhouse")
+    return Wheels(
+        path=wh,
+        twisted=tuple(copy_real(wh, *TWISTED)),
+        reactorplug=make_wheel(wh, "reactorplug", "1.0", files=PLUGIN_FILES["reactorplug"],
+                               requires=["twisted"]),
+        brokenplug=make_wheel(wh, "brokenplug", "1.0", files=PLUGIN_FILES["brokenplug"]),
+        myapp=make_wheel(wh, "myapp", "1.0", files=PLUGIN_FILES["myapp"], requires=["twisted"],
+                         entry_points={"console_scripts": {"myapp-hello": "myapp:main"}}),
+        extra=make_wheel(wh, "hand-installed", "0.1"),
+    )
+
+
+def project(root: Path, wh: Wheels, artifacts: Sequence[Artifact], final: str = "") -> Path:
+    """env.yaml and a runtime lock (hashes from the artifacts) in ``root``; return env.yaml."""
+    write(root / "runtime.txt", "".join(f"{a.pin()}\n" for a in artifacts))
+    return write(root / "env.yaml", (
+        "version: 1\n"
+        "path: env\n"
+        f"index:\n  find_links: [{wh.path}]\n"
+        "requirements: runtime.txt\n"
+    ) + final)
+
+
+GOOD_FINAL = f"""\
+final:
+  probes:
+    reactor: poll
+    allow_reactor_import: [{OFFENDER}]
+    imports: [twisted, myapp]
+    scripts:
+      - [myapp-hello]
+    commands:
+      - argv: [python, -c, "import myapp.plugins"]
+        timeout: 60
+"""
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def by_name(probes: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {str(p["name"]): p for p in probes}
+
+
+def site_packages(env: Path) -> Path:
+    return next(env.glob("lib/python*/site-packages"))
+
+
+def consumer(env: Path, *, read_only: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run CONSUMER in ``env`` from a neutral folder, the plugin folder read-only if asked."""
+    plugins = site_packages(env) / "twisted" / "plugins"
+    mode = plugins.stat().st_mode
+    code = CONSUMER if read_only else CONSUMER.replace("sys.addaudithook(refuse)", "")
+    try:
+        if read_only:
+            plugins.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        return subprocess.run([str(env / "bin" / "python"), "-c", code], capture_output=True, text=True,
+                              cwd="/", env=scrubbed_environ(), check=False, timeout=120)
+    finally:
+        plugins.chmod(mode)
+
+
+@pytest.fixture(scope="module")
+def good(wheels: Wheels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildResult]:
+    """The shared environment: every test package but the broken one, the offender allowed.
+
+    Built from inside a "source checkout" with a ``twisted/plugins`` folder of its own:
+    were the working directory on the stage's ``sys.path``, a cache would land there.
+    """
+    root = tmp_path_factory.mktemp("good")
+    spec = project(root, wheels, [*wheels.twisted, wheels.reactorplug, wheels.myapp], GOOD_FINAL)
+    checkout = write(root / "checkout" / "twisted" / "plugins" / "from_checkout.py", "").parent.parent.parent
+    before = Path.cwd()
+    os.chdir(checkout)
+    try:
+        result = build(load_spec(spec))
+    finally:
+        os.chdir(before)
+    assert list(checkout.rglob("dropin.cache")) == []
+    yield result
+
+
+# --- without pinfold: the seed bug ------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_without_the_stage_install_reactor_fails_on_a_read_only_plugin_folder(
+        wheels: Wheels, tmp_path: Path) -> None:
+    """A plain pip install ships no dropin.cache: the first getPlugins() imports every plugin,
+    the offender installs the default reactor, and installReactor('poll') fails."""
+    env = tmp_path / "plain"
+    runner = Runner()
+    runner.run([sys.executable, "-m", "virtualenv", "--quiet", "--no-seed", "--no-periodic-update",
+                "--python", sys.executable, env], what="virtualenv")
+    runner.run([sys.executable, "-m", "pip", "--python", env / "bin" / "python", "install", "--no-index",
+                "--find-links", wheels.path, "twisted", "reactorplug"], what="pip install")
+    assert not (site_packages(env) / "twisted" / "plugins" / "dropin.cache").exists()
+
+    for _ in range(2):  # read-only: it fails every time
+        done = consumer(env)
+        assert done.returncode != 0
+        assert "ReactorAlreadyInstalledError" in done.stderr, done.stderr
+
+    # Writable, it fails once and writes the cache as a side effect: "random" failures.
+    first, second = consumer(env, read_only=False), consumer(env, read_only=False)
+    assert "ReactorAlreadyInstalledError" in first.stderr
+    assert second.returncode == 0, second.stderr
+
+
+# --- the good environment -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_build_writes_fresh_caches_and_the_bootstrap_works_read_only(good: BuildResult) -> None:
+    caches = good.facts["plugin_caches"]
+    assert caches["packages"] == ["twisted.plugins", "myapp.plugins"]
+    written = {Path(c["path"]).relative_to(site_packages(good.env_dir)).as_posix() for c in caches["caches"]}
+    assert written == {"twisted/plugins/dropin.cache", "myapp/plugins/dropin.cache"}
+
+    done = consumer(good.env_dir)
+    assert done.returncode == 0, done.stderr
+    assert "installed PollReactor" in done.stdout
+
+    probes = by_name(good.facts["probes"])
+    assert probes["consumer-bootstrap"]["status"] == "ok"
+    assert "twisted.plugins.twisted_reactors" in str(probes["consumer-bootstrap"]["summary"])
+    assert all(p["status"] == "ok" for n, p in probes.items() if n != "plugin-hygiene"), probes
+
+
+@pytest.mark.slow
+def test_hygiene_names_the_module_that_installs_the_reactor(good: BuildResult) -> None:
+    hygiene = by_name(good.facts["probes"])["plugin-hygiene"]
+    assert hygiene["status"] == "warn"
+    evidence = "\n".join(hygiene["evidence"])
+    assert f"{OFFENDER}: installs the reactor on import" in evidence
+    assert "twisted/plugins/reactor_on_import.py:1" in evidence  # the import chain
+    assert "allowed by final.probes.allow_reactor_import" in evidence
+    assert any(OFFENDER in w for w in good.warnings)
+
+
+@pytest.mark.slow
+def test_check_passes_and_writes_junit_listing_every_probe(good: BuildResult, tmp_path: Path) -> None:
+    report = tmp_path / "reports" / "probes.xml"
+    code, out, err = cli("check", str(good.spec_file), "--json", "--junit-xml", str(report))
+    assert code == 0, err
+    data = json.loads(out)
+    names = [p["name"] for p in data["facts"]["probes"]]
+    assert names == ["plugin-caches", "plugin-hygiene", "consumer-bootstrap", "pip-check", "lock",
+                     "import twisted", "import myapp", "script myapp-hello",
+                     "command python -c import myapp.plugins"]
+    assert all(isinstance(p["seconds"], float) for p in data["facts"]["probes"])
+    assert "all probes passed" in err
+    assert "WARN" in err and OFFENDER in err  # one line per probe, evidence under the warning
+
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == names
+    assert suite.get("tests") == str(len(names)) and suite.get("failures") == "0"
+    assert not any(c.find("failure") is not None for c in cases)
+
+
+@pytest.mark.slow
+def test_check_fails_when_a_package_was_pip_installed_by_hand(good: BuildResult, wheels: Wheels) -> None:
+    pip = [sys.executable, "-m", "pip", "--python", str(good.env_dir / "bin" / "python")]
+    Runner().run([*pip, "install", "--no-index", "--find-links", wheels.path, "hand-installed"],
+                 what="pip install by hand")
+    try:
+        code, out, err = cli("check", str(good.spec_file), "--json")
+    finally:
+        Runner().run([*pip, "uninstall", "--yes", "hand-installed"], what="pip uninstall")
+    assert code == 1
+    data = json.loads(out)
+    assert data["ok"] is False
+    lock = by_name(data["probes"])["lock"]
+    assert lock["status"] == "fail"
+    assert any("not in the lock: hand-installed==0.1" in e for e in lock["evidence"]), lock
+    assert "not in the lock: hand-installed==0.1" in err
+    assert cli("check", str(good.spec_file))[0] == 0  # put back: passes again
+
+
+@pytest.mark.slow
+def test_check_fails_when_a_cache_was_deleted(good: BuildResult, tmp_path: Path) -> None:
+    cache = site_packages(good.env_dir) / "twisted" / "plugins" / "dropin.cache"
+    kept = tmp_path / "dropin.cache"
+    os.replace(cache, kept)  # a rename keeps the mtime, so putting it back restores freshness
+    try:
+        with pytest.raises(ProbeError) as caught:
+            check(load_spec(good.spec_file))
+    finally:
+        os.replace(kept, cache)
+    results = {r.name: r for r in caught.value.results}
+    assert results["plugin-caches"].status == "fail"
+    assert any(f"{cache}: missing" in e for e in results["plugin-caches"].evidence)
+    # Without a cache, the bootstrap imports every plugin: exactly the seed bug.
+    assert results["consumer-bootstrap"].status == "fail"
+    assert "ReactorAlreadyInstalledError" in results["consumer-bootstrap"].summary
+    assert check(load_spec(good.spec_file)).facts["probes"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["past", "future"])
+def test_normalised_mtimes_still_give_fresh_caches(good: BuildResult, when: str) -> None:
+    """SOURCE_DATE_EPOCH-style trees: every file, caches included, set to one instant.
+
+    With Twisted's ``>=`` that makes every module stale; regenerating must give caches
+    strictly newer than their modules, also when the instant is later than now.
+    """
+    epoch = 1_577_836_800 if when == "past" else int(time.time()) + 86_400
+    for folder, _, files in os.walk(good.env_dir):
+        for name in files:
+            os.utime(Path(folder, name), (epoch, epoch), follow_symlinks=False)
+    spec = load_spec(good.spec_file)
+    runner = Runner()
+    stale = check_freshness(runner, good.env_dir / "bin" / "python", PluginPackages())
+    assert len(stale.problems) == 2 and all("older than (or as old as)" in p.message for p in stale.problems)
+
+    ctx = Context(spec=spec, runner=runner, index=LocalIndex(spec.index), env_dir=good.env_dir)
+    PluginCaches().run(ctx)
+    fresh = check_freshness(runner, good.env_dir / "bin" / "python", PluginPackages())
+    assert fresh.problems == []
+    for cache in ctx.facts["plugin_caches"]["caches"]:
+        assert Path(cache["path"]).stat().st_mtime >= epoch + 1
+    assert consumer(good.env_dir).returncode == 0
+    assert check(spec).facts["probes"]
+
+
+@pytest.mark.slow
+def test_a_cache_that_cannot_be_written_fails_the_stage(good: BuildResult, tmp_path: Path) -> None:
+    """Twisted only logs "Unable to write to plugin cache" and goes on; the stage must fail."""
+    folder = site_packages(good.env_dir) / "myapp" / "plugins"
+    cache, kept = folder / "dropin.cache", tmp_path / "dropin.cache"
+    os.replace(cache, kept)
+    # chattr +i stops root too, which a chmod would not.
+    frozen = shutil.which("chattr") and subprocess.run(["chattr", "+i", folder], capture_output=True,
+                                                        check=False).returncode == 0
+    try:
+        if not frozen:
+            pytest.skip("chattr +i is not available or not permitted here")
+        spec = load_spec(good.spec_file)
+        ctx = Context(spec=spec, runner=Runner(), index=LocalIndex(spec.index), env_dir=good.env_dir)
+        with pytest.raises(BuildError) as caught:
+            PluginCaches().run(ctx)
+    finally:
+        if frozen:
+            subprocess.run(["chattr", "-i", folder], check=True)
+        os.replace(kept, cache)
+    problems = {p.where: p.message for p in caught.value.problems}
+    assert "the cache was not written (Unable to write to plugin cache" in problems[str(cache)], problems
+
+
+# --- builds that must fail ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_reactor_import_fails_the_build_by_default(wheels: Wheels, tmp_path: Path) -> None:
+    spec = project(tmp_path, wheels, [*wheels.twisted, wheels.reactorplug])
+    report = tmp_path / "junit.xml"
+    code, out, err = cli("build", str(spec), "--json", "--junit-xml", str(report))
+    assert code == 1
+    data = json.loads(out)
+    hygiene = by_name(data["probes"])["plugin-hygiene"]
+    assert hygiene["status"] == "fail" and OFFENDER in str(hygiene["summary"])
+    assert "plugin-hygiene" in data["error"]
+    assert f"{OFFENDER}: installs the reactor on import" in err
+    # The new environment was discarded: `path` was never switched to it.
+    assert not (tmp_path / "env").exists()
+    failed = [c.get("name") for c in ET.parse(report).getroot().iter("testcase")
+              if c.find("failure") is not None]
+    assert failed == ["plugin-hygiene"]
+
+
+@pytest.mark.slow
+def test_plugin_that_raises_on_import_fails_the_build_naming_it(wheels: Wheels, tmp_path: Path) -> None:
+    spec = project(tmp_path, wheels, [*wheels.twisted, wheels.brokenplug])
+    with pytest.raises(BuildError) as caught:
+        build(load_spec(spec))
+    assert not isinstance(caught.value, ProbeError)  # the plugin stage itself failed
+    problems = {p.where: p.message for p in caught.value.problems}
+    assert BROKEN in problems
+    assert "RuntimeError: broken on purpose" in problems[BROKEN]
+    assert "broken_on_import.py:1" in problems[BROKEN]
+    assert not (tmp_path / "env").exists()
+
+
+@pytest.mark.slow
+def test_without_twisted_the_stage_and_twisted_probes_are_skipped(wheels: Wheels, tmp_path: Path) -> None:
+    spec = project(tmp_path, wheels, [wheels.extra])
+    result = build(load_spec(spec))
+    stages = {s.name: s for s in result.stages}
+    assert stages["plugins"].status == "skipped"
+    assert "Twisted is not installed" in stages["plugins"].detail
+    assert [p["name"] for p in result.facts["probes"]] == ["pip-check", "lock"]
+
+
+# --- pure parts ---------------------------------------------------------------------------
+
+
+def test_cache_mtime_is_the_whole_second_after_the_newest_module() -> None:
+    ns = 1_000_000_000
+    assert strictly_newer_mtime_ns(5 * ns, [2 * ns, 3 * ns + 1]) == 5 * ns  # already newer
+    assert strictly_newer_mtime_ns(3 * ns, [3 * ns]) == 4 * ns  # equal: Twisted's >= says stale
+    assert strictly_newer_mtime_ns(3 * ns + 5, [3 * ns + 2]) == 4 * ns  # same second: not enough
+    assert strictly_newer_mtime_ns(10 * ns, [20 * ns + 7]) == 21 * ns  # modules in the future
+
+
+def test_lock_comparison_names_every_difference(tmp_path: Path) -> None:
+    tree = tmp_path / "src" / "my-app"
+    tree.mkdir(parents=True)
+
+    def dist(name: str, version: str, location: str, url: str = "") -> dict[str, Any]:
+        return {"name": name, "version": version, "location": location, "editable": bool(url), "url": url}
+
+    site = str(tmp_path / "site-packages")
+    installed = {
+        "twisted": [dist("twisted", "26.10.0", site)],
+        "attrs": [dist("attrs", "25.0", site)],
+        "extra": [dist("extra", "1.0", site)],
+        # A develop tree shows up twice: the editable dist-info, and the egg-info in the tree.
+        "my-app": [dist("my-app", "0.1", site, tree.as_uri()),
+                   dist("my-app", "0.1", str(tree / "my_app.egg-info"))],
+        "other": [dist("other", "2.0", site, (tmp_path / "elsewhere").as_uri())],
+    }
+    expected = Expected(versions={canonicalize_name(n): Version(v) for n, v in
+                                  [("twisted", "26.10.0"), ("attrs", "26.1.0"), ("idna", "3.20")]},
+                        origin=dict.fromkeys(map(canonicalize_name, ["twisted", "attrs", "idna"]), "lock:1"),
+                        develop=(tree,))
+    findings = _compare({canonicalize_name(k): v for k, v in installed.items()}, expected)
+    assert sorted(findings) == sorted([
+        "attrs: installed 25.0, expected 26.1.0 (lock:1)",
+        "missing: idna==3.20 (lock:1)",
+        f"not in the lock: extra==1.0 (in {site})",
+        f"other is installed editable from {(tmp_path / 'elsewhere').as_uri()}, which is not a develop "
+        "tree of the environment",
+        f"not in the lock: other==2.0 (in {site})",
+    ])
+
+
+def test_junit_and_summary_list_every_probe_with_evidence() -> None:
+    results = [
+        ProbeResult(name="pip-check", status="ok", seconds=0.5, summary="fine"),
+        ProbeResult(name="plugin-hygiene", status="warn", seconds=1.0, summary="1 warning",
+                    evidence=("twisted.plugins.x: installs the reactor",)),
+        ProbeResult(name="lock", status="fail", seconds=0.25, summary="1 difference",
+                    evidence=("not in the lock: evil==1 \x1b[31m",)),
+    ]
+    root = ET.fromstring(junit_xml(results, suite="pinfold check env.yaml"))
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert list(cases) == ["pip-check", "plugin-hygiene", "lock"]
+    failure = cases["lock"].find("failure")
+    assert failure is not None and failure.get("message") == "1 difference"
+    assert "not in the lock: evil==1" in (failure.text or "")
+    assert cases["plugin-hygiene"].find("failure") is None
+    assert root.get("failures") == "1" and root.get("tests") == "3"
+
+    errored = ET.fromstring(junit_xml([], suite="s", error="cannot build\n  details"))
+    error = next(errored.iter("error"))
+    assert error.get("message") == "cannot build" and "details" in (error.text or "")
+
+    lines = summary_lines(results)
+    assert [line.split()[0] for line in lines if not line.startswith("     ")] == ["ok", "WARN", "FAIL"]
+    assert any("not in the lock: evil==1" in line for line in lines)
