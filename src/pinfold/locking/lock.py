@@ -1,0 +1,466 @@
+"""``pinfold lock``: env.yaml's needs -> the runtime lock and the build lock.
+
+The order is visible in :func:`lock`: resolve the runtime needs (pip-compile, against
+the spec's index or, with ``upstream``, an upstream index whose artifacts are then
+downloaded into the wheelhouse); find the sdists the runtime lock selects for the
+target interpreter; ask each one's build backend what it needs (``builddeps``); compile
+those into the build lock; repeat for build dependencies that are sdists themselves,
+until nothing new appears; render both files and write them only when both succeeded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+
+from ..errors import Problem, SpecError
+from ..index import IndexFile, LocalIndex, check_pins, sha256_of
+from ..interpreter import Interpreter, inspect_interpreter
+from ..locks import Lock, Pin
+from ..runner import Runner
+from ..spec import IndexSpec, Spec, display_path
+from .builddeps import BuildNeeds, Discovery, Needer, marker_applies
+from .diff import LockChanges, diff_pins
+from .errors import LockError, StaleLockError
+from .needs import Needs, read_needs, read_record, record_items, stale_problems
+from .resolve import Source, compile_pins
+from .writer import render_lock, write_files
+
+__all__ = ["CheckReport", "LockOptions", "LockReport", "check_locks", "lock"]
+
+#: Rounds of "discover, compile, look for new sdists": build dependencies of build
+#: dependencies rarely go deeper than two.
+_MAX_ROUNDS = 6
+#: The markers that must agree between pinfold's interpreter (which runs pip-compile)
+#: and the target: pip-compile evaluates markers for the interpreter it runs in.
+_RESOLVER_MARKERS = ("implementation_name", "python_version", "sys_platform", "platform_machine")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockOptions:
+    """How ``pinfold lock`` runs."""
+
+    #: None: the spec's index, offline. A URL, or "" for pip's default index: resolve
+    #: upstream (online) and download every locked artifact into the wheelhouse.
+    upstream: str | None = None
+    #: Move every pin to the newest version the needs allow.
+    upgrade: bool = False
+    #: Move only these pins (names, or ``name==version``); the others keep their pin.
+    upgrade_packages: tuple[str, ...] = ()
+    #: Compute and report, write nothing (with ``upstream``: download into a temporary folder).
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockReport:
+    """What ``lock`` computed, changed and wrote."""
+
+    runtime_path: Path
+    build_path: Path | None
+    runtime: LockChanges
+    build: LockChanges
+    #: The sdists and develop trees whose build dependencies the build lock holds.
+    built_from_source: tuple[str, ...] = ()
+    written: tuple[Path, ...] = ()
+    dry_run: bool = False
+    #: Artifacts downloaded into the wheelhouse (``upstream`` only).
+    downloaded: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+    runtime_pins: int = 0
+    build_pins: int = 0
+
+    def lines(self) -> list[str]:
+        """What changed, for humans: one block per lock."""
+        out = []
+        for title, path, changes, count in (("runtime", self.runtime_path, self.runtime, self.runtime_pins),
+                                            ("build", self.build_path, self.build, self.build_pins)):
+            if path is None:
+                continue
+            state = "unchanged" if changes.empty else "changed"
+            out.append(f"{title} lock {display_path(path)} ({count} pin{'' if count == 1 else 's'}): {state}")
+            out += [f"  {line}" for line in changes.lines()]
+        out += [f"warning: {w}" for w in self.warnings]
+        if self.dry_run:
+            out.append("dry run: nothing was written")
+        elif self.written and self.runtime.empty and self.build.empty:
+            out.append("rewrote " + " and ".join(display_path(p) for p in self.written)
+                       + ": the same pins, with a new header or new annotations")
+        elif self.written:
+            out.append("wrote " + " and ".join(display_path(p) for p in self.written))
+        else:
+            out.append("the locks were already up to date; nothing was written")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "runtime": {"path": str(self.runtime_path), "pins": self.runtime_pins, **self.runtime.to_json()},
+            "build": {"path": str(self.build_path) if self.build_path else None, "pins": self.build_pins,
+                      **self.build.to_json()},
+            "built_from_source": list(self.built_from_source),
+            "written": [str(p) for p in self.written],
+            "dry_run": self.dry_run,
+            "downloaded": list(self.downloaded),
+            "warnings": list(self.warnings),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _applies(pin: Pin, interp: Interpreter) -> bool:
+    return marker_applies(pin.marker, interp.markers)
+
+
+def _check_resolver(interp: Interpreter) -> None:
+    tool = default_environment()
+    if any(tool.get(k) != interp.markers.get(k) for k in _RESOLVER_MARKERS):
+        raise LockError(
+            f"pinfold lock resolves with pinfold's own interpreter ({sys.executable}: "
+            f"{tool['implementation_name']} {tool['python_version']} on {tool['sys_platform']}), but "
+            f"env.yaml's python is {interp.executable} ({interp.markers.get('implementation_name')} "
+            f"{interp.markers.get('python_version')} on {interp.markers.get('sys_platform')}): "
+            "the lock would be resolved for the wrong interpreter",
+            tip="run pinfold from a tool environment made with env.yaml's python "
+                "(PINFOLD_PYTHON=<it> ./bootstrap.sh)")
+
+
+def _input_text(needs: Needs, requirements: Iterable[str], constraints_file: str | None) -> str:
+    lines = list(needs.options)
+    if constraints_file:
+        lines.append(f"-c {constraints_file}")
+    lines += list(requirements)
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _local_artifact(f: IndexFile, dest: Path) -> Path:
+    """A local path for an index artifact: as is, or downloaded from the local index URL."""
+    if "://" not in f.location:
+        return Path(f.location)
+    parsed = urllib.parse.urlparse(f.location)
+    if parsed.scheme == "file":
+        return Path(urllib.request.url2pathname(parsed.path))
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / f.filename
+    # The local index only: no proxy from the environment may sit in between (as index.py).
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f.location, timeout=60) as resp, target.open("wb") as fh:
+            fh.write(resp.read())
+    except OSError as exc:
+        raise LockError(f"cannot download {f.filename} from {f.location}: {exc}") from None
+    if f.digest and sha256_of(target) != f.digest:
+        raise LockError(f"{f.location}: the file's hash is not the one the index announces ({f.digest})")
+    return target
+
+
+class _Locker:
+    """One run of ``pinfold lock``: shared state of its steps."""
+
+    def __init__(self, spec: Spec, options: LockOptions, runner: Runner, say: Callable[[str], None],
+                 workdir: Path) -> None:
+        self.spec = spec
+        self.options = options
+        self.runner = runner
+        self.say = say
+        self.workdir = workdir
+        self.online = options.upstream is not None
+        self.source = Source.upstream(options.upstream) if self.online else Source.local(spec)
+        self.interp = inspect_interpreter(spec.python, runner)
+        _check_resolver(self.interp)
+        self.discovery = Discovery(runner, self.source, self.interp, workdir / "discovery")
+        self.downloaded: list[str] = []
+        self.warnings: list[str] = []
+        # Online, artifacts land in the wheelhouse (a temporary one for --dry-run); checks
+        # of "which pins build from source" always look at local files.
+        local = spec.index
+        if self.online:
+            if not spec.index.find_links:
+                raise SpecError(f"{display_path(spec.file)}: index.find_links: `pinfold lock "
+                                "--upstream` downloads into a wheelhouse folder, and this spec has none",
+                                tip="add a find_links folder")
+            first: tuple[Path, ...] = ()
+            if options.dry_run:
+                first = (workdir / "wheelhouse",)
+                first[0].mkdir()
+            local = IndexSpec(find_links=(*first, *spec.index.find_links))
+        self.local = local
+        self.upgraded = {canonicalize_name(Requirement(p).name) for p in options.upgrade_packages}
+        #: Build-lock compiles by input: a round that adds no new requirement reuses the pins.
+        self._compiled: dict[str, list[Pin]] = {}
+
+    # -- steps --------------------------------------------------------------------------
+
+    def develop_trees(self, constraints: Sequence[str]) -> list[BuildNeeds]:
+        found = []
+        for tree in self.spec.develop:
+            label = f"{display_path(tree)} (develop)"
+            self.say(f"asking the build backend of {label} for its requirements")
+            found.append(self.discovery.run(Needer(label=label, path=tree, editable=True), constraints))
+        return found
+
+    def resolve_runtime(self, needs: Needs, develop: list[BuildNeeds]) -> list[Pin]:
+        work = self.workdir / "runtime"
+        work.mkdir()
+        inputs = ["needs.in"]
+        cfile = None
+        if needs.constraints:
+            cfile = "constraints.txt"
+            (work / cfile).write_text("".join(f"{c}\n" for c in needs.constraints), encoding="utf-8")
+        (work / "needs.in").write_text(_input_text(needs, needs.requirements, cfile), encoding="utf-8")
+        origins: dict[str, list[str]] = {r: [needs.label] for r in needs.requirements}
+        own = {t.name for t in develop}  # develop trees requiring each other: not from the index
+        for i, found in enumerate(develop):
+            name = f"develop-{i}.in"
+            reqs = [r for r in found.runtime if canonicalize_name(Requirement(r).name) not in own]
+            (work / name).write_text("".join(f"{r}\n" for r in reqs), encoding="utf-8")
+            inputs.append(name)
+            for r in reqs:
+                origins.setdefault(r, []).append(found.needer.label)
+        self.say(f"resolving the runtime needs against {self.source.description}")
+        keep = [p for p in self.spec.requirements.pins]
+        pins = compile_pins(self.runner, self.source, work, inputs=inputs, name="runtime", keep=keep,
+                            upgrade=self.options.upgrade, upgrade_packages=self.options.upgrade_packages,
+                            origins=origins, what="resolving the runtime needs")
+        # pip-compile's `-r <input>` annotations are gone from the parsed pins: name the
+        # top-level needs (and develop trees) that ask for each pin directly instead.
+        direct: dict[NormalizedName, set[str]] = {}
+        for req, needers in origins.items():
+            direct.setdefault(canonicalize_name(Requirement(req).name), set()).update(needers)
+        return [dataclasses.replace(p, via=_via(direct.get(p.name, set()), p.via)) for p in pins]
+
+    def fetch(self, runtime: Sequence[Pin], build: Sequence[Pin]) -> None:
+        """Online: download the pins' artifacts into the (first) wheelhouse, as `pinfold fetch`."""
+        from ..fetch import fetch
+
+        spec = dataclasses.replace(
+            self.spec, index=self.local, requirements=Lock(self.spec.requirements.path, tuple(runtime)),
+            # An empty build lock, not None: fetch's final pre-flight then accepts sdists.
+            build_requirements=Lock(self._build_path() or self.workdir / "build.txt", tuple(build)))
+        report = fetch(spec, runner=self.runner, index_url=self.options.upstream or None,
+                       on_progress=self.say)
+        self.downloaded += report.downloaded
+
+    def from_source(self, pins: Sequence[Pin], *, build: bool) -> list[Needer]:
+        """The pins that the target interpreter builds from an sdist (no fitting wheel)."""
+        index = LocalIndex(self.local)
+        problems: list[Problem] = []
+        chosen: dict[str, IndexFile] = {}
+        applying = [p for p in pins if _applies(p, self.interp)]
+        sdists = check_pins(applying, build=build, index=index, interp=self.interp, runtime={},
+                            problems=problems, chosen=chosen)
+        self.warnings += [str(p) for p in problems]
+        return [Needer(label=str(p), path=_local_artifact(chosen[str(p)], self.workdir / "sdists"))
+                for p in sdists]
+
+    def _build_path(self) -> Path | None:
+        return self.spec.build_requirements.path if self.spec.build_requirements else None
+
+    def discover(self, needer: Needer, constraints: Sequence[str], preferred: Sequence[str]) -> BuildNeeds:
+        """Ask ``needer``'s backend, preferring the versions the build lock pins."""
+        if preferred:
+            try:
+                return self.discovery.run(needer, [*constraints, *preferred])
+            except LockError:
+                pass  # the old pins no longer fit together with the new needs: try without them
+        return self.discovery.run(needer, constraints)
+
+    def resolve_build(self, build_needs: Needs | None, found: dict[str, BuildNeeds],
+                      round_no: int) -> list[Pin]:
+        work = self.workdir / f"build-{round_no}"
+        work.mkdir()
+        origins: dict[str, list[str]] = {}
+        for label, item in sorted(found.items()):
+            for req in item.requires:
+                origins.setdefault(req, []).append(label)
+        extra = build_needs.requirements if build_needs else ()
+        for req in extra:
+            origins.setdefault(req, []).append(build_needs.label if build_needs else "")
+        requirements = sorted({*origins})
+        cfile = None
+        if build_needs and build_needs.constraints:
+            cfile = "constraints.txt"
+            (work / cfile).write_text("".join(f"{c}\n" for c in build_needs.constraints), encoding="utf-8")
+        options = build_needs or Needs(key="build_needs", label="")
+        text = _input_text(options, requirements, cfile)
+        if text not in self._compiled:
+            self.say(f"resolving the build dependencies against {self.source.description}")
+            (work / "build.in").write_text(text, encoding="utf-8")
+            old = self.spec.build_requirements.pins if self.spec.build_requirements else ()
+            self._compiled[text] = compile_pins(
+                self.runner, self.source, work, inputs=["build.in"], name="build", keep=old,
+                upgrade=self.options.upgrade, upgrade_packages=self.options.upgrade_packages,
+                origins=origins, what="resolving the build dependencies")
+        pins = self._compiled[text]
+        # `# via`: the sdists (and develop trees) that ask for a pin directly, then the
+        # build dependencies that need it in turn (pip-compile's own annotation).
+        direct: dict[NormalizedName, set[str]] = {}
+        for req, labels in origins.items():
+            direct.setdefault(canonicalize_name(Requirement(req).name), set()).update(labels)
+        return [dataclasses.replace(p, via=_via(direct.get(p.name, set()), p.via)) for p in pins]
+
+    def build_lock(self, build_needs: Needs | None, needers: list[Needer],
+                   develop: list[BuildNeeds]) -> tuple[list[Pin], list[str]]:
+        """Discover, compile, repeat for sdists among the build dependencies: the closure."""
+        constraints = [*_constraints(build_needs)]
+        old = self.spec.build_requirements.pins if self.spec.build_requirements else ()
+        preferred = [] if self.options.upgrade else [
+            f"{p.name}=={p.version}" for p in old if p.name not in self.upgraded and _applies(p, self.interp)]
+        found: dict[str, BuildNeeds] = {d.needer.label: d for d in develop}
+        pending = needers
+        pins: list[Pin] = []
+        for round_no in range(_MAX_ROUNDS):
+            if pending:
+                self.say(f"asking the build backends of {len(pending)} sdist(s) for their build "
+                         f"requirements: {', '.join(n.label for n in pending)}")
+            # Independent sdists are asked in parallel: most of the time is pip filling
+            # their environments. Results are kept in the order of `pending`.
+            workers = max(1, min(4, len(pending), os.cpu_count() or 1))
+            with ThreadPoolExecutor(workers) as pool:
+                ask = functools.partial(self.discover, constraints=constraints, preferred=preferred)
+                answers = list(pool.map(ask, pending))
+            found.update((a.needer.label, a) for a in answers)
+            if not found and not (build_needs and build_needs.requirements):
+                return [], []
+            pins = self.resolve_build(build_needs, found, round_no)
+            if self.online:
+                self.fetch([], pins)
+            pinned = {p.name: str(p.version) for p in pins}
+            # Build dependencies that are sdists have build dependencies too.
+            new = [n for n in self.from_source(pins, build=True) if n.label not in found]
+            # A backend that answered with other versions installed than the lock pins is
+            # asked again with the lock's versions: it must answer as it will at build time.
+            stale = [d.needer for d in found.values()
+                     if any(pinned.get(canonicalize_name(n), v) != v for n, v in d.environment.items())]
+            pending = new + [n for n in stale if n not in new]
+            preferred = [f"{n}=={v}" for n, v in sorted(pinned.items())]
+            if not pending:
+                return pins, sorted(found)
+        raise LockError(f"the build dependencies did not settle after {_MAX_ROUNDS} rounds",
+                        [Problem(n.label, "still changing") for n in pending],
+                        tip="pin the build dependencies in env.yaml's build_needs")
+
+
+def _via(direct: Iterable[str], parents: Iterable[str]) -> tuple[str, ...]:
+    """A pin's ``# via``: who asks for it directly, and (pip-compile's) which pins need it."""
+    return tuple(sorted({*direct, *(v for v in parents if not v.startswith(("-r ", "-c ")))},
+                        key=str.lower))
+
+
+def _constraints(build_needs: Needs | None) -> list[str]:
+    """build_needs as pip constraints for the discovery environments (no extras allowed there)."""
+    if build_needs is None:
+        return []
+    out = []
+    for text in [*build_needs.requirements, *build_needs.constraints]:
+        req = Requirement(text)
+        req.extras = set()
+        out.append(str(req))
+    return out
+
+
+def lock(spec: Spec, *, options: LockOptions | None = None, runner: Runner | None = None,
+         on_progress: Callable[[str], None] | None = None) -> LockReport:
+    """Compile both locks from ``spec``'s needs; write them unless ``options.dry_run``.
+
+    Raise :class:`LockError` (nothing written) when the needs cannot be resolved from
+    the index, or a build backend cannot report its requirements.
+    """
+    start = time.monotonic()
+    options = options or LockOptions()
+    runner = runner or Runner()
+    say = on_progress or (lambda _: None)
+    if spec.needs is None:
+        raise SpecError(f"{display_path(spec.file)}: needs: missing: `pinfold lock` compiles the locks "
+                        "from env.yaml's top-level needs",
+                        tip="add `needs: requirements.in` (a requirements file) or a list of requirements")
+    needs, _ = read_needs(spec.needs, spec.file)
+    build_needs = read_needs(spec.build_needs, spec.file)[0] if spec.build_needs else None
+    with tempfile.TemporaryDirectory(prefix="pinfold-lock-") as tmp:
+        locker = _Locker(spec, options, runner, say, Path(tmp))
+        develop = locker.develop_trees(_constraints(build_needs))
+        runtime = locker.resolve_runtime(needs, develop)
+        if locker.online:
+            locker.fetch(runtime, [])
+        sdists = locker.from_source(runtime, build=False)
+        build, covered = locker.build_lock(build_needs, sdists, develop)
+        warnings = list(locker.warnings)
+        downloaded = tuple(locker.downloaded)
+    if (build or covered) and spec.build_requirements is None:
+        raise SpecError(f"{display_path(spec.file)}: build_requirements: missing: "
+                        f"{', '.join(covered) or 'build_needs'} must be built from source, so "
+                        "their build dependencies need a lock",
+                        tip="add `build_requirements: requirements/build.txt` to env.yaml")
+    for name in sorted(locker.upgraded - {p.name for p in [*runtime, *build]}):
+        warnings.append(f"--upgrade-package {name}: it is in neither lock")
+    files = [(spec.requirements.path,
+              render_lock("runtime", spec.file.name, "needs", record_items(spec, "needs") or [], runtime))]
+    if spec.build_requirements is not None:
+        files.append((spec.build_requirements.path,
+                      render_lock("build", spec.file.name, "build_needs",
+                                  record_items(spec, "build_needs") or [], build)))
+    written = () if options.dry_run else tuple(write_files(files))
+    old_build = spec.build_requirements.pins if spec.build_requirements else ()
+    return LockReport(
+        runtime_path=spec.requirements.path,
+        build_path=spec.build_requirements.path if spec.build_requirements else None,
+        runtime=diff_pins(spec.requirements.pins, runtime), build=diff_pins(old_build, build),
+        built_from_source=tuple(covered), written=written, dry_run=options.dry_run,
+        downloaded=downloaded, warnings=tuple(warnings), seconds=time.monotonic() - start,
+        runtime_pins=len(runtime), build_pins=len(build))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CheckReport:
+    """``pinfold lock --check`` found the locks current."""
+
+    paths: tuple[Path, ...] = field(default=())
+
+    def lines(self) -> list[str]:
+        """One line for humans."""
+        return [f"{' and '.join(display_path(p) for p in self.paths)} match env.yaml's needs"]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"current": True, "locks": [str(p) for p in self.paths]}
+
+
+def check_locks(spec: Spec) -> CheckReport:
+    """For CI: raise :class:`StaleLockError` unless the locks record exactly env.yaml's needs.
+
+    This reads files only: no resolving, no index, no network.
+    """
+    if spec.needs is None:
+        raise SpecError(f"{display_path(spec.file)}: needs: missing: --check compares the locks "
+                        "with env.yaml's needs, and there are none")
+    problems: list[Problem] = []
+    locks = [("needs", spec.requirements)]
+    if spec.build_requirements is not None:
+        locks.append(("build_needs", spec.build_requirements))
+    for key, lock_ in locks:
+        shown = display_path(lock_.path)
+        if not lock_.path.exists():
+            problems.append(Problem(shown, "missing: run `pinfold lock` to write it"))
+        elif read_record(lock_.path, key) is None:
+            problems.append(Problem(shown, f"records no `{key}`: it was not written by `pinfold lock`, "
+                                           "so whether it matches cannot be told"))
+    if not problems:
+        problems = stale_problems(spec)
+    if problems:
+        raise StaleLockError("the locks do not match env.yaml's needs", problems,
+                             tip="run `pinfold lock` (it keeps every other pin) and commit the locks")
+    return CheckReport(paths=tuple(lock_.path for _, lock_ in locks))
