@@ -2,6 +2,8 @@
 
 The wheelhouse holds sdists the tests make themselves (a legacy ``setup_requires=['pbr']``
 one, a ``pbr.build`` one, a setuptools one), a wheel, and real pbr and setuptools wheels.
+The build tests run once per installer backend (``installer: pip`` and ``installer: uv``):
+both must keep the same guarantees.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from pinfold import BuildError, PreflightError, build, load_spec
+from pinfold import BuildError, PreflightError, build, bytecode, load_spec
 from pinfold.cli import main
+from pinfold.errors import CommandError
 from pinfold.runner import Runner
 from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_wheel
 from tests.conftest import needs_unshare, write
@@ -66,14 +69,16 @@ def lock_text(artifacts: tuple[Artifact, ...] | list[Artifact], via: dict[str, s
 BUILD_VIA = {"pbr": "legacy-proj==1.0, pbr-proj==2.0", "setuptools": "pbr, plain-sdist==3.0"}
 
 
-def make_project(root: Path, wh: Wheelhouse, *, extra_yaml: str = "", runtime: str | None = None) -> Path:
+def make_project(root: Path, wh: Wheelhouse, *, extra_yaml: str = "", runtime: str | None = None,
+                 installer: str = "pip", build: str | None = None) -> Path:
     """A project folder: env.yaml, both locks, and its own copy of the wheelhouse."""
     shutil.copytree(wh.path, root / "wheelhouse")
     write(root / "runtime.txt", runtime if runtime is not None else lock_text(wh.runtime))
-    write(root / "build.txt", lock_text(wh.build, BUILD_VIA))
+    write(root / "build.txt", build if build is not None else lock_text(wh.build, BUILD_VIA))
     return write(root / "env.yaml", (
         "version: 1\n"
         "path: env\n"
+        f"installer: {installer}\n"
         "index:\n"
         "  find_links: [wheelhouse]\n"
         "requirements: runtime.txt\n"
@@ -82,8 +87,32 @@ def make_project(root: Path, wh: Wheelhouse, *, extra_yaml: str = "", runtime: s
 
 
 @pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uv_cache: Path) -> None:
     monkeypatch.chdir(tmp_path)
+    # Never the user's uv cache: one for the test session, shared by its uv builds.
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(uv_cache))
+
+
+@pytest.fixture(scope="session")
+def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("uv-cache")
+
+
+@pytest.fixture(params=["pip", "uv"])
+def installer(request: pytest.FixtureRequest) -> str:
+    """The installer backend under test: every guarantee must hold for both."""
+    return str(request.param)
+
+
+def installer_calls(runner: Runner) -> list[tuple[str, ...]]:
+    """The pip and uv processes a build started."""
+    return [argv for argv in runner.history
+            if "pip" in argv or any(Path(a).name == "uv" for a in argv[:1])]
+
+
+def pyc_files(env: Path, package: str) -> list[str]:
+    site = next(env.glob("lib/python*/site-packages"))
+    return sorted(p.name for p in (site / package).glob("__pycache__/*.pyc"))
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -118,13 +147,15 @@ def offline_cli(spec: Path, *args: str, env: dict[str, str] | None = None,
 
 
 @needs_unshare
-def test_hermetic_build_offline(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
-    spec = make_project(tmp_path, wheelhouse)
+def test_hermetic_build_offline(tmp_path: Path, wheelhouse: Wheelhouse, installer: str) -> None:
+    spec = make_project(tmp_path, wheelhouse, installer=installer)
     done = offline_cli(spec, "build", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["ok"] and not result["up_to_date"]
-    assert [s["name"] for s in result["stages"]][:4] == ["preflight", "create", "install", "develop"]
+    assert [s["name"] for s in result["stages"]][:5] == [
+        "preflight", "create", "install", "develop", "compile"]
+    assert f"with {installer}" in result["stages"][2]["detail"]
     env = tmp_path / "env"
     assert env.is_symlink()
     assert installed(env) == {"legacy-proj": "1.0", "pbr-proj": "2.0", "plain-sdist": "3.0",
@@ -132,12 +163,80 @@ def test_hermetic_build_offline(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
     assert run_in(env, "import legacy_proj, pbr_proj, plain_sdist, plain_wheel; print('ok')") == "ok"
     # One line per stage with its duration, on stderr.
     assert "[install]" in done.stderr and "s  " in done.stderr
+    # Byte-compiled once by the compile stage, wheels and sdist builds alike.
+    tag = sys.implementation.cache_tag
+    for package in ("legacy_proj", "plain_sdist", "plain_wheel"):
+        assert pyc_files(env, package) == [f"__init__.{tag}.pyc"], package
+
+
+def test_compile_false_leaves_no_bytecode(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    """pip installs with --no-compile: with `compile: false` nothing writes a .pyc."""
+    spec_file = make_project(tmp_path, wheelhouse, extra_yaml="compile: false\n")
+    result = build(load_spec(spec_file))
+    skipped = {s.name: s.detail for s in result.stages if s.status == "skipped"}
+    assert skipped["compile"] == "disabled (compile: false)"
+    site = next((tmp_path / "env").glob("lib/python*/site-packages"))
+    assert not list(site.rglob("*.pyc"))
+
+
+def test_a_file_that_does_not_compile_is_a_warning(tmp_path: Path) -> None:
+    """Real packages ship Python 2 test data: like pip, that does not fail the build."""
+    write(tmp_path / "good.py", "x = 1\n")
+    write(tmp_path / "bad.py", "print 'python 2'\n")
+    done = subprocess.run([sys.executable, "-I", bytecode.__file__, str(tmp_path)], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.splitlines()[0].startswith(f"FAILED {tmp_path / 'bad.py'}: "), done.stdout
+    assert "compiled 1 of 2 files" in done.stdout
+    assert [p.name.split(".")[0] for p in (tmp_path / "__pycache__").iterdir()] == ["good"]
+
+
+def test_compile_replaces_hard_linked_bytecode(tmp_path: Path) -> None:
+    """An update clones with hard links: recompiling a stale .pyc must give it a new inode
+    (py_compile writes a temporary file and renames it), never write through the link."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    write(old / "mod.py", "x = 1\n")
+    command = [sys.executable, "-I", bytecode.__file__]  # what the compile stage runs
+    subprocess.run([*command, str(old)], check=True)
+    pyc = next(old.glob("__pycache__/mod.*.pyc"))
+    before = pyc.read_bytes()
+    for src in (old / "mod.py", pyc):
+        (new / src.relative_to(old)).parent.mkdir(parents=True, exist_ok=True)
+        os.link(src, new / src.relative_to(old))
+    # The update installs a new version of the module (a new file, as pip and uv do),
+    # within the same second: the .pyc header's size, not its mtime, tells it is stale.
+    (new / "mod.py").unlink()
+    write(new / "mod.py", "x = 2  # changed\n")
+    mtime = (old / "mod.py").stat().st_mtime
+    os.utime(new / "mod.py", (mtime, mtime))
+    subprocess.run([*command, str(new)], check=True)
+    new_pyc = new / pyc.relative_to(old)
+    assert new_pyc.stat().st_ino != pyc.stat().st_ino
+    assert pyc.read_bytes() == before and pyc.stat().st_nlink == 1
+    assert new_pyc.read_bytes() != before
+
+
+def test_uv_cache_edited_through_an_environment_is_caught(tmp_path: Path, wheelhouse: Wheelhouse,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """uv hard-links installed files out of its cache: a file edited in place in one
+    environment changes the cache, and the next build must refuse it, not install it."""
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "own-uv-cache"))  # poisoned on purpose
+    wheel = [a for a in wheelhouse.runtime if a.name == "plain-wheel"]
+    spec = load_spec(make_project(tmp_path, wheelhouse, installer="uv", runtime=lock_text(wheel)))
+    first = build(spec)
+    module = next(first.env_dir.glob("lib/python*/site-packages/plain_wheel/__init__.py"))
+    with module.open("r+b") as fh:  # in place, as an editor that keeps hard links writes
+        fh.write(b"#")
+    with pytest.raises(BuildError) as info:
+        build(spec, fresh=True)
+    assert "installed files differ from the wheels they came from" in str(info.value)
+    assert "plain_wheel/__init__.py: its sha256 differs from the RECORD of its wheel" in str(info.value)
+    assert (tmp_path / "env").resolve() == first.env_dir
 
 
 def test_missing_build_dependency_is_named_before_anything_is_created(
-    tmp_path: Path, wheelhouse: Wheelhouse
+    tmp_path: Path, wheelhouse: Wheelhouse, installer: str
 ) -> None:
-    spec_file = make_project(tmp_path, wheelhouse)
+    spec_file = make_project(tmp_path, wheelhouse, installer=installer)
     next((tmp_path / "wheelhouse").glob("pbr-*.whl")).unlink()
     code, _, err = cli("build", str(spec_file))
     assert code == 1, err
@@ -148,8 +247,29 @@ def test_missing_build_dependency_is_named_before_anything_is_created(
     assert not (tmp_path / "env").exists() and not (tmp_path / "env.d").exists()
 
 
-def test_tampered_wheel_is_refused_with_both_hashes(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
-    spec_file = make_project(tmp_path, wheelhouse)
+def test_unlocked_build_dependency_fails_closed(tmp_path: Path, wheelhouse: Wheelhouse,
+                                                installer: str) -> None:
+    """pbr is in the wheelhouse (a runtime pin) but not in the build lock: building the pbr
+    sdists must fail, never take pbr unpinned. pip 26.3 refuses it by itself; uv 0.13.9
+    would install it, so pinfold's uv backend hides it from build environments."""
+    setuptools = [a for a in wheelhouse.build if a.name == "setuptools"]
+    spec_file = make_project(tmp_path, wheelhouse, installer=installer, build=lock_text(setuptools))
+    with pytest.raises(BuildError) as info:
+        build(load_spec(spec_file))
+    text = str(info.value)
+    assert "installing the runtime lock failed" in text, text
+    if installer == "uv":
+        assert "a build dependency is not locked" in text, text
+        assert "pbr (build dependency of " in text and ": not in the build lock build.txt" in text, text
+    else:
+        assert isinstance(info.value, CommandError), text
+        assert "pbr" in info.value.output and "must have their versions pinned" in info.value.output, text
+    assert not (tmp_path / "env").exists()
+
+
+def test_tampered_wheel_is_refused_with_both_hashes(tmp_path: Path, wheelhouse: Wheelhouse,
+                                                    installer: str) -> None:
+    spec_file = make_project(tmp_path, wheelhouse, installer=installer)
     wheel = next((tmp_path / "wheelhouse").glob("plain_wheel-*.whl"))
     original = next(a for a in wheelhouse.runtime if a.name == "plain-wheel").sha256
     wheel.write_bytes(wheel.read_bytes() + b"tampered")
@@ -165,11 +285,12 @@ def test_tampered_wheel_is_refused_with_both_hashes(tmp_path: Path, wheelhouse: 
 
 
 @needs_unshare
-def test_callers_pip_settings_do_not_leak(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
-    """PIP_FIND_LINKS, PIP_INDEX_URL and a pip config file pointing at another wheelhouse
-    with another version change nothing. Had any of them reached pip, the constraint
-    `plain-wheel==2.0` would have made the install fail or install 2.0."""
-    spec = make_project(tmp_path, wheelhouse)
+def test_callers_pip_settings_do_not_leak(tmp_path: Path, wheelhouse: Wheelhouse, installer: str) -> None:
+    """PIP_FIND_LINKS, PIP_INDEX_URL, a pip config file and their uv counterparts (UV_*,
+    a uv.toml) pointing at another wheelhouse with another version change nothing. Had
+    any of them reached pip or uv, the constraint `plain-wheel==2.0` would have made the
+    install fail or install 2.0."""
+    spec = make_project(tmp_path, wheelhouse, installer=installer)
     leak = tmp_path / "leak"
     make_wheel(leak, "plain-wheel", "2.0")
     make_wheel(leak, "intruder", "1.0")
@@ -179,25 +300,55 @@ def test_callers_pip_settings_do_not_leak(tmp_path: Path, wheelhouse: Wheelhouse
     write(simple / "index.html", '<a href="../../plain_wheel-2.0-py3-none-any.whl">w</a>\n')
     config = write(leak / "pip.conf", f"[global]\nfind-links = {leak}\nconstraint = {constraints}\n"
                                       f"index-url = file://{leak}/simple\n")
+    uv_toml = write(leak / "uv.toml", f'find-links = ["{leak}"]\nno-build-isolation = true\n'
+                                      f'[pip]\nconstraint = ["{constraints}"]\n'
+                                      f'extra-index-url = ["file://{leak}/simple"]\n')
     env = dict(os.environ, PIP_FIND_LINKS=str(leak), PIP_INDEX_URL=f"file://{leak}/simple",
                PIP_CONFIG_FILE=str(config), PIP_CONSTRAINT=str(constraints), PIP_EXTRA_INDEX_URL=
-               f"file://{leak}/simple", PIP_NO_BUILD_ISOLATION="1", PIP_REQUIRE_HASHES="1")
+               f"file://{leak}/simple", PIP_NO_BUILD_ISOLATION="1", PIP_REQUIRE_HASHES="1",
+               UV_INDEX_URL=f"file://{leak}/simple", UV_DEFAULT_INDEX=f"file://{leak}/simple",
+               UV_EXTRA_INDEX_URL=f"file://{leak}/simple", UV_FIND_LINKS=str(leak),
+               UV_CONSTRAINT=str(constraints), UV_CONFIG_FILE=str(uv_toml), UV_NO_BUILD_ISOLATION="1",
+               UV_CACHE_DIR=str(leak / "uv-cache"), UV_NO_VERIFY_HASHES="1", UV_LINK_MODE="symlink")
     done = offline_cli(spec, "build", "-v", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert installed(tmp_path / "env")["plain-wheel"] == "1.0"
     assert "intruder" not in installed(tmp_path / "env")
     assert str(leak) not in done.stderr
+    assert not (leak / "uv-cache").exists()
 
 
-def test_develop_tree_is_installed_editable(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+def test_develop_tree_is_installed_editable(tmp_path: Path, wheelhouse: Wheelhouse, installer: str) -> None:
     tree = make_tree(tmp_path / "src", "my-app", "0.1", requires=["plain-wheel"])
-    spec_file = make_project(tmp_path, wheelhouse,
+    spec_file = make_project(tmp_path, wheelhouse, installer=installer,
                              extra_yaml=f"develop:\n  - {tree.relative_to(tmp_path)}\n")
     result = build(load_spec(spec_file))
-    assert [s.name for s in result.stages if s.status == "ok"][:4] == [
-        "preflight", "create", "install", "develop"]
+    assert [s.name for s in result.stages if s.status == "ok"][:5] == [
+        "preflight", "create", "install", "develop", "compile"]
     where = run_in(tmp_path / "env", "import my_app; print(my_app.__file__)")
     assert where.startswith(str(tree)), where
+    # The compile stage compiles the environment, never the user's checkout.
+    assert not list(tree.rglob("*.pyc"))
+
+
+def test_update_moves_and_drops_pins(tmp_path: Path, wheelhouse: Wheelhouse, installer: str) -> None:
+    """The update path (hard-link clone, install_pins, uninstall) with either backend; the
+    moved pin is byte-compiled, the previous environment keeps its own files."""
+    spec_file = make_project(tmp_path, wheelhouse, installer=installer)
+    first = build(load_spec(spec_file))
+    newer = make_wheel(tmp_path / "wheelhouse", "plain-wheel", "2.0")
+    kept = [a for a in wheelhouse.runtime if a.name not in ("plain-wheel", "plain-sdist")]
+    write(tmp_path / "runtime.txt", lock_text([*kept, newer]))
+    runner = Runner()
+    second = build(load_spec(spec_file), runner=runner)
+    assert second.facts["plan"]["mode"] == "update", second.facts["plan"]
+    assert f"update with {installer}: +plain-wheel==2.0 -plain-sdist" in second.stages[2].detail
+    assert installed(tmp_path / "env")["plain-wheel"] == "2.0"
+    assert "plain-sdist" not in installed(tmp_path / "env")
+    assert run_in(tmp_path / "env", "import plain_wheel; print(plain_wheel.__version__)") == "2.0"
+    assert pyc_files(tmp_path / "env", "plain_wheel") == [f"__init__.{sys.implementation.cache_tag}.pyc"]
+    assert installed(first.env_dir)["plain-wheel"] == "1.0" and "plain-sdist" in installed(first.env_dir)
+    assert run_in(first.env_dir, "import plain_wheel; print(plain_wheel.__version__)") == "1.0"
 
 
 @pytest.fixture()
@@ -222,8 +373,9 @@ def simple_index(tmp_path: Path, wheelhouse: Wheelhouse) -> Iterator[str]:
     server.server_close()
 
 
-def test_build_from_a_local_simple_index(tmp_path: Path, wheelhouse: Wheelhouse, simple_index: str) -> None:
-    spec_file = make_project(tmp_path / "p", wheelhouse)
+def test_build_from_a_local_simple_index(tmp_path: Path, wheelhouse: Wheelhouse, simple_index: str,
+                                         installer: str) -> None:
+    spec_file = make_project(tmp_path / "p", wheelhouse, installer=installer)
     text = spec_file.read_text().replace("  find_links: [wheelhouse]\n", f"  url: {simple_index}\n")
     spec_file.write_text(text)
     shutil.rmtree(tmp_path / "p" / "wheelhouse")
@@ -232,25 +384,30 @@ def test_build_from_a_local_simple_index(tmp_path: Path, wheelhouse: Wheelhouse,
     assert installed(tmp_path / "p" / "env")["legacy-proj"] == "1.0"
 
 
-def test_second_build_is_a_noop_without_pip(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
-    spec = load_spec(make_project(tmp_path, wheelhouse))
-    first = build(spec)
+def test_second_build_is_a_noop_without_pip(tmp_path: Path, wheelhouse: Wheelhouse, installer: str) -> None:
+    spec = load_spec(make_project(tmp_path, wheelhouse, installer=installer))
+    first_runner = Runner()
+    first = build(spec, runner=first_runner)
+    assert installer_calls(first_runner), first_runner.history
     runner = Runner()
     second = build(spec, runner=runner)
     assert second.up_to_date and second.env_dir == first.env_dir
+    assert not installer_calls(runner), runner.history
     assert not any("pip" in " ".join(argv) for argv in runner.history), runner.history
 
 
-def test_failed_build_keeps_the_previous_environment(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
-    spec_file = make_project(tmp_path, wheelhouse)
+def test_failed_build_keeps_the_previous_environment(tmp_path: Path, wheelhouse: Wheelhouse,
+                                                     installer: str) -> None:
+    spec_file = make_project(tmp_path, wheelhouse, installer=installer)
     first = build(load_spec(spec_file))
-    # A wheel whose dependency is not locked: pip refuses it during install.
-    broken = make_wheel(tmp_path / "wheelhouse", "needs-more", "1.0", requires=["not-locked"])
+    # An sdist whose build fails: pip fails inside the install stage.
+    broken = make_sdist(tmp_path / "wheelhouse", "broken-build", "1.0",
+                        files={"setup.py": "raise SystemExit('this sdist cannot be built')\n"})
     with (tmp_path / "runtime.txt").open("a") as fh:
         fh.write(broken.pin() + "\n")
     with pytest.raises(BuildError) as info:
         build(load_spec(spec_file))
-    assert "installing the runtime lock failed" in str(info.value)
+    assert "this sdist cannot be built" in str(info.value)
     assert (tmp_path / "env").resolve() == first.env_dir
     assert sorted(p.name for p in (tmp_path / "env.d").iterdir() if not p.name.startswith(".")) == [
         first.env_dir.name]

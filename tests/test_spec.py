@@ -146,3 +146,16 @@ def test_help_explains_commands() -> None:
     with contextlib.redirect_stdout(out):
         assert main(["--help"]) == 0
     assert "fetch" in out.getvalue() and "exit codes" in out.getvalue()
+
+
+def test_installer_and_compile_keys(tmp_path: Path) -> None:
+    spec = load_spec(project(tmp_path, GOOD))
+    assert spec.installer == "pip" and spec.compile is True
+    (tmp_path / "env.yaml").write_text(GOOD + "installer: uv\ncompile: false\n")
+    spec = load_spec(tmp_path / "env.yaml")
+    assert spec.installer == "uv" and spec.compile is False
+    (tmp_path / "env.yaml").write_text(GOOD + "installer: poetry\ncompile: sometimes\n")
+    assert problems_of(tmp_path / "env.yaml") == [
+        "env.yaml:6:12: installer: 'poetry' is not an installer (allowed: pip, uv)",
+        "env.yaml:7:10: compile: expected true or false, got a string",
+    ]

@@ -14,17 +14,20 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import EXIT_FAILURE, EXIT_OK, PinfoldError
+from .errors import EXIT_FAILURE, EXIT_OK, PinfoldError, ProbeError
 
 if TYPE_CHECKING:  # the pipeline is imported lazily: --help stays fast
+    from .changes import Plan
     from .pipeline import StageEvent
+    from .runner import Runner
+    from .spec import Spec
 
 __all__ = ["main"]
 
 _DESCRIPTION = """\
 Build one virtualenv from env.yaml: pinned, hashed requirements from a local index only
 (build dependencies such as pbr included), then the final stages (Twisted plugin caches,
-sanity probes). Only `pinfold fetch` goes online.
+sanity probes). Only `pinfold fetch` and `pinfold lock --upstream` go online.
 """
 
 _EPILOG = """\
@@ -80,11 +83,39 @@ def _parser() -> argparse.ArgumentParser:
                        help="rebuild even if nothing changed")
     build.add_argument("--no-wait", action="store_true",
                        help="fail at once if another build of the same environment is running")
+    build.add_argument("--junit-xml", type=Path, metavar="PATH",
+                       help="write the probes' results as JUnit XML (one testcase per probe)")
     fetch = command("fetch", "Download the artifacts of both locks into the wheelhouse "
                              "(the one command that goes online).")
     fetch.add_argument("--index-url", metavar="URL",
                        help="the upstream index to download from (default: pip's default, PyPI)")
-    command("check", "Run the probes on the existing environment, without rebuilding.")
+    lock = command("lock", "Compile the runtime and build locks from env.yaml's needs, against its "
+                           "index only, and print what changed.")
+    lock.add_argument("--upstream", nargs="?", const="", metavar="URL",
+                      help="resolve against an upstream index instead (online; default: pip's "
+                           "default, PyPI), then download every locked artifact into the wheelhouse "
+                           "so that the next build runs offline; URL must contain ://")
+    lock.add_argument("--upgrade", action="store_true",
+                      help="move every pin to the newest version the needs allow")
+    lock.add_argument("--upgrade-package", action="append", default=[], metavar="NAME",
+                      help="move this pin (NAME or NAME==VERSION) and keep every other; repeatable")
+    lock_mode = lock.add_mutually_exclusive_group()
+    lock_mode.add_argument("--dry-run", action="store_true",
+                           help="compute the locks and print what would change; write nothing")
+    lock_mode.add_argument("--check", action="store_true",
+                           help="exit 1 when the locks no longer match env.yaml's needs (for CI); "
+                                "reads files only")
+    check = command("check", "Run the probes on the existing environment, without rebuilding.")
+    check.add_argument("--junit-xml", type=Path, metavar="PATH",
+                       help="write the probes' results as JUnit XML (one testcase per probe)")
+    command("status", "Say whether the environment is up to date and, if not, what changed.")
+    plan = command("plan", "Print what a build would install, remove and re-run, without doing it.")
+    plan.add_argument("--fresh", action="store_true", help="plan a rebuild from scratch")
+    command("rollback", "Switch the environment back to the one built before it, in one step.")
+    gc = command("gc", "Remove old environments (and leftovers of killed builds).")
+    gc.add_argument("--keep", type=int, default=2, metavar="N",
+                    help="how many finished environments to keep, the current one included "
+                         "(default: 2, so that rollback still works)")
     return parser
 
 
@@ -94,7 +125,11 @@ def _run(args: argparse.Namespace, out: _Output, stdout: IO[str]) -> int:
     from .spec import load_spec
 
     runner = Runner(on_output=out.subprocess_line if args.verbose else None)
-    spec = load_spec(args.spec)
+    if args.command == "lock":
+        _lock_arguments(args)
+    # A stale lock (needs changed since `pinfold lock`) stops what would install from it;
+    # rollback, gc and check work on environments already built, so they read it leniently.
+    spec = load_spec(args.spec, for_lock=args.command in ("lock", "rollback", "gc", "check"))
     result: dict[str, Any]
     if args.command == "fetch":
         from .fetch import fetch
@@ -103,10 +138,13 @@ def _run(args: argparse.Namespace, out: _Output, stdout: IO[str]) -> int:
                        on_progress=out.line)
         out.line(report.summary())
         result = report.to_json()
+    elif args.command == "lock":
+        result = _lock(args, spec, runner, out)
     elif args.command == "build":
         res = build(spec, on_event=out.event, runner=runner, fresh=args.fresh,
                     wait=not args.no_wait,
                     on_wait=lambda: out.line(f"waiting for another build of {spec.path} ..."))
+        _report_probes(args, out, res.facts.get("probes", []))
         for warning in res.warnings:
             out.line(f"warning: {warning}")
         if res.up_to_date:
@@ -114,16 +152,115 @@ def _run(args: argparse.Namespace, out: _Output, stdout: IO[str]) -> int:
         else:
             out.line(f"built {spec.path} -> {res.env_dir.name} in {res.seconds:.1f}s")
         result = res.to_json()
+    elif args.command in ("status", "plan"):
+        from .pipeline import plan
+
+        the_plan = plan(spec, runner=runner, fresh=getattr(args, "fresh", False))
+        _render_plan(out, spec.path, the_plan, detailed=args.command == "plan")
+        result = the_plan.to_json()
+        if args.command == "status" and the_plan.mode != "noop":
+            result["up_to_date"] = False
+            _emit_json(args, stdout, result)
+            return EXIT_FAILURE
+        result["up_to_date"] = the_plan.mode == "noop"
+    elif args.command == "rollback":
+        from .pipeline import rollback
+
+        old, new = rollback(spec)
+        out.line(f"{spec.path}: rolled back from {old.name} to {new.name}")
+        result = {"from": str(old), "to": str(new)}
+    elif args.command == "gc":
+        from .errors import SpecError
+        from .pipeline import gc
+
+        if args.keep < 1:
+            raise SpecError("--keep must be 1 or more: the current environment is always kept")
+        removed = gc(spec, keep=args.keep)
+        out.line(f"{spec.path}: removed {len(removed)} old environment(s)")
+        result = {"removed": [str(p) for p in removed]}
     else:
         res = check(spec, on_event=out.event, runner=runner)
+        _report_probes(args, out, res.facts.get("probes", []))
         for warning in res.warnings:
             out.line(f"warning: {warning}")
         out.line(f"{spec.path}: all probes passed")
         result = res.to_json()
+    _emit_json(args, stdout, result)
+    return EXIT_OK
+
+
+def _report_probes(args: argparse.Namespace, out: _Output, probes: list[dict[str, Any]], *,
+                   failed: bool = False, error: str | None = None) -> None:
+    """One line per probe (evidence under findings); the --junit-xml file when asked for.
+
+    After a success, warnings are printed as ``warning:`` lines: their evidence is not
+    repeated here.
+    """
+    from .probes import ProbeResult
+    from .probes.report import summary_lines, write_junit
+
+    results = [ProbeResult.from_json(p) for p in probes]
+    for line in summary_lines(results, warn_evidence=failed):
+        out.line(line)
+    if getattr(args, "junit_xml", None) is not None:
+        try:
+            write_junit(args.junit_xml, results, suite=f"pinfold {args.command} {args.spec}",
+                        error=error)
+        except OSError as exc:  # the report is secondary: never hide the build's own outcome
+            out.line(f"error: cannot write the JUnit XML report {args.junit_xml}: {exc}")
+
+
+def _emit_json(args: argparse.Namespace, stdout: IO[str], result: dict[str, Any]) -> None:
     if args.json:
         json.dump({"ok": True, **result}, stdout, indent=2, sort_keys=True)
         stdout.write("\n")
-    return EXIT_OK
+
+
+def _render_plan(out: _Output, path: Path, plan: Plan, *, detailed: bool) -> None:
+    if plan.mode == "noop":
+        out.line(f"{path} is up to date")
+        return
+    what = "needs a full build" if plan.mode == "full" else "needs an update"
+    out.line(f"{path} {what}: {'; '.join(plan.reasons)}")
+    for pin in plan.install:
+        out.line(f"  install {pin}")
+    for name in plan.remove:
+        out.line(f"  remove  {name}")
+    if detailed:
+        if plan.mode == "full":
+            out.line("  build a new environment from the locks, then re-run the final stages")
+        else:
+            out.line("  clone the current environment, apply the changes above, "
+                     "then re-run the final stages")
+
+
+def _lock_arguments(args: argparse.Namespace) -> None:
+    """``--upstream`` takes an optional URL, so ``lock --upstream env.yaml`` reads the spec as one."""
+    from .errors import SpecError
+
+    if args.upstream and "://" not in args.upstream:
+        if args.spec != Path("env.yaml"):
+            raise SpecError(f"--upstream {args.upstream}: not a URL (it must contain ://)")
+        args.spec, args.upstream = Path(args.upstream), ""
+    if args.check and (args.upgrade or args.upgrade_package or args.upstream is not None):
+        raise SpecError("--check only compares the locks with env.yaml's needs: "
+                        "it takes no --upgrade, --upgrade-package or --upstream")
+
+
+def _lock(args: argparse.Namespace, spec: Spec, runner: Runner, out: _Output) -> dict[str, Any]:
+    from .locking import LockOptions, check_locks, lock
+
+    if args.check:
+        current = check_locks(spec)
+        for line in current.lines():
+            out.line(line)
+        return current.to_json()
+    options = LockOptions(upstream=args.upstream, upgrade=args.upgrade,
+                          upgrade_packages=tuple(args.upgrade_package), dry_run=args.dry_run)
+    report = lock(spec, options=options, runner=runner, on_progress=out.line)
+    for line in report.lines():
+        out.line(line)
+    return report.to_json()
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
@@ -150,7 +287,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
         if args.traceback:
             traceback.print_exc(file=stderr)
         text = f"error: {exc}" + (f"\ntip: {exc.tip}" if exc.tip else "")
-        return fail(text, exc.exit_code, {"error": exc.summary,
+        extra: dict[str, Any] = {}
+        if args.command in ("build", "check"):
+            extra["probes"] = [r.to_json() for r in exc.results] if isinstance(exc, ProbeError) else []
+            _report_probes(args, out, extra["probes"], failed=True,
+                           error=None if extra["probes"] else str(exc))
+        return fail(text, exc.exit_code, {"error": exc.summary, **extra,
                                           "problems": [str(p) for p in exc.problems]})
     except KeyboardInterrupt:
         return fail("interrupted; the previous environment is unchanged", 130, {"error": "interrupted"})

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import yaml
 
@@ -23,6 +23,7 @@ from .locks import Lock, parse_lock
 __all__ = [
     "FinalSpec",
     "IndexSpec",
+    "NeedsSpec",
     "PluginCacheSpec",
     "ProbeSpec",
     "ScriptProbe",
@@ -98,6 +99,20 @@ class FinalSpec:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class NeedsSpec:
+    """Top-level needs that ``pinfold lock`` resolves: a requirements.in-style file or a list."""
+
+    #: The env.yaml key: ``needs`` or ``build_needs``.
+    key: str
+    #: The requirements.in-style file (absolute), or None for an inline list.
+    file: Path | None = None
+    #: The inline list, as written.
+    items: tuple[str, ...] = ()
+    #: ``env.yaml:LINE:COL`` of the file name, or of each inline item.
+    where: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Spec:
     """A parsed, validated env.yaml. Paths are absolute."""
 
@@ -114,6 +129,13 @@ class Spec:
     #: Local source trees installed editable.
     develop: tuple[Path, ...] = ()
     final: FinalSpec = field(default_factory=FinalSpec)
+    #: The top-level needs and extra build needs the locks are compiled from (``pinfold lock``).
+    needs: NeedsSpec | None = None
+    build_needs: NeedsSpec | None = None
+    #: The installer backend: ``pip`` (default) or ``uv``; both equally hermetic.
+    installer: Literal["pip", "uv"] = "pip"
+    #: Byte-compile the environment once after install and develop (in parallel).
+    compile: bool = True
 
     @property
     def root(self) -> Path:
@@ -300,14 +322,40 @@ def _read_final(reader: _Reader, node: yaml.Node) -> FinalSpec:
     return FinalSpec(plugin_caches=caches, probes=probes)
 
 
+def _read_needs(reader: _Reader, node: yaml.Node, key: str) -> NeedsSpec | None:
+    """``needs``/``build_needs``: a requirements.in-style file, or an inline list of strings."""
+    from .locking.needs import needs_problems  # here: pinfold.locking imports this module
+
+    if isinstance(node, yaml.SequenceNode):
+        items = reader.strings(node, key)
+        if len(items) != len(node.value):
+            return None
+        ns = NeedsSpec(key=key, items=tuple(items), where=tuple(reader.where(n) for n in node.value))
+    elif isinstance(node, yaml.ScalarNode) and isinstance(node.value, str) and node.tag.endswith(":str"):
+        value = reader.string(node, key)
+        if value is None or (path := reader.local_path(node, key, value, kind="file")) is None:
+            return None
+        ns = NeedsSpec(key=key, file=path, where=(reader.where(node),))
+    else:
+        reader.error(node, key, f"expected a requirements file or a list of requirements, got {_kind(node)}")
+        return None
+    problems = needs_problems(ns, reader.file)
+    reader.problems.extend(problems)
+    return None if problems else ns
+
+
 _TOP_KEYS = ("version", "python", "path", "index", "requirements", "build_requirements",
-             "develop", "final")
+             "develop", "final", "needs", "build_needs", "installer", "compile")
+#: The values of ``installer:`` (pinfold.installers.INSTALLERS, kept here: spec is imported first).
+_INSTALLERS = ("pip", "uv")
 
 
-def load_spec(file: Path | str) -> Spec:
+def load_spec(file: Path | str, *, for_lock: bool = False) -> Spec:
     """Read and validate env.yaml and both locks; raise :class:`SpecError` with every problem.
 
-    Nothing is written anywhere.
+    Locks that no longer match env.yaml's ``needs``/``build_needs`` are problems too.
+    ``for_lock`` reads env.yaml as ``pinfold lock`` does: a lock file may be missing (it
+    is read as empty) or stale (it is about to be rewritten). Nothing is written anywhere.
     """
     file = Path(file).absolute()
     shown = display_path(file)
@@ -383,7 +431,9 @@ def load_spec(file: Path | str) -> Spec:
         node = required(key) if key == "requirements" else top.get(key)
         if node is None or (value := reader.string(node, key)) is None:
             continue
-        if (p := reader.local_path(node, key, value, kind="file")) is not None:
+        if for_lock and not (target := (file.parent / os.path.expanduser(value)).resolve()).exists():
+            locks[key] = Lock(target, ())  # `pinfold lock` is about to write it
+        elif (p := reader.local_path(node, key, value, kind="file")) is not None:
             lock, problems = parse_lock(p)
             reader.problems.extend(problems)
             locks[key] = lock
@@ -401,12 +451,33 @@ def load_spec(file: Path | str) -> Spec:
 
     final = _read_final(reader, top["final"]) if "final" in top else FinalSpec()
 
+    installer: Literal["pip", "uv"] = "pip"
+    if "installer" in top and (value := reader.string(top["installer"], "installer")) is not None:
+        if value in _INSTALLERS:
+            installer = "uv" if value == "uv" else "pip"
+        else:
+            reader.error(top["installer"], "installer",
+                         f"{value!r} is not an installer (allowed: {', '.join(_INSTALLERS)})")
+    compile_ = _opt(reader, top, "compile", "compile",
+                    lambda n, k: reader.scalar(n, k, bool, "true or false"), True)
+
+    needs = {key: _read_needs(reader, top[key], key) for key in ("needs", "build_needs") if key in top}
+
     if reader.problems:
         count = len(reader.problems)
         raise SpecError(f"{shown}: {count} problem{'s' if count > 1 else ''}", reader.problems,
                         tip="fix these and run again; README.md documents every key")
     runtime = locks["requirements"]
     assert runtime is not None
-    return Spec(file=file, python=python, path=env_path, index=index, requirements=runtime,
-                build_requirements=locks["build_requirements"], develop=tuple(develop), final=final)
+    spec = Spec(file=file, python=python, path=env_path, index=index, requirements=runtime,
+                build_requirements=locks["build_requirements"], develop=tuple(develop), final=final,
+                needs=needs.get("needs"), build_needs=needs.get("build_needs"),
+                installer=installer, compile=compile_)
+    if needs and not for_lock:
+        from .locking.needs import stale_problems
+
+        if stale := stale_problems(spec):
+            raise SpecError(f"{shown}: the locks do not match its needs", stale,
+                            tip="run `pinfold lock` to update them (it keeps every other pin)")
+    return spec
 

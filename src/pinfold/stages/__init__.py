@@ -11,10 +11,12 @@ from .s1_preflight import Preflight
 from .s2_create import Create
 from .s3_install import Install
 from .s4_develop import Develop
+from .s5_compile import Compile
 from .s5_plugins import PluginCaches
 from .s6_probes import Probes
 
 __all__ = ["BUILD_STAGES", "Context", "Stage"]
 
 #: The stage sequence of ``pinfold build``.
-BUILD_STAGES: tuple[type[Stage], ...] = (Preflight, Create, Install, Develop, PluginCaches, Probes)
+BUILD_STAGES: tuple[type[Stage], ...] = (Preflight, Create, Install, Develop, Compile, PluginCaches,
+                                         Probes)

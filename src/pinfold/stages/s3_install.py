@@ -7,33 +7,34 @@ from typing import ClassVar
 from packaging.utils import canonicalize_name
 
 from ..errors import Problem
-from ..installer import Pip
+from ..installers import installer_for
 from .base import Context
 
 __all__ = ["Install"]
 
 
 class Install:
-    """pip, hermetic: index from the spec only, hashed runtime lock, hashed build constraints."""
+    """pip or uv, hermetic: index from the spec only, hashed runtime lock, hashed build constraints."""
 
     name: ClassVar[str] = "install"
 
     def problems(self, ctx: Context) -> list[Problem]:
-        reason = Pip.version_problem()
-        return [Problem("pip", reason)] if reason else []
+        installer = installer_for(ctx.spec, ctx.runner, ctx.tool_python)
+        return [Problem(installer.name, reason) for reason in installer.problems()]
 
     def skip_reason(self, ctx: Context) -> str | None:
         return None
 
     def run(self, ctx: Context) -> str:
-        pip = Pip(ctx.spec, ctx.runner, tool_python=ctx.tool_python)
+        installer = installer_for(ctx.spec, ctx.runner, ctx.tool_python, preflight=ctx.preflight)
         if ctx.base is not None and ctx.plan is not None:
-            pip.uninstall(ctx.env_python, list(ctx.plan.remove))
+            installer.uninstall(ctx.env_python, list(ctx.plan.remove))
             by_name = ctx.spec.requirements.by_name()
             moved = [by_name[canonicalize_name(p.split("==")[0])] for p in ctx.plan.install]
-            pip.install_pins(ctx.env_python, moved)
+            installer.install_pins(ctx.env_python, moved)
             parts = [f"+{p}" for p in ctx.plan.install] + [f"-{n}" for n in ctx.plan.remove]
-            return "update: " + (" ".join(parts) if parts else "no distribution changed")
-        pip.install_lock(ctx.env_python)
+            changed = " ".join(parts) if parts else "no distribution changed"
+            return f"update with {installer.name}: {changed}"
+        installer.install_lock(ctx.env_python)
         count = len(ctx.preflight.runtime) if ctx.preflight else len(ctx.spec.requirements.pins)
-        return f"{count} distributions"
+        return f"{count} distributions with {installer.name}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..errors import Problem
-from ..installer import Pip
+from ..installers import installer_for
 from .base import Context
 
 __all__ = ["Develop"]
@@ -27,5 +27,6 @@ class Develop:
 
     def run(self, ctx: Context) -> str:
         trees = list(ctx.spec.develop)
-        Pip(ctx.spec, ctx.runner, tool_python=ctx.tool_python).install_editable(ctx.env_python, trees)
+        installer = installer_for(ctx.spec, ctx.runner, ctx.tool_python, preflight=ctx.preflight)
+        installer.install_editable(ctx.env_python, trees)
         return ", ".join(t.name for t in trees)

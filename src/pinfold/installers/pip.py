@@ -4,6 +4,9 @@ pinfold's tool environment pins pip (>= 26.2 is needed: its ``--build-constraint
 with hashes fails closed, see hermetic-builds.md section 2). pip's ``--python`` makes
 that pip install into the target interpreter, so the environment never needs a pip
 of its own, and the machine's pip is never used.
+
+pip never byte-compiles here (``--no-compile``): the compile stage does it once for
+the whole environment, in parallel, after the develop trees are installed.
 """
 
 from __future__ import annotations
@@ -11,21 +14,34 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 from packaging.version import Version
 
-from .locks import Pin
-from .runner import Runner
-from .spec import Spec
+from ..locks import Pin
+from ..runner import Runner
+from ..spec import Spec
 
-__all__ = ["MIN_PIP", "Pip"]
+__all__ = ["MIN_PIP", "Pip", "index_environ"]
 
 #: The oldest pip whose hashed build constraints reach build environments and fail closed.
 MIN_PIP = Version("26.2")
 
 
+def index_environ(spec: Spec) -> dict[str, str]:
+    """The spec's index as ``PIP_*`` variables, for any pip a build starts on its own."""
+    env = {"PIP_FIND_LINKS": " ".join(str(f) for f in spec.index.find_links)}
+    if spec.index.url:
+        env["PIP_INDEX_URL"] = spec.index.url
+    else:
+        env["PIP_NO_INDEX"] = "1"
+    return env
+
+
 class Pip:
     """Installs locks and editable trees with pip, hermetically."""
+
+    name: ClassVar[str] = "pip"
 
     def __init__(self, spec: Spec, runner: Runner, *, tool_python: str = sys.executable) -> None:
         self.spec = spec
@@ -43,6 +59,11 @@ class Pip:
                     "(run ./bootstrap.sh to recreate it from requirements/tool.txt)")
         return None
 
+    def problems(self) -> list[str]:
+        """Why pinfold's pip cannot be used (too old), or nothing."""
+        reason = self.version_problem()
+        return [reason] if reason else []
+
     def index_flags(self) -> list[str]:
         """The spec's index as pip flags: nothing else is ever searched."""
         flags = [] if self.spec.index.url else ["--no-index"]
@@ -54,18 +75,13 @@ class Pip:
 
     def index_environ(self) -> dict[str, str]:
         """The same index as variables, for pip's build subprocesses (they re-read the environment)."""
-        env = {"PIP_FIND_LINKS": " ".join(str(f) for f in self.spec.index.find_links)}
-        if self.spec.index.url:
-            env["PIP_INDEX_URL"] = self.spec.index.url
-        else:
-            env["PIP_NO_INDEX"] = "1"
-        return env
+        return index_environ(self.spec)
 
     def _install(self, python: Path, args: list[str], *, what: str) -> None:
         build = self.spec.build_requirements
         argv = [self.tool_python, "-m", "pip", "--python", str(python), "install",
                 # A cached wheel could have been built with other build dependencies.
-                "--no-cache-dir", *self.index_flags()]
+                "--no-cache-dir", "--no-compile", *self.index_flags()]
         if build is not None:
             argv += ["--build-constraint", str(build.path)]
         self.runner.run([*argv, *args], what=what, env=self.index_environ())

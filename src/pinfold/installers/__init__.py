@@ -1,0 +1,65 @@
+"""The installer backends behind one small protocol: pip (the default) and uv.
+
+env.yaml's ``installer:`` picks one. Both keep the same guarantees: the index comes
+from the spec only, runtime hashes are required, the build lock is applied to every
+build environment and fails closed, and the target interpreter is passed explicitly.
+Neither byte-compiles: the compile stage does that once, in parallel, for both.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from ..locks import Pin
+from ..runner import Runner
+from ..spec import Spec
+
+if TYPE_CHECKING:
+    from ..index import Preflight
+
+__all__ = ["INSTALLERS", "Installer", "installer_for"]
+
+#: The values of env.yaml's ``installer:`` key.
+INSTALLERS = ("pip", "uv")
+
+
+class Installer(Protocol):
+    """What the install and develop stages need from an installer backend."""
+
+    #: ``pip`` or ``uv``, as in env.yaml.
+    name: ClassVar[str]
+
+    def problems(self) -> list[str]:
+        """Why this backend cannot be used (e.g. a too-old tool), found before anything is built."""
+        ...
+
+    def install_lock(self, python: Path) -> None:
+        """Install the runtime lock into the environment of ``python``, hashes required."""
+        ...
+
+    def install_pins(self, python: Path, pins: list[Pin]) -> None:
+        """Install just these pins (an update): ``--no-deps``, hashes required."""
+        ...
+
+    def uninstall(self, python: Path, names: list[str]) -> None:
+        """Remove distributions (pins dropped from the lock, or re-hashed)."""
+        ...
+
+    def install_editable(self, python: Path, trees: list[Path]) -> None:
+        """Install local trees editable; their dependencies must already be in the lock."""
+        ...
+
+
+def installer_for(spec: Spec, runner: Runner, tool_python: str = sys.executable, *,
+                  preflight: Preflight | None = None) -> Installer:
+    """The backend env.yaml asks for. ``preflight`` (the artifacts pre-flight chose) is what
+    the uv backend offers uv as its only index; pip does not need it."""
+    if spec.installer == "uv":
+        from .uv import Uv
+
+        return Uv(spec, runner, tool_python=tool_python, preflight=preflight)
+    from .pip import Pip
+
+    return Pip(spec, runner, tool_python=tool_python)

@@ -1,0 +1,232 @@
+"""uv as the installer (env.yaml ``installer: uv``), with the pip backend's guarantees.
+
+uv is pinned in pinfold's tool environment (requirements/tool.txt) and runs with
+``--python <env python>``, ``UV_NO_CONFIG=1`` and no inherited ``UV_*`` variable (the
+runner starts from an empty environment), never downloading a Python.
+
+What uv 0.13.9 does on its own, measured here (see README "How a build stays hermetic"):
+a hashed ``--build-constraints`` file is verified when a build dependency is listed in
+it, but a build dependency that is *not* listed is installed unpinned and unhashed
+from whatever the index offers: uv fails open where pip >= 26.2 fails closed. Its
+``--require-build-hashes`` (experimental) closes that gap but, like a wrong hash on a
+build dependency, makes uv hang instead of fail in about half the runs. So pinfold
+closes it itself, with two files it writes for every uv call:
+
+- the **locked index**: a flat links page listing exactly the artifacts pre-flight
+  chose for both locks (each with its ``#sha256=``), passed as uv's only index
+  (``--no-index --find-links <page>``). uv can see nothing that pre-flight did not hash.
+- the **build constraints**: the build lock, plus ``<name><0`` for every runtime pin
+  that is not in the build lock. A build that asks for a dependency the build lock
+  does not list then has no candidate at all, so uv fails at once, at resolution time
+  (no hang), and pinfold names the dependency and the sdist that wanted it.
+
+uv's cache (a warm cache is the point of this backend) lives in a pinfold-owned folder,
+one per build lock: uv keys wheels it built from sdists by the sdist, not by the build
+dependencies used, so a changed build lock must not reuse them. Installs hard-link out of
+the cache (uv's default; ``--link-mode copy`` costs 5 s more for the 300 MB benchmark
+environment on 2 cores). uv does not re-hash cached files, and a file of any environment
+edited in place (an editor keeping hard links) would change the cached file behind every
+later build; so after every install pinfold checks each installed file in site-packages
+against the RECORD hash of its wheel (:mod:`._record`, 0.4 s there) and fails naming
+the files that differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from packaging.version import Version
+
+from ..errors import BuildError, CommandError, Problem
+from ..locks import Pin
+from ..runner import Runner
+from ..spec import Spec, display_path
+from .pip import index_environ
+
+if TYPE_CHECKING:
+    from ..index import Preflight
+
+__all__ = ["MIN_UV", "Uv", "uv_cache_root"]
+
+#: The oldest uv these guarantees were verified with (0.13.9 is pinned).
+MIN_UV = Version("0.13")
+
+#: Fixed for every uv call: never fetch a Python, no progress bars in captured output.
+_UV_ENV = {"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "UV_NO_CONFIG": "1"}
+
+_NEEDS_UNLISTED = re.compile(r"you require ([A-Za-z0-9][A-Za-z0-9._-]*)<0\b")
+_NOT_FOUND = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the provided package locations")
+_FAILED_BUILD = re.compile(r"Failed to (?:download and )?build `([^`]+)`")
+
+
+def uv_cache_root() -> Path:
+    """Where pinfold keeps uv's caches: ``$PINFOLD_UV_CACHE``, else ``~/.cache/pinfold/uv``."""
+    explicit = os.environ.get("PINFOLD_UV_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pinfold" / "uv"
+
+
+def _uv_binary() -> str:
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return str(Path(sys.executable).with_name("uv"))
+
+
+class Uv:
+    """Installs locks and editable trees with uv, hermetically."""
+
+    name: ClassVar[str] = "uv"
+
+    def __init__(self, spec: Spec, runner: Runner, *, tool_python: str = sys.executable,
+                 preflight: Preflight | None = None) -> None:
+        self.spec = spec
+        self.runner = runner
+        self.tool_python = tool_python
+        self.preflight = preflight
+
+    def problems(self) -> list[str]:
+        """Why pinfold's uv cannot be used (missing or too old), or nothing."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            have = Version(version("uv"))
+        except PackageNotFoundError:
+            return ["env.yaml asks for `installer: uv`, but pinfold's tool environment has no uv "
+                    "(run ./bootstrap.sh to recreate it from requirements/tool.txt)"]
+        if have < MIN_UV:
+            return [f"pinfold's tool environment has uv {have}; it needs uv >= {MIN_UV} "
+                    "(run ./bootstrap.sh to recreate it from requirements/tool.txt)"]
+        return []
+
+    def cache_dir(self) -> Path:
+        """uv's cache for this spec's build lock (wheels built from sdists depend on it)."""
+        build = self.spec.build_requirements
+        key = hashlib.sha256(build.path.read_bytes()).hexdigest()[:16] if build else "no-build-lock"
+        return uv_cache_root() / key
+
+    def _index_page(self) -> Path:
+        """Write the locked index: a links page of exactly the artifacts pre-flight chose."""
+        if self.preflight is None:
+            raise BuildError("the uv backend needs pre-flight's chosen artifacts (internal error)")
+        lines = []
+        for key in sorted(self.preflight.chosen):
+            f = self.preflight.chosen[key]
+            url = f.location if "://" in f.location else Path(f.location).as_uri()
+            fragment = f"#sha256={f.digest.split(':', 1)[1]}" if f.digest else ""
+            lines.append(f'<a href="{html.escape(url + fragment)}">{html.escape(f.filename)}</a><br/>')
+        text = "<!DOCTYPE html>\n<html><body>\n" + "\n".join(lines) + "\n</body></html>\n"
+        # A stable place per env.yaml and build lock, beside (not inside) uv's own cache:
+        # uv keys what it built from an sdist by where the index is, so a new page
+        # location each build would make every build cold.
+        where = uv_cache_root() / "pages"
+        where.mkdir(parents=True, exist_ok=True)
+        spec_key = hashlib.sha256(str(self.spec.file).encode()).hexdigest()[:16]
+        page = where / f"{self.cache_dir().name}-{spec_key}.html"
+        if not page.is_file() or page.read_text(encoding="utf-8") != text:
+            tmp = page.with_name(f".{page.name}.{os.getpid()}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, page)
+        return page
+
+    def _build_constraints(self, folder: Path) -> Path:
+        """The build lock, plus an impossible constraint for every runtime-only name."""
+        build = self.spec.build_requirements
+        build_pins = build.pins if build else ()
+        listed = {p.name for p in build_pins}
+        lines = [p.requirement_line() for p in build_pins]
+        # Runtime pins are in the locked index too; `<0` keeps them out of build
+        # environments unless the build lock lists them (as pip 26.3 refuses them).
+        lines += [f"{n}<0" for n in sorted({p.name for p in self.spec.requirements.pins} - listed)]
+        path = folder / "build-constraints.txt"
+        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        return path
+
+    def _uv(self, python: Path, *args: str, what: str, index: bool = True) -> None:
+        argv = [_uv_binary(), "pip", *args, "--python", str(python), "--no-config",
+                "--no-python-downloads", "--cache-dir", str(self.cache_dir())]
+        env = {**_UV_ENV, **index_environ(self.spec)}
+        if not index:
+            self.runner.run(argv, what=what, env=env)
+            return
+        with tempfile.TemporaryDirectory(prefix="pinfold-uv-") as tmp:
+            argv += ["--no-index", "--find-links", str(self._index_page()),
+                     "--build-constraints", str(self._build_constraints(Path(tmp))),
+                     "--link-mode", "hardlink"]
+            if not self.spec.index.url:
+                argv.append("--offline")  # every artifact is a local file: never touch a network
+            try:
+                self.runner.run(argv, what=what, env=env)
+            except CommandError as exc:
+                raise self._explain(exc) from None
+        self._verify(python)
+
+    def _verify(self, python: Path) -> None:
+        """Every installed file is still what its hashed wheel held (see the module doc)."""
+        sites = sorted(python.parent.parent.glob("lib/python*/site-packages"))
+        for site in sites:
+            try:
+                self.runner.run([python, "-I", str(Path(__file__).with_name("_record.py")), site],
+                                what="checking the installed files against their RECORD hashes")
+            except CommandError as exc:
+                lines = [ln for ln in exc.output.splitlines() if ": " in ln and ln.startswith("/")]
+                raise BuildError(
+                    "installed files differ from the wheels they came from (uv's cache was changed: "
+                    "a file of an environment edited in place?)",
+                    [Problem(*ln.split(": ", 1)) for ln in lines[:20]],
+                    tip=f"remove {self.cache_dir()} (pinfold's uv cache) and build again") from None
+
+    def _explain(self, exc: CommandError) -> BuildError:
+        """Turn uv's resolver text for an unlocked build dependency into one line per gap."""
+        for_build = "build-system.requires" in exc.output or "build backend" in exc.output
+        missing = _NEEDS_UNLISTED.findall(exc.output) or (_NOT_FOUND.findall(exc.output) if for_build else [])
+        if not missing:
+            return exc
+        needers = _FAILED_BUILD.findall(exc.output)
+        of = f" (build dependency of {', '.join(dict.fromkeys(needers))})" if needers else ""
+        build = self.spec.build_requirements
+        lock = display_path(build.path) if build else "build_requirements (not set in env.yaml)"
+        role = of or " (build dependency)"
+        problems = [Problem(f"{name}{role}", f"not in the build lock {lock}: uv was not allowed to "
+                                             "install it unpinned") for name in dict.fromkeys(missing)]
+        return BuildError(f"{exc.summary}: a build dependency is not locked", problems,
+                          tip="add it to the build lock (pinned, hashed; `pinfold lock` does) "
+                              "and run again")
+
+    def install_lock(self, python: Path) -> None:
+        """Install the runtime lock, hashes required."""
+        self._uv(python, "install", "--require-hashes", "-r", str(self.spec.requirements.path),
+                 what="installing the runtime lock")
+
+    def install_pins(self, python: Path, pins: list[Pin]) -> None:
+        """Install just these pins (an update): no resolving, hashes required."""
+        if not pins:
+            return
+        with tempfile.TemporaryDirectory(prefix="pinfold-") as tmp:
+            reqs = Path(tmp) / "update.txt"
+            reqs.write_text("".join(p.requirement_line() + "\n" for p in pins), encoding="utf-8")
+            self._uv(python, "install", "--no-deps", "--require-hashes", "-r", str(reqs),
+                     what="installing the changed pins")
+
+    def uninstall(self, python: Path, names: list[str]) -> None:
+        """Remove distributions (pins dropped from the lock)."""
+        if names:
+            self._uv(python, "uninstall", *names, what="removing distributions", index=False)
+
+    def install_editable(self, python: Path, trees: list[Path]) -> None:
+        """Install local trees editable; their dependencies must already be in the lock."""
+        args = ["install", "--no-deps"]
+        for tree in trees:
+            args += ["-e", str(tree)]
+        self._uv(python, *args, what="installing the develop trees")

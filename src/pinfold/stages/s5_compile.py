@@ -1,0 +1,57 @@
+"""Stage: byte-compile the environment once, in parallel, with its own interpreter.
+
+pip compiles one file at a time while it installs (half of a plain pip install's time,
+measured) and uv does not compile unless asked, so both backends install with
+compilation off and this stage compiles all of site-packages at once, with a worker per
+core (:mod:`pinfold.bytecode`: compileall's work, split by size into one batch per core,
+25% faster than ``compileall -j 0`` on the benchmark environment). It runs after install
+and develop and *before* the Twisted plugin caches: compiling writes only ``__pycache__``
+files, never a module, so a cache generated afterwards stays fresh.
+
+Updates clone the previous environment with hard links: only ``.pyc`` files whose header
+no longer matches their source are rewritten, and py_compile writes each to a temporary
+file and renames it over the old one, so a hard-linked ``.pyc`` is replaced, never written
+through into the previous environment. The develop trees are not compiled: they are the
+user's checkouts.
+
+Like pip, a file that does not compile (test data with Python 2 syntax ships in real
+packages) does not fail the build; it is reported as a warning.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from .. import bytecode
+from ..errors import BuildError, Problem
+from .base import Context
+
+__all__ = ["Compile"]
+
+
+class Compile:
+    """``<env python> -I pinfold/bytecode.py <site-packages>``."""
+
+    name: ClassVar[str] = "compile"
+
+    def problems(self, ctx: Context) -> list[Problem]:
+        return []
+
+    def skip_reason(self, ctx: Context) -> str | None:
+        return None if ctx.spec.compile else "disabled (compile: false)"
+
+    def run(self, ctx: Context) -> str:
+        sites = sorted(ctx.env_dir.glob("lib/python*/site-packages"))
+        if not sites:
+            raise BuildError(f"{ctx.env_dir} has no site-packages to compile")
+        script = Path(bytecode.__file__)
+        # -I: nothing from the caller's environment or the working directory gets in.
+        done = ctx.runner.run([ctx.env_python, "-I", script, *sites], what="byte-compiling the environment")
+        lines = done.output.splitlines()
+        failed = [ln[len("FAILED "):] for ln in lines if ln.startswith("FAILED ")]
+        ctx.warnings += [f"not byte-compiled: {f}" for f in failed]
+        ctx.facts["compile"] = {"failed": failed}
+        summary = next((ln for ln in reversed(lines) if ln.startswith("compiled ")), "compiled")
+        note = f"; {len(failed)} file(s) do not compile (warnings)" if failed else ""
+        return f"{summary} in {', '.join(s.relative_to(ctx.env_dir).as_posix() for s in sites)}{note}"
