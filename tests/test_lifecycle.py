@@ -178,7 +178,8 @@ def test_kill_9_leaves_the_last_good_environment(project: Path, point: str) -> N
     build_lock = [a.pin() for a in copy_real(wh, "setuptools")]
     extra = ""
     if point == "install":
-        sdist = make_sdist(wh, "slow-build", "1.0", files={"setup.py": slow + "from setuptools import setup\nsetup()\n"})
+        setup_py = slow + "from setuptools import setup\nsetup()\n"
+        sdist = make_sdist(wh, "slow-build", "1.0", files={"setup.py": setup_py})
         set_pin(root, "slow-build", sdist)
     elif point == "final":
         extra = f"final:\n  probes:\n    commands:\n      - [python, -c, {json.dumps(slow)}]\n"
@@ -210,7 +211,8 @@ def test_no_wait_fails_at_once_while_another_build_runs(project: Path) -> None:
     root = project.parent
     marker = root / "reached"
     slow = f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(30)"
-    write(project, project.read_text() + f"final:\n  probes:\n    commands:\n      - [python, -c, {json.dumps(slow)}]\n")
+    probe = f"final:\n  probes:\n    commands:\n      - [python, -c, {json.dumps(slow)}]\n"
+    write(project, project.read_text() + probe)
     first = start_build(project)
     try:
         wait_for(marker.exists, first)
