@@ -346,7 +346,7 @@ def _read_needs(reader: _Reader, node: yaml.Node, key: str) -> NeedsSpec | None:
 
 _TOP_KEYS = ("version", "python", "path", "index", "requirements", "build_requirements",
              "develop", "final", "needs", "build_needs", "installer", "compile")
-#: The values of ``installer:`` (pinfold.installers.INSTALLERS, kept here: spec is imported first).
+#: The values of ``installer:``, one per backend in pinfold.installers.
 _INSTALLERS = ("pip", "uv")
 
 

@@ -19,10 +19,7 @@ from ..spec import Spec
 if TYPE_CHECKING:
     from ..index import Preflight
 
-__all__ = ["INSTALLERS", "Installer", "installer_for"]
-
-#: The values of env.yaml's ``installer:`` key.
-INSTALLERS = ("pip", "uv")
+__all__ = ["Installer", "installer_for"]
 
 
 class Installer(Protocol):

@@ -9,8 +9,9 @@ a hashed ``--build-constraints`` file is verified when a build dependency is lis
 it, but a build dependency that is *not* listed is installed unpinned and unhashed
 from whatever the index offers: uv fails open where pip >= 26.2 fails closed. Its
 ``--require-build-hashes`` (experimental) closes that gap but, like a wrong hash on a
-build dependency, makes uv hang instead of fail in about half the runs. So pinfold
-closes it itself, with two files it writes for every uv call:
+build dependency, makes uv hang instead of fail in most runs (14 of 18 measured, killed
+after 40 s; one ran 10 minutes). So pinfold closes it itself, with two files it writes
+for every uv call, and pre-flight has hashed every artifact before uv starts:
 
 - the **locked index**: a flat links page listing exactly the artifacts pre-flight
   chose for both locks (each with its ``#sha256=``), passed as uv's only index
@@ -21,8 +22,8 @@ closes it itself, with two files it writes for every uv call:
   (no hang), and pinfold names the dependency and the sdist that wanted it.
 
 uv's cache (a warm cache is the point of this backend) lives in a pinfold-owned folder,
-one per build lock: uv keys wheels it built from sdists by the sdist, not by the build
-dependencies used, so a changed build lock must not reuse them. Installs hard-link out of
+one per build lock: nothing says uv keys the wheels it built from sdists by the build
+dependencies used, so a changed build lock starts from an empty cache. Installs hard-link out of
 the cache (uv's default; ``--link-mode copy`` costs 5 s more for the 300 MB benchmark
 environment on 2 cores). uv does not re-hash cached files, and a file of any environment
 edited in place (an editor keeping hard links) would change the cached file behind every
@@ -161,7 +162,8 @@ class Uv:
             self.runner.run(argv, what=what, env=env)
             return
         with tempfile.TemporaryDirectory(prefix="pinfold-uv-") as tmp:
-            argv += ["--no-index", "--find-links", str(self._index_page()),
+            # --no-sources: a develop tree's [tool.uv.sources] must not add places either.
+            argv += ["--no-index", "--no-sources", "--find-links", str(self._index_page()),
                      "--build-constraints", str(self._build_constraints(Path(tmp))),
                      "--link-mode", "hardlink"]
             if not self.spec.index.url:
