@@ -38,7 +38,7 @@ from pinfold.probes.environment import Expected, _compare
 from pinfold.probes.report import junit_xml, summary_lines
 from pinfold.runner import Runner, scrubbed_environ
 from pinfold.stages import Context
-from pinfold.stages.s5_plugins import PluginCaches
+from pinfold.stages.s6_plugins import PluginCaches
 from tests.artifacts import Artifact, copy_real, make_wheel
 from tests.conftest import write
 

@@ -184,7 +184,7 @@ def check(
     """Run the probes on the existing environment of ``spec``, without rebuilding."""
     from .index import LocalIndex
     from .stages import Context
-    from .stages.s6_probes import Probes
+    from .stages.s7_probes import Probes
 
     runner = runner or Runner()
     emit = on_event or (lambda _: None)

@@ -12,8 +12,8 @@ from .s2_create import Create
 from .s3_install import Install
 from .s4_develop import Develop
 from .s5_compile import Compile
-from .s5_plugins import PluginCaches
-from .s6_probes import Probes
+from .s6_plugins import PluginCaches
+from .s7_probes import Probes
 
 __all__ = ["BUILD_STAGES", "Context", "Stage"]
 

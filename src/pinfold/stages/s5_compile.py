@@ -1,4 +1,4 @@
-"""Stage: byte-compile the environment once, in parallel, with its own interpreter.
+"""Stage 5: byte-compile the environment once, in parallel, with its own interpreter.
 
 pip compiles one file at a time while it installs (half of a plain pip install's time,
 measured) and uv does not compile unless asked, so both backends install with

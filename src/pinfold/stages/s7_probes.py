@@ -1,4 +1,4 @@
-"""Stage 6: sanity probes, the last stage of a build and all of ``pinfold check``.
+"""Stage 7: sanity probes, the last stage of a build and all of ``pinfold check``.
 
 Probes the environment the way its consumers use it: Twisted plugin caches fresh,
 each plugin module harmless on import, ``installReactor`` working with read-only plugin
