@@ -43,3 +43,13 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def installed(env: Path) -> dict[str, str]:
+    """name -> version of the distributions in an environment, read from its dist-info folders."""
+    site = next(env.glob("lib/python*/site-packages"))
+    out = {}
+    for d in site.glob("*.dist-info"):
+        name, version = d.name[: -len(".dist-info")].rsplit("-", 1)
+        out[name.lower().replace("_", "-")] = version
+    return out

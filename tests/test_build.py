@@ -28,7 +28,7 @@ from pinfold.cli import main
 from pinfold.errors import CommandError
 from pinfold.runner import Runner
 from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_wheel
-from tests.conftest import needs_unshare, write
+from tests.conftest import installed, needs_unshare, write
 
 pytestmark = pytest.mark.slow
 
@@ -119,16 +119,6 @@ def cli(*args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(args), stdout=out, stderr=err)
     return code, out.getvalue(), err.getvalue()
-
-
-def installed(env: Path) -> dict[str, str]:
-    """name -> version of the distributions in an environment, read from its dist-info folders."""
-    site = next(env.glob("lib/python*/site-packages"))
-    out = {}
-    for d in site.glob("*.dist-info"):
-        name, version = d.name[: -len(".dist-info")].rsplit("-", 1)
-        out[name.lower().replace("_", "-")] = version
-    return out
 
 
 def run_in(env: Path, code: str) -> str:

@@ -28,7 +28,7 @@ from pinfold.locking.resolve import Source
 from pinfold.locks import Pin, parse_lock
 from pinfold.runner import Runner
 from tests.artifacts import _NETWORK_ENV, copy_real, make_sdist, make_tree, make_wheel
-from tests.conftest import CAN_UNSHARE, needs_unshare, write
+from tests.conftest import CAN_UNSHARE, installed, needs_unshare, write
 
 pytestmark = pytest.mark.slow
 
@@ -102,15 +102,6 @@ def offline(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 def sha256(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def installed(env: Path) -> dict[str, str]:
-    site = next(env.glob("lib/python*/site-packages"))
-    out = {}
-    for d in site.glob("*.dist-info"):
-        name, version = d.name[: -len(".dist-info")].rsplit("-", 1)
-        out[name.lower().replace("_", "-")] = version
-    return out
 
 
 def pins_of(lock: Path) -> dict[str, Pin]:

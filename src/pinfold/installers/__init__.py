@@ -8,7 +8,10 @@ Neither byte-compiles: the compile stage does that once, in parallel, for both.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -47,6 +50,15 @@ class Installer(Protocol):
     def install_editable(self, python: Path, trees: list[Path]) -> None:
         """Install local trees editable; their dependencies must already be in the lock."""
         ...
+
+
+@contextlib.contextmanager
+def pins_file(pins: list[Pin]) -> Iterator[Path]:
+    """A temporary requirements file of ``pins`` with their hashes (an update's moved pins)."""
+    with tempfile.TemporaryDirectory(prefix="pinfold-") as tmp:
+        reqs = Path(tmp) / "update.txt"
+        reqs.write_text("".join(p.requirement_line() + "\n" for p in pins), encoding="utf-8")
+        yield reqs
 
 
 def installer_for(spec: Spec, runner: Runner, tool_python: str = sys.executable, *,

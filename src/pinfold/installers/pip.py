@@ -12,7 +12,6 @@ the whole environment, in parallel, after the develop trees are installed.
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,6 +20,7 @@ from packaging.version import Version
 from ..locks import Pin
 from ..runner import Runner
 from ..spec import Spec
+from . import pins_file
 
 __all__ = ["MIN_PIP", "Pip", "index_environ"]
 
@@ -95,9 +95,7 @@ class Pip:
         """Install just these pins (an update): no resolving, hashes required."""
         if not pins:
             return
-        with tempfile.TemporaryDirectory(prefix="pinfold-") as tmp:
-            reqs = Path(tmp) / "update.txt"
-            reqs.write_text("".join(p.requirement_line() + "\n" for p in pins), encoding="utf-8")
+        with pins_file(pins) as reqs:
             self._install(python, ["--no-deps", "--require-hashes", "-r", str(reqs)],
                           what="installing the changed pins")
 

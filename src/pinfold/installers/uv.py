@@ -49,6 +49,7 @@ from ..errors import BuildError, CommandError, Problem
 from ..locks import Pin
 from ..runner import Runner
 from ..spec import Spec, display_path
+from . import pins_file
 from .pip import index_environ
 
 if TYPE_CHECKING:
@@ -215,9 +216,7 @@ class Uv:
         """Install just these pins (an update): no resolving, hashes required."""
         if not pins:
             return
-        with tempfile.TemporaryDirectory(prefix="pinfold-") as tmp:
-            reqs = Path(tmp) / "update.txt"
-            reqs.write_text("".join(p.requirement_line() + "\n" for p in pins), encoding="utf-8")
+        with pins_file(pins) as reqs:
             self._uv(python, "install", "--no-deps", "--require-hashes", "-r", str(reqs),
                      what="installing the changed pins")
 
