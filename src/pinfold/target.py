@@ -35,7 +35,8 @@ def run_inside(runner: Runner, python: Path, name: str, args: Sequence[str | Pat
     """
     with neutral_dir() as tmp:
         result = Path(tmp) / "result.json"
-        done = runner.run([python, "-I", "-B", script(name), result, *args], what=what,
+        done = runner.run([python, "-I", "-B", script("_launch"), script(name), result, *args],
+                          what=what,
                           cwd=Path(tmp), timeout=timeout)
         try:
             data = json.loads(result.read_text(encoding="utf-8"))

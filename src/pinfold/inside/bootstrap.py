@@ -12,24 +12,15 @@ exactly as it was.
 from __future__ import annotations
 
 import errno
-import importlib.util
 import os
 import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pinfold.inside import _common as common
 else:
-    def _load_common() -> types.ModuleType:
-        # By path: nothing is added to sys.path, which is where plugin folders are found.
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_common.py")
-        spec = importlib.util.spec_from_file_location("_pinfold_common", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-    common = _load_common()
+    # Loaded once, by path, by _launch.py (see pinfold.target).
+    common = sys.modules["_pinfold_common"]
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 #: Audit events that change a folder, and which of their arguments are paths.

@@ -27,7 +27,6 @@ import sys
 import threading
 import time
 import traceback
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,15 +35,8 @@ if TYPE_CHECKING:
 
     from pinfold.inside import _common as common
 else:
-    def _load_common() -> types.ModuleType:
-        # By path: nothing is added to sys.path, which is where plugin folders are found.
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_common.py")
-        spec = importlib.util.spec_from_file_location("_pinfold_common", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-    common = _load_common()
+    # Loaded once, by path, by _launch.py (see pinfold.target).
+    common = sys.modules["_pinfold_common"]
 
 REACTOR = "twisted.internet.reactor"
 #: Imported by the parent before forking (see the module docstring); none installs a reactor.
