@@ -138,23 +138,37 @@ class Runner:
 
             reader = threading.Thread(target=pump, daemon=True)
             reader.start()
+            # A timer kills on timeout, so that wait() blocks in waitpid: wait(timeout=...)
+            # polls with sleeps of up to 50 ms, paid at the end of every command.
+            expired = threading.Event()
+
+            def expire() -> None:
+                expired.set()
+                proc.kill()
+
+            timer = None
+            if timeout is not None:
+                timer = threading.Timer(timeout, expire)
+                timer.daemon = True
+                timer.start()
             try:
-                returncode = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
+                returncode = proc.wait()
+            except BaseException:
+                # Ctrl-C or a kill of pinfold: never leave pip running on its own.
                 proc.kill()
                 proc.wait()
+                raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            if expired.is_set():
                 reader.join(5)
                 raise CommandError(
                     f"{what} timed out after {timeout:g} s",
                     argv=args,
                     returncode=-9,
                     output="".join(lines),
-                ) from None
-            except BaseException:
-                # Ctrl-C or a kill of pinfold: never leave pip running on its own.
-                proc.kill()
-                proc.wait()
-                raise
+                )
             reader.join()
         output = "".join(lines)
         if check and returncode != 0:
