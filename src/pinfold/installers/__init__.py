@@ -71,4 +71,4 @@ def installer_for(spec: Spec, runner: Runner, tool_python: str = sys.executable,
         return Uv(spec, runner, tool_python=tool_python, preflight=preflight)
     from .pip import Pip
 
-    return Pip(spec, runner, tool_python=tool_python)
+    return Pip(spec, runner)

@@ -31,6 +31,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ..errors import CommandError
+from ..installers.pip import pip_in
 from ..interpreter import Interpreter
 from ..runner import Runner
 from .errors import LockError
@@ -247,7 +248,7 @@ class Discovery:
         if requires:
             report = where / "pinfold-report.json"
             # --no-compile: the hook runs once, byte-compiling setuptools would cost a second.
-            argv = [self.tool_python, "-m", "pip", "--python", str(python), "install", "--no-compile",
+            argv = [*pip_in(python), "install", "--no-compile",
                     "--no-cache-dir", "--report", str(report), *self.source.flags]
             if constraints:
                 cfile = where / "constraints.txt"
