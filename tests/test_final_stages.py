@@ -17,6 +17,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,7 @@ from pinfold.probes.report import junit_xml, summary_lines
 from pinfold.runner import Runner, scrubbed_environ
 from pinfold.stages import Context
 from pinfold.stages.s6_plugins import PluginCaches
+from pinfold.target import Target, run_inside
 from tests.artifacts import Artifact, copy_real, make_wheel
 from tests.conftest import write
 
@@ -332,12 +334,12 @@ def test_normalised_mtimes_still_give_fresh_caches(good: BuildResult, when: str)
             os.utime(Path(folder, name), (epoch, epoch), follow_symlinks=False)
     spec = load_spec(good.spec_file)
     runner = Runner()
-    stale = check_freshness(runner, good.env_dir / "bin" / "python", PluginPackages())
+    stale = check_freshness(runner, Target(good.env_dir / "bin" / "python"), PluginPackages())
     assert len(stale.problems) == 2 and all("older than (or as old as)" in p.message for p in stale.problems)
 
     ctx = Context(spec=spec, runner=runner, index=LocalIndex(spec.index), env_dir=good.env_dir)
     PluginCaches().run(ctx)
-    fresh = check_freshness(runner, good.env_dir / "bin" / "python", PluginPackages())
+    fresh = check_freshness(runner, Target(good.env_dir / "bin" / "python"), PluginPackages())
     assert fresh.problems == []
     for cache in ctx.facts["plugin_caches"]["caches"]:
         assert Path(cache["path"]).stat().st_mtime >= epoch + 1
@@ -411,6 +413,44 @@ def test_without_twisted_the_stage_and_twisted_probes_are_skipped(wheels: Wheels
     assert stages["plugins"].status == "skipped"
     assert "Twisted is not installed" in stages["plugins"].detail
     assert [p["name"] for p in result.facts["probes"]] == ["pip-check", "lock"]
+
+
+@pytest.mark.slow
+def test_without_bytecode_the_final_stages_share_a_cache_outside_the_environment(
+        wheels: Wheels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`compile: false`: every final stage passes, the environment gets no .pyc, and the
+    bytecode folder the stages shared is gone afterwards."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    spec = project(tmp_path / "p", wheels, [*wheels.twisted, wheels.reactorplug, wheels.myapp],
+                   "compile: false\n" + GOOD_FINAL)
+    result = build(load_spec(spec))
+    assert {s.name: s.status for s in result.stages}["plugins"] == "ok"
+    assert all(p["status"] != "fail" for p in result.facts["probes"])
+    assert list(result.env_dir.rglob("*.pyc")) == []
+    assert list(temp.iterdir()) == []
+    assert check(load_spec(spec)).facts["probes"]
+    assert list(result.env_dir.rglob("*.pyc")) == [] and list(temp.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_outside_cache_holds_the_environment_only_and_is_read_back(good: BuildResult,
+                                                                       tmp_path: Path) -> None:
+    """An inside run with a bytecode folder writes the environment's bytecode there (not the
+    standard library's, which has its own), and the next run reads it instead of compiling."""
+    env_pyc = set(good.env_dir.rglob("*.pyc"))
+    target = Target(good.env_dir / "bin" / "python", tmp_path / "pyc")
+    data = run_inside(Runner(), target, "importer", ["twisted.internet.defer"], what="import")
+    assert data["file"].startswith(str(good.env_dir.resolve()))
+    cached = sorted((tmp_path / "pyc").rglob("*.pyc"))
+    mirror = tmp_path / "pyc" / good.env_dir.resolve().relative_to("/")
+    assert cached and all(p.is_relative_to(mirror) for p in cached)
+    assert any(p.name.startswith("defer.") for p in cached)
+    stamps = {p: p.stat().st_mtime_ns for p in cached}
+    run_inside(Runner(), target, "importer", ["twisted.internet.defer"], what="import")
+    assert {p: p.stat().st_mtime_ns for p in cached} == stamps  # read, not compiled again
+    assert set(good.env_dir.rglob("*.pyc")) == env_pyc
 
 
 # --- pure parts ---------------------------------------------------------------------------

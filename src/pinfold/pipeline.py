@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -18,7 +20,7 @@ from .runner import Runner
 from .spec import Spec
 
 if TYPE_CHECKING:
-    from .stages import Stage
+    from .stages import Context, Stage
 
 __all__ = ["BuildResult", "StageEvent", "StageReport", "build", "check", "gc", "plan", "rollback"]
 
@@ -69,6 +71,20 @@ class BuildResult:
 def _report(spec: Spec, env_dir: Path, start: float) -> BuildResult:
     return BuildResult(spec_file=spec.file, path=spec.path, env_dir=env_dir, up_to_date=True,
                        seconds=time.monotonic() - start)
+
+
+@contextmanager
+def _bytecode_outside(ctx: Context) -> Iterator[None]:
+    """For an environment built without bytecode: a temporary bytecode folder for the final stages."""
+    if ctx.spec.compile:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="pinfold-pycache-") as tmp:
+        ctx.pycache = Path(tmp)
+        try:
+            yield
+        finally:
+            ctx.pycache = None
 
 
 def build(
@@ -127,8 +143,9 @@ def build(
         if plan.mode == "noop" and plan.current is not None:
             return _report(spec, plan.current, start)
         try:
-            for stage in rest:
-                run_stage(stage)
+            with _bytecode_outside(ctx):
+                for stage in rest:
+                    run_stage(stage)
             assert ctx.preflight is not None and ctx.interpreter is not None and plan.inputs
             state = {
                 "fingerprint": fingerprint(plan.inputs),
@@ -202,7 +219,8 @@ def check(
                            seconds=time.monotonic() - start)
     emit(StageEvent(probes.name, "start"))
     t0 = time.monotonic()
-    detail = probes.run(ctx)
+    with _bytecode_outside(ctx):
+        detail = probes.run(ctx)
     seconds = time.monotonic() - t0
     emit(StageEvent(probes.name, "done", seconds, detail))
     return BuildResult(spec_file=spec.file, path=spec.path, env_dir=current, up_to_date=True,

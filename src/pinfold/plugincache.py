@@ -21,7 +21,7 @@ from typing import Any
 from .errors import BuildError, Problem
 from .inside._common import EXACTLY, strictly_newer_mtime_ns
 from .runner import Runner
-from .target import run_inside
+from .target import Target, run_inside
 
 __all__ = [
     "CacheFile",
@@ -99,13 +99,13 @@ def _problems(errors: list[dict[str, Any]]) -> list[Problem]:
     return out
 
 
-def regenerate(runner: Runner, python: Path, packages: PluginPackages) -> Regenerated:
+def regenerate(runner: Runner, target: Target, packages: PluginPackages) -> Regenerated:
     """Remove, regenerate and validate every plugin cache, make each strictly newer, test it.
 
     Raises :class:`BuildError` naming every plugin module that fails to import and every
     cache that could not be written.
     """
-    data = run_inside(runner, python, "regenerate", packages.argv(),
+    data = run_inside(runner, target, "regenerate", packages.argv(),
                       what="regenerating the Twisted plugin caches")
     if data["errors"]:
         problems = _problems(data["errors"])
@@ -156,8 +156,8 @@ def _freshness(packages: list[str], folders: list[dict[str, Any]], errors: list[
                     margin=f.get("margin"), problems=tuple(f["problems"])) for f in folders))
 
 
-def check_freshness(runner: Runner, python: Path, packages: PluginPackages) -> Freshness:
+def check_freshness(runner: Runner, target: Target, packages: PluginPackages) -> Freshness:
     """Test, without writing anything or importing any plugin module, that every cache is fresh."""
-    data = run_inside(runner, python, "freshness", packages.argv(),
+    data = run_inside(runner, target, "freshness", packages.argv(),
                       what="checking the Twisted plugin caches", timeout=120)
     return _freshness(data["packages"], data["folders"], data["errors"])

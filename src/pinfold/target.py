@@ -5,6 +5,10 @@ script's folder off ``sys.path``; ``-B`` writes no bytecode into the environment
 working directory is an empty temporary folder, because Twisted's plugin lookup
 searches every ``sys.path`` entry (the current directory included, without ``-I``)
 and would write caches into a source checkout. Every run goes through the runner.
+
+For an environment without bytecode (``compile: false``) a :class:`Target` carries a
+bytecode folder outside the environment, shared by every run of one build or check
+(see ``inside/_launch.py``): without it each probe compiles Twisted from source again.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,21 @@ from .errors import CommandError
 from .inside import script
 from .runner import Runner
 
-__all__ = ["neutral_dir", "run_inside"]
+__all__ = ["Target", "neutral_dir", "run_inside"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The environment's interpreter, as pinfold's own checks run it."""
+
+    python: Path
+    #: Where those runs keep the bytecode of an environment that has none, or None.
+    pycache: Path | None = None
+
+    def launch(self, script_name: str) -> list[str | Path]:
+        """The command line that starts the inside script ``script_name``."""
+        cache: list[str | Path] = ["--pycache", self.pycache] if self.pycache is not None else []
+        return [self.python, "-I", "-B", script("_launch"), *cache, script(script_name)]
 
 
 def neutral_dir() -> tempfile.TemporaryDirectory[str]:
@@ -27,17 +46,16 @@ def neutral_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="pinfold-")
 
 
-def run_inside(runner: Runner, python: Path, name: str, args: Sequence[str | Path] = (), *,
+def run_inside(runner: Runner, target: Target, name: str, args: Sequence[str | Path] = (), *,
                what: str, timeout: float = 300.0) -> dict[str, Any]:
-    """Run the inside script ``name`` with ``python``; return the JSON it wrote.
+    """Run the inside script ``name`` in ``target``; return the JSON it wrote.
 
     Raises :class:`CommandError` when the script fails or writes no result.
     """
     with neutral_dir() as tmp:
         result = Path(tmp) / "result.json"
-        done = runner.run([python, "-I", "-B", script("_launch"), script(name), result, *args],
-                          what=what,
-                          cwd=Path(tmp), timeout=timeout)
+        done = runner.run([*target.launch(name), result, *args], what=what, cwd=Path(tmp),
+                          timeout=timeout)
         try:
             data = json.loads(result.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -20,7 +20,7 @@ from ..interpreter import inspect_interpreter
 from ..locks import Lock, Pin
 from ..runner import Runner
 from ..spec import display_path
-from ..target import neutral_dir, run_inside
+from ..target import Target, neutral_dir, run_inside
 from . import Outcome
 
 __all__ = ["Expected", "command", "import_module", "lock_match", "pip_check"]
@@ -36,11 +36,13 @@ def _failed(exc: CommandError) -> Outcome:
     return Outcome(status="fail", summary=f"{exc.summary}{code}", evidence=_tail(exc.output))
 
 
-def pip_check(runner: Runner, tool_python: str, python: Path) -> Outcome:
+def pip_check(runner: Runner, python: Path) -> Outcome:
     """pinfold's own pip checks the environment's requirements (the environment needs no pip)."""
+    from ..installers.pip import pip_in
+
     with neutral_dir() as tmp:
         try:
-            done = runner.run([tool_python, "-m", "pip", "--python", python, "check"],
+            done = runner.run([*pip_in(python), "check"],
                               what="pip check", cwd=Path(tmp), timeout=300)
         except CommandError as exc:
             lines = exc.output.strip().splitlines()
@@ -156,12 +158,12 @@ def _compare(installed: dict[NormalizedName, list[dict[str, Any]]], expected: Ex
     return findings
 
 
-def lock_match(runner: Runner, python: Path, expected: Callable[[], Expected]) -> Outcome:
+def lock_match(runner: Runner, target: Target, expected: Callable[[], Expected]) -> Outcome:
     """The installed distributions are exactly the expected ones (plus the develop trees).
 
     ``expected`` is called in the probe's thread: working it out may run the interpreter.
     """
-    data = run_inside(runner, python, "distributions", what="listing the installed distributions",
+    data = run_inside(runner, target, "distributions", what="listing the installed distributions",
                       timeout=120)
     want = expected()
     installed: dict[NormalizedName, list[dict[str, Any]]] = defaultdict(list)
@@ -176,18 +178,14 @@ def lock_match(runner: Runner, python: Path, expected: Callable[[], Expected]) -
     return Outcome(status="ok", summary=f"{count}{extra}: exactly the lock")
 
 
-_IMPORT = "import importlib, sys; importlib.import_module(sys.argv[1])"
-
-
-def import_module(runner: Runner, python: Path, module: str) -> Outcome:
+def import_module(runner: Runner, target: Target, module: str) -> Outcome:
     """``import <module>`` succeeds in a fresh, isolated interpreter of the environment."""
-    with neutral_dir() as tmp:
-        try:
-            runner.run([python, "-I", "-B", "-c", _IMPORT, module], what=f"importing {module}",
-                       cwd=Path(tmp), timeout=120)
-        except CommandError as exc:
-            return _failed(exc)
-    return Outcome(status="ok", summary="imports in a fresh interpreter")
+    try:
+        data = run_inside(runner, target, "importer", [module], what=f"importing {module}", timeout=120)
+    except CommandError as exc:
+        return _failed(exc)
+    found = f" from {data['file']}" if data.get("file") else ""
+    return Outcome(status="ok", summary=f"imports in a fresh interpreter{found}")
 
 
 def command(runner: Runner, env_dir: Path, argv: Sequence[str], *, timeout: float, root: Path,

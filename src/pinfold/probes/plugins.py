@@ -8,20 +8,19 @@ tested pinfold code.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from ..plugincache import PluginPackages, check_freshness
 from ..runner import Runner
-from ..target import run_inside
+from ..target import Target, run_inside
 from . import Outcome
 
 __all__ = ["bootstrap", "freshness", "hygiene"]
 
 
-def freshness(runner: Runner, python: Path, packages: PluginPackages) -> Outcome:
+def freshness(runner: Runner, target: Target, packages: PluginPackages) -> Outcome:
     """Every cache exists, is readable, lists every module and is strictly newer than each."""
-    found = check_freshness(runner, python, packages)
+    found = check_freshness(runner, target, packages)
     problems = found.problems
     modules = sum(f.modules for f in found.folders)
     if problems:
@@ -73,10 +72,10 @@ def _judge(module: dict[str, Any], allowed: set[str], fails: list[str], warns: l
         warns.append(f"{name}: starts {max(len(threads), native)} thread(s) on import{names}")
 
 
-def hygiene(runner: Runner, python: Path, packages: PluginPackages, allowed: Sequence[str], *,
+def hygiene(runner: Runner, target: Target, packages: PluginPackages, allowed: Sequence[str], *,
             timeout: float = 60.0, jobs: int = 2) -> Outcome:
     """Each plugin module imported alone: no reactor installed, no import error, no threads."""
-    data = run_inside(runner, python, "hygiene", [f"{timeout:g}", str(jobs), *packages.argv()],
+    data = run_inside(runner, target, "hygiene", [f"{timeout:g}", str(jobs), *packages.argv()],
                       what="importing each plugin module alone", timeout=timeout * 10 + 120)
     fails: list[str] = list(data["errors"])
     warns: list[str] = []
@@ -102,9 +101,9 @@ def hygiene(runner: Runner, python: Path, packages: PluginPackages, allowed: Seq
     return Outcome(status="ok", summary=f"{count}: no reactor, no errors, no threads")
 
 
-def bootstrap(runner: Runner, python: Path, reactor: str, packages: PluginPackages) -> Outcome:
+def bootstrap(runner: Runner, target: Target, reactor: str, packages: PluginPackages) -> Outcome:
     """``installReactor(reactor)`` in a fresh interpreter with the plugin folders read-only."""
-    data = run_inside(runner, python, "bootstrap", [reactor, *packages.argv()],
+    data = run_inside(runner, target, "bootstrap", [reactor, *packages.argv()],
                       what=f"installing the {reactor} reactor", timeout=120)
     call = f"installReactor({reactor!r})"
     evidence = []

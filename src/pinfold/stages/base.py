@@ -13,6 +13,7 @@ from ..index import LocalIndex, Preflight
 from ..interpreter import Interpreter
 from ..runner import Runner
 from ..spec import Spec
+from ..target import Target
 
 __all__ = ["Context", "Stage"]
 
@@ -36,6 +37,9 @@ class Context:
     warnings: list[str] = field(default_factory=list)
     #: Stage outputs for the result and for later stages (e.g. plugin caches written).
     facts: dict[str, Any] = field(default_factory=dict)
+    #: For an environment without bytecode (``compile: false``): a temporary folder where
+    #: the final stages keep the bytecode of what they import (see :class:`Target`).
+    pycache: Path | None = None
 
     @property
     def base(self) -> Path | None:
@@ -46,6 +50,11 @@ class Context:
     def env_python(self) -> Path:
         """The environment's interpreter."""
         return self.env_dir / "bin" / "python"
+
+    @property
+    def target(self) -> Target:
+        """The environment's interpreter as the final stages run it."""
+        return Target(self.env_python, self.pycache)
 
 
 class Stage(Protocol):

@@ -41,7 +41,7 @@ class PluginCaches:
         return None
 
     def run(self, ctx: Context) -> str:
-        done = regenerate(ctx.runner, ctx.env_python, PluginPackages(ctx.spec.final.plugin_caches.packages))
+        done = regenerate(ctx.runner, ctx.target, PluginPackages(ctx.spec.final.plugin_caches.packages))
         if done.freshness.problems:
             raise BuildError("plugin caches: not fresh right after regeneration (something changed "
                              "the plugin folders meanwhile?)", done.freshness.problems)

@@ -47,7 +47,7 @@ def _expected(ctx: Context) -> Callable[[], Expected]:
 def plan(ctx: Context) -> list[Probe]:
     """The probes for this environment, in report order (Twisted ones only with Twisted)."""
     spec, options = ctx.spec, ctx.spec.final.probes
-    python, runner = ctx.env_python, ctx.runner
+    target, runner = ctx.target, ctx.runner
     caches = ctx.facts.get("plugin_caches")
     # The plugins stage of this build found the plugin packages already: no second scan.
     packages = (PluginPackages(tuple(caches["packages"]), exact=True) if caches
@@ -56,20 +56,20 @@ def plan(ctx: Context) -> list[Probe]:
     probes: list[Probe] = []
     if twisted_installed(ctx.env_dir, spec.develop):
         fresh = (partial(plugins.freshness_checked, caches) if caches and caches.get("fresh")
-                 else partial(plugins.freshness, runner, python, packages))
+                 else partial(plugins.freshness, runner, target, packages))
         probes += [
             Probe("plugin-caches", fresh),
-            Probe("plugin-hygiene", partial(plugins.hygiene, runner, python, packages,
+            Probe("plugin-hygiene", partial(plugins.hygiene, runner, target, packages,
                                             options.allow_reactor_import, jobs=jobs), weight=5),
-            Probe("consumer-bootstrap", partial(plugins.bootstrap, runner, python, options.reactor,
+            Probe("consumer-bootstrap", partial(plugins.bootstrap, runner, target, options.reactor,
                                                 packages)),
         ]
     probes += [
-        Probe("pip-check", partial(environment.pip_check, runner, ctx.tool_python, python), weight=3),
-        Probe("lock", partial(environment.lock_match, runner, python, _expected(ctx)), weight=2),
+        Probe("pip-check", partial(environment.pip_check, runner, ctx.env_python), weight=3),
+        Probe("lock", partial(environment.lock_match, runner, target, _expected(ctx)), weight=2),
     ]
     taken = {p.name for p in probes}
-    probes += [Probe(_unique(f"import {m}", taken), partial(environment.import_module, runner, python, m))
+    probes += [Probe(_unique(f"import {m}", taken), partial(environment.import_module, runner, target, m))
                for m in options.imports]
     for kind, items in (("script", options.scripts), ("command", options.commands)):
         probes += [Probe(_unique(f"{kind} {' '.join(item.argv)}", taken),
