@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from pinfold.runner import Runner
+
 
 @pytest.fixture(autouse=True)
 def scrubbed_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -53,3 +55,9 @@ def installed(env: Path) -> dict[str, str]:
         name, version = d.name[: -len(".dist-info")].rsplit("-", 1)
         out[name.lower().replace("_", "-")] = version
     return out
+
+
+def installer_calls(runner: Runner) -> list[tuple[str, ...]]:
+    """The pip and uv processes a build started (pinfold runs its pip as ``python .../__pip-runner__.py``)."""
+    return [argv for argv in runner.history
+            if "pip" in argv or any(Path(a).name in ("uv", "__pip-runner__.py") for a in argv[:2])]

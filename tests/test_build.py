@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +27,9 @@ from pinfold import BuildError, PreflightError, build, bytecode, load_spec
 from pinfold.cli import main
 from pinfold.errors import CommandError
 from pinfold.runner import Runner
+from pinfold.uptodate import up_to_date
 from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_wheel
-from tests.conftest import installed, needs_unshare, write
+from tests.conftest import installed, installer_calls, needs_unshare, write
 
 pytestmark = pytest.mark.slow
 
@@ -102,12 +103,6 @@ def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def installer(request: pytest.FixtureRequest) -> str:
     """The installer backend under test: every guarantee must hold for both."""
     return str(request.param)
-
-
-def installer_calls(runner: Runner) -> list[tuple[str, ...]]:
-    """The pip and uv processes a build started."""
-    return [argv for argv in runner.history
-            if "pip" in argv or any(Path(a).name == "uv" for a in argv[:1])]
 
 
 def pyc_files(env: Path, package: str) -> list[str]:
@@ -385,6 +380,67 @@ def test_second_build_is_a_noop_without_pip(tmp_path: Path, wheelhouse: Wheelhou
     assert second.up_to_date and second.env_dir == first.env_dir
     assert not installer_calls(runner), runner.history
     assert not any("pip" in " ".join(argv) for argv in runner.history), runner.history
+
+
+def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: Path,
+                                                                     wheelhouse: Wheelhouse) -> None:
+    """`pinfold build` with nothing changed skips validation (one interpreter run, no pipeline
+    imported); any watched change hands the decision back to the full path and its messages."""
+    tree = make_tree(tmp_path / "src", "devtree", "0.1")
+    spec_file = make_project(tmp_path, wheelhouse,
+                             extra_yaml=f"develop: [{tree.relative_to(tmp_path)}]\n")
+    first = build(load_spec(spec_file))
+    runner = Runner()
+    quick = up_to_date(spec_file, runner)
+    assert quick is not None and quick.env_dir == first.env_dir and len(runner.history) == 1
+    slow = build(load_spec(spec_file))
+    assert slow.up_to_date and quick.to_json().keys() == slow.to_json().keys()
+
+    # Structural, not timed: the CLI's no-op never imports the pipeline, the spec or packaging.
+    probe = ("import sys; from pinfold.cli import main; code = main(['build', sys.argv[1]]); "
+             "print(code, sorted(m for m in ('pinfold.pipeline', 'pinfold.spec', 'packaging') "
+             "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe, str(spec_file)], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "0 []", done.stdout + done.stderr
+    assert "is up to date" in done.stderr
+
+    def changed(edit: Callable[[], object], undo: Callable[[], object]) -> bool:
+        edit()
+        try:
+            return up_to_date(spec_file, Runner()) is None
+        finally:
+            undo()  # the exact bytes again: the next change starts from a no-op
+
+    def append(path: Path, text: str) -> tuple[Callable[[], object], Callable[[], object]]:
+        before = path.read_bytes()
+        return (lambda: path.write_bytes(before + text.encode()), lambda: path.write_bytes(before))
+
+    def rename(path: Path) -> tuple[Callable[[], object], Callable[[], object]]:
+        away = path.with_name(path.name + ".away")
+        return (lambda: path.rename(away), lambda: away.rename(path))
+
+    state_file = first.env_dir / "pinfold.json"
+    state = state_file.read_text()
+    other_python = state.replace(json.loads(state)["inputs"]["python"], "another interpreter")
+    dist_info = next(first.env_dir.glob("lib/python*/site-packages/plain_wheel-*.dist-info"))
+    for name, (edit, undo) in {
+        "env.yaml": append(spec_file, "# a comment\n"),
+        "runtime lock": append(tmp_path / "runtime.txt", "# a comment\n"),
+        "build lock": append(tmp_path / "build.txt", "# a comment\n"),
+        "develop tree metadata": append(tree / "pyproject.toml", "# a comment\n"),
+        "wheelhouse folder": rename(tmp_path / "wheelhouse"),
+        "develop tree": rename(tree),
+        "installed distribution": rename(dist_info),
+        "interpreter": (lambda: state_file.write_text(other_python), lambda: state_file.write_text(state)),
+    }.items():
+        assert changed(edit, undo), name
+        assert up_to_date(spec_file, Runner()) is not None, f"{name}: not restored"
+
+    # A watched folder gone: the full path says what is wrong, exactly as without the fast path.
+    (tmp_path / "wheelhouse").rename(tmp_path / "elsewhere")
+    code, _, err = cli("build", str(spec_file))
+    assert code == 2 and "index.find_links" in err and "does not exist" in err, err
 
 
 def test_failed_build_keeps_the_previous_environment(tmp_path: Path, wheelhouse: Wheelhouse,

@@ -2,23 +2,40 @@
 
 A deploy pipeline calls :func:`load_spec` then :func:`build` and gets a typed result;
 the ``pinfold`` command is a thin shell over these.
+
+The names below are imported on first use (PEP 562): ``import pinfold`` alone, which
+every submodule import implies, must not import the pipeline, YAML and ``packaging``,
+or the no-op ``pinfold build`` (:mod:`pinfold.uptodate`) could not stay fast.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
-from .errors import (
-    BuildError,
-    CommandError,
-    PinfoldError,
-    PreflightError,
-    ProbeError,
-    Problem,
-    SpecError,
-)
-from .pipeline import BuildResult, StageEvent, StageReport, build, check
-from .spec import Spec, load_spec
+if TYPE_CHECKING:
+    from .errors import (
+        BuildError,
+        CommandError,
+        PinfoldError,
+        PreflightError,
+        ProbeError,
+        Problem,
+        SpecError,
+    )
+    from .pipeline import build, check
+    from .results import BuildResult, StageEvent, StageReport
+    from .spec import Spec, load_spec
+
+_WHERE = {
+    **dict.fromkeys(("BuildError", "CommandError", "PinfoldError", "PreflightError", "ProbeError",
+                     "Problem", "SpecError"), "errors"),
+    **dict.fromkeys(("BuildResult", "StageEvent", "StageReport"), "results"),
+    **dict.fromkeys(("build", "check"), "pipeline"),
+    **dict.fromkeys(("Spec", "load_spec"), "spec"),
+}
 
 __all__ = [
     "BuildError",
@@ -37,3 +54,11 @@ __all__ = [
     "check",
     "load_spec",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

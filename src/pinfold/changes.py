@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import __version__
-from .envdir import Environments
+from .envdir import Environments, damage
 from .runner import Runner
 from .spec import Spec
+from .uptodate import digest, identity
 
 __all__ = ["Plan", "inputs_of", "make_plan", "pins_of"]
 
@@ -32,26 +33,14 @@ _WHAT = {
 _FULL = ("python", "build_requirements", "pinfold")
 
 
-def _digest(path: Path | None) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path else ""
-
-
-def _identity(python: str, runner: Runner) -> str:
-    # The cheapest honest identity of the interpreter: -S skips site, so this is ~15 ms.
-    done = runner.run([python, "-I", "-S", "-c",
-                       "import sys; print(sys.executable, sys.version, sys.implementation.cache_tag)"],
-                      what=f"running {python}", timeout=60)
-    return done.output.strip()
-
-
 def inputs_of(spec: Spec, runner: Runner) -> dict[str, str]:
     """Digests of everything an environment is built from (the locks hold the artifact hashes)."""
     build = spec.build_requirements
     return {
-        "env.yaml": _digest(spec.file),
-        "requirements": _digest(spec.requirements.path),
-        "build_requirements": _digest(build.path if build else None),
-        "python": _identity(spec.python, runner),
+        "env.yaml": digest(spec.file),
+        "requirements": digest(spec.requirements.path),
+        "build_requirements": digest(build.path if build else None),
+        "python": identity(spec.python, runner),
         "pinfold": __version__,
     }
 
@@ -67,22 +56,6 @@ def pins_of(spec: Spec, markers: dict[str, str]) -> dict[str, str]:
         p.name: str(p) for p in spec.requirements.pins
         if p.marker is None or p.marker.evaluate(markers)
     }
-
-
-def _intact(env_dir: Path, installed: list[str]) -> str | None:
-    """Why the environment is damaged (cheap file checks), or None."""
-    if not (env_dir / "bin" / "python").exists():
-        return "its interpreter link is broken"
-    site = next(iter(env_dir.glob("lib/python*/site-packages")), None)
-    if site is None:
-        return "it has no site-packages"
-
-    def norm(text: str) -> str:
-        return text.lower().replace("_", "-").replace(".", "-")
-
-    present = {norm(d.name[: -len(".dist-info")]) for d in site.iterdir() if d.name.endswith(".dist-info")}
-    missing = [p for p in installed if norm(p.replace("==", "-")) not in present]
-    return f"{', '.join(missing[:5])} no longer installed" if missing else None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -124,8 +97,8 @@ def make_plan(spec: Spec, envs: Environments, runner: Runner, *, fresh: bool = F
 
     if fresh:
         return full("--fresh")
-    if (damage := _intact(current, installed)) is not None:
-        return full(f"the current environment is damaged: {damage}")
+    if (why := damage(current, installed)) is not None:
+        return full(f"the current environment is damaged: {why}")
     if not changed:
         return Plan(mode="noop", current=current, inputs=inputs)
     if any(k in _FULL for k in changed):

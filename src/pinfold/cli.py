@@ -18,7 +18,7 @@ from .errors import EXIT_FAILURE, EXIT_OK, PinfoldError, ProbeError
 
 if TYPE_CHECKING:  # the pipeline is imported lazily: --help stays fast
     from .changes import Plan
-    from .pipeline import StageEvent
+    from .results import BuildResult, StageEvent
     from .runner import Runner
     from .spec import Spec
 
@@ -120,11 +120,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, out: _Output, stdout: IO[str]) -> int:
-    from .pipeline import build, check
     from .runner import Runner
-    from .spec import load_spec
 
     runner = Runner(on_output=out.subprocess_line if args.verbose else None)
+    if args.command == "build" and not args.fresh:
+        from .uptodate import up_to_date
+
+        # Nothing changed since the last build: answered without validating env.yaml again.
+        if (quick := up_to_date(args.spec, runner)) is not None:
+            _emit_json(args, stdout, _render_build(args, out, quick))
+            return EXIT_OK
+    from .pipeline import build, check
+    from .spec import load_spec
+
     if args.command == "lock":
         _lock_arguments(args)
     # A stale lock (needs changed since `pinfold lock`) stops what would install from it;
@@ -144,14 +152,7 @@ def _run(args: argparse.Namespace, out: _Output, stdout: IO[str]) -> int:
         res = build(spec, on_event=out.event, runner=runner, fresh=args.fresh,
                     wait=not args.no_wait,
                     on_wait=lambda: out.line(f"waiting for another build of {spec.path} ..."))
-        _report_probes(args, out, res.facts.get("probes", []))
-        for warning in res.warnings:
-            out.line(f"warning: {warning}")
-        if res.up_to_date:
-            out.line(f"{spec.path} is up to date ({res.seconds:.2f}s)")
-        else:
-            out.line(f"built {spec.path} -> {res.env_dir.name} in {res.seconds:.1f}s")
-        result = res.to_json()
+        result = _render_build(args, out, res)
     elif args.command in ("status", "plan"):
         from .pipeline import plan
 
@@ -189,6 +190,18 @@ def _run(args: argparse.Namespace, out: _Output, stdout: IO[str]) -> int:
     return EXIT_OK
 
 
+def _render_build(args: argparse.Namespace, out: _Output, res: BuildResult) -> dict[str, Any]:
+    """Print a build's probes, warnings and outcome; return its JSON result."""
+    _report_probes(args, out, res.facts.get("probes", []))
+    for warning in res.warnings:
+        out.line(f"warning: {warning}")
+    if res.up_to_date:
+        out.line(f"{res.path} is up to date ({res.seconds:.2f}s)")
+    else:
+        out.line(f"built {res.path} -> {res.env_dir.name} in {res.seconds:.1f}s")
+    return res.to_json()
+
+
 def _report_probes(args: argparse.Namespace, out: _Output, probes: list[dict[str, Any]], *,
                    failed: bool = False, error: str | None = None) -> None:
     """One line per probe (evidence under findings); the --junit-xml file when asked for.
@@ -196,15 +209,18 @@ def _report_probes(args: argparse.Namespace, out: _Output, probes: list[dict[str
     After a success, warnings are printed as ``warning:`` lines: their evidence is not
     repeated here.
     """
+    junit: Path | None = getattr(args, "junit_xml", None)
+    if not probes and junit is None:
+        return  # e.g. a no-op build: nothing to render, and no reason to import the renderer
     from .probes import ProbeResult
     from .probes.report import summary_lines, write_junit
 
     results = [ProbeResult.from_json(p) for p in probes]
     for line in summary_lines(results, warn_evidence=failed):
         out.line(line)
-    if getattr(args, "junit_xml", None) is not None:
+    if junit is not None:
         try:
-            write_junit(args.junit_xml, results, suite=f"pinfold {args.command} {args.spec}",
+            write_junit(junit, results, suite=f"pinfold {args.command} {args.spec}",
                         error=error)
         except OSError as exc:  # the report is secondary: never hide the build's own outcome
             out.line(f"error: cannot write the JUnit XML report {args.junit_xml}: {exc}")

@@ -23,10 +23,26 @@ from typing import Any
 
 from .errors import BuildError, SpecError
 
-__all__ = ["STATE_FILE", "Environments"]
+__all__ = ["STATE_FILE", "Environments", "damage"]
 
 #: Written last into a finished environment: its fingerprint and what it holds.
 STATE_FILE = "pinfold.json"
+
+
+def damage(env_dir: Path, installed: list[str]) -> str | None:
+    """Why a finished environment is damaged (cheap file checks: no interpreter run), or None."""
+    if not (env_dir / "bin" / "python").exists():
+        return "its interpreter link is broken"
+    site = next(iter(env_dir.glob("lib/python*/site-packages")), None)
+    if site is None:
+        return "it has no site-packages"
+
+    def norm(text: str) -> str:
+        return text.lower().replace("_", "-").replace(".", "-")
+
+    present = {norm(d.name[: -len(".dist-info")]) for d in site.iterdir() if d.name.endswith(".dist-info")}
+    missing = [p for p in installed if norm(p.replace("==", "-")) not in present]
+    return f"{', '.join(missing[:5])} no longer installed" if missing else None
 
 
 class Environments:

@@ -8,64 +8,23 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .changes import Plan, fingerprint, make_plan
 from .envdir import Environments
 from .errors import BuildError, PinfoldError
+from .results import BuildResult, StageEvent, StageReport
 from .runner import Runner
 from .spec import Spec
+from .uptodate import watch_of
 
 if TYPE_CHECKING:
     from .stages import Context, Stage
 
 __all__ = ["BuildResult", "StageEvent", "StageReport", "build", "check", "gc", "plan", "rollback"]
-
-
-@dataclass(frozen=True, slots=True)
-class StageEvent:
-    """Progress: a stage started, finished or was skipped."""
-
-    stage: str
-    kind: Literal["start", "done", "skip"]
-    seconds: float = 0.0
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class StageReport:
-    """How one stage went."""
-
-    name: str
-    status: Literal["ok", "skipped"]
-    seconds: float
-    detail: str
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class BuildResult:
-    """What ``build`` or ``check`` did."""
-
-    spec_file: Path
-    #: ``path`` from env.yaml (a symlink) and the directory it points to.
-    path: Path
-    env_dir: Path
-    #: True when nothing had changed and nothing was rebuilt.
-    up_to_date: bool
-    stages: tuple[StageReport, ...] = ()
-    warnings: tuple[str, ...] = ()
-    seconds: float = 0.0
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (paths as strings)."""
-        data = asdict(self)
-        for key in ("spec_file", "path", "env_dir"):
-            data[key] = str(data[key])
-        return data
 
 
 def _report(spec: Spec, env_dir: Path, start: float) -> BuildResult:
@@ -150,6 +109,8 @@ def build(
             state = {
                 "fingerprint": fingerprint(plan.inputs),
                 "inputs": plan.inputs,
+                # What the no-op fast path (pinfold.uptodate) must find unchanged.
+                "watch": watch_of(spec),
                 "pinfold": __version__,
                 "spec": str(spec.file),
                 "python": {"executable": ctx.interpreter.executable,

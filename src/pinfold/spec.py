@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import yaml
 
 from .errors import Problem, SpecError
 from .locks import Lock, parse_lock
+from .paths import env_path, find_python
 
 __all__ = [
     "FinalSpec",
@@ -249,12 +249,10 @@ def _resolve_python(reader: _Reader, node: yaml.Node | None) -> str:
     value = reader.string(node, "python")
     if value is None:
         return sys.executable
-    if os.sep in value:
-        path = (reader.file.parent / os.path.expanduser(value)).absolute()
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            reader.error(node, "python", f"{value!r} is not an executable file")
-        return str(path)
-    found = shutil.which(value)
+    found = find_python(reader.file, value)
+    if found is None and os.sep in value:
+        reader.error(node, "python", f"{value!r} is not an executable file")
+        return str(env_path(reader.file, value))
     if found is None:
         reader.error(node, "python", f"{value!r} is not on PATH; give a path or install it")
         return value
@@ -391,11 +389,11 @@ def load_spec(file: Path | str, *, for_lock: bool = False) -> Spec:
 
     python = _resolve_python(reader, top.get("python"))
 
-    env_path = Path()
+    env_dir = Path()
     node = required("path")
     if node is not None and (value := reader.string(node, "path")) is not None:
-        env_path = (file.parent / os.path.expanduser(value)).absolute()
-        if env_path == file.parent or env_path in file.parents:
+        env_dir = env_path(file, value)
+        if env_dir == file.parent or env_dir in file.parents:
             reader.error(node, "path", "must be a folder of its own, not env.yaml's folder or above")
 
     index = IndexSpec()
@@ -469,7 +467,7 @@ def load_spec(file: Path | str, *, for_lock: bool = False) -> Spec:
                         tip="fix these and run again; README.md documents every key")
     runtime = locks["requirements"]
     assert runtime is not None
-    spec = Spec(file=file, python=python, path=env_path, index=index, requirements=runtime,
+    spec = Spec(file=file, python=python, path=env_dir, index=index, requirements=runtime,
                 build_requirements=locks["build_requirements"], develop=tuple(develop), final=final,
                 needs=needs.get("needs"), build_needs=needs.get("build_needs"),
                 installer=installer, compile=compile_)

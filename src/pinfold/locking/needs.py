@@ -65,6 +65,8 @@ class Needs:
     options: tuple[str, ...] = ()
     #: Normalized constraint strings (from ``-c`` files).
     constraints: tuple[str, ...] = ()
+    #: Every file read for them (the needs file and what it includes), absolute.
+    files: tuple[Path, ...] = ()
 
     def items(self) -> list[str]:
         """What a lock records: requirements, options and ``-c`` constraints, sorted."""
@@ -110,7 +112,7 @@ class _Collector:
         self.options: dict[str, None] = {}
         self.constraints: dict[str, None] = {}
         self.problems: list[Problem] = []
-        self._seen: set[Path] = set()
+        self.files: dict[Path, None] = {}
 
     def entry(self, where: str, text: str, base: Path, *, constraint: bool = False) -> None:
         head, _, rest = text.partition(" ")
@@ -157,9 +159,9 @@ class _Collector:
         from ..spec import display_path
 
         path = path.resolve()
-        if path in self._seen:
+        if path in self.files:
             return  # included twice (or in a cycle): its needs are already in
-        self._seen.add(path)
+        self.files[path] = None
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -182,7 +184,8 @@ def read_needs(ns: NeedsSpec, spec_file: Path) -> tuple[Needs, list[Problem]]:
             collector.entry(where, item.strip(), root)
         label = f"{spec_file.name}:{ns.key}"
     needs = Needs(key=ns.key, label=label, requirements=tuple(collector.requirements),
-                  options=tuple(collector.options), constraints=tuple(collector.constraints))
+                  options=tuple(collector.options), constraints=tuple(collector.constraints),
+                  files=tuple(collector.files))
     return needs, collector.problems
 
 

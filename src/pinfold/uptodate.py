@@ -1,0 +1,112 @@
+"""The no-op fast path: ``pinfold build`` with nothing changed, answered before env.yaml is validated.
+
+A finished environment records what its build read (``watch`` in pinfold.json): the
+digest of every file (env.yaml, the locks, the needs files and what they include), the
+folders that had to exist (wheelhouses, develop trees, with their ``pyproject.toml`` or
+``setup.py`` among the files) and the interpreter env.yaml named. When all of those are
+as recorded, validating env.yaml again would give the same spec and the plan would be a
+no-op; :func:`up_to_date` checks exactly that with the standard library, ``yaml`` and one
+``python -I -S`` run (an interpreter can be replaced in place), without importing the
+pipeline, ``packaging`` or the lock parser: a no-op then costs about 0.1 s.
+
+Anything different or unreadable and it answers None, "not known to be up to date":
+the full path (:func:`pinfold.pipeline.build`) decides, with its own messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from . import __version__
+from .envdir import Environments, damage
+from .paths import env_path, find_python
+from .results import BuildResult
+from .runner import Runner
+
+if TYPE_CHECKING:
+    from .spec import Spec
+
+__all__ = ["digest", "identity", "up_to_date", "watch_of"]
+
+
+def digest(path: Path | None) -> str:
+    """The sha256 of a file's bytes ("" for no file)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path else ""
+
+
+def identity(python: str, runner: Runner) -> str:
+    """The cheapest honest identity of an interpreter: -S skips site, so this is ~15 ms."""
+    done = runner.run([python, "-I", "-S", "-c",
+                       "import sys; print(sys.executable, sys.version, sys.implementation.cache_tag)"],
+                      what=f"running {python}", timeout=60)
+    return done.output.strip()
+
+
+def watch_of(spec: Spec) -> dict[str, Any]:
+    """What the no-op fast path must find unchanged: everything validating ``spec`` read."""
+    from .locking.needs import read_needs
+
+    files: list[Path] = [spec.file, spec.requirements.path]
+    if spec.build_requirements is not None:
+        files.append(spec.build_requirements.path)
+    for ns in (spec.needs, spec.build_needs):
+        if ns is not None:
+            files += read_needs(ns, spec.file)[0].files
+    for tree in spec.develop:
+        files += [tree / name for name in ("pyproject.toml", "setup.py") if (tree / name).is_file()]
+    return {
+        "spec": str(spec.file),
+        "files": {str(f): digest(f) for f in dict.fromkeys(files)},
+        "folders": [str(d) for d in (*spec.index.find_links, *spec.develop)],
+        "python": spec.python,
+    }
+
+
+def _unchanged(watch: dict[str, Any], spec_file: Path, python: str) -> bool:
+    if watch.get("spec") != str(spec_file) or watch.get("python") != python:
+        return False
+    files = watch.get("files")
+    if not isinstance(files, dict) or str(spec_file) not in files:
+        return False
+    try:
+        if any(digest(Path(name)) != value for name, value in files.items()):
+            return False
+    except OSError:  # a file went away: validation will say so
+        return False
+    return all(Path(folder).is_dir() for folder in watch.get("folders", []))
+
+
+def up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
+    """The no-op result if nothing the current environment was built from changed, else None."""
+    start = time.monotonic()
+    file = Path(spec_file).absolute()
+    try:
+        raw = yaml.safe_load(file.read_bytes())
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("path"), str):
+        return None
+    value = raw.get("python")
+    python = find_python(file, value) if value is None or isinstance(value, str) else None
+    if python is None:
+        return None
+    path = env_path(file, raw["path"])
+    envs = Environments(path)
+    if not path.is_symlink() or (current := envs.current()) is None:
+        return None
+    state = envs.state(current) or {}
+    watch, inputs = state.get("watch"), state.get("inputs")
+    if (state.get("pinfold") != __version__ or not isinstance(watch, dict) or not isinstance(inputs, dict)
+            or not _unchanged(watch, file, python)):
+        return None
+    if damage(current, state.get("installed", [])) is not None:
+        return None
+    if identity(python, runner) != inputs.get("python"):
+        return None
+    return BuildResult(spec_file=file, path=path, env_dir=current, up_to_date=True,
+                       seconds=time.monotonic() - start)
