@@ -218,6 +218,26 @@ def test_uv_cache_edited_through_an_environment_is_caught(tmp_path: Path, wheelh
     assert (tmp_path / "env").resolve() == first.env_dir
 
 
+def test_uv_cache_is_warm_for_a_project_in_a_new_folder(tmp_path: Path, wheelhouse: Wheelhouse,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two checkouts of one project in different folders, one wheelhouse: the second build finds
+    the sdists already built in uv's cache (uv keys it by the index page's location)."""
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "own-uv-cache"))
+    shared = tmp_path / "wheelhouse"
+    shutil.copytree(wheelhouse.path, shared)
+    built: dict[str, list[str]] = {}
+    for name in ("release-1", "release-2"):
+        root = tmp_path / name
+        make_project(root, wheelhouse, installer="uv")
+        (root / "env.yaml").write_text((root / "env.yaml").read_text().replace(
+            "find_links: [wheelhouse]", f"find_links: [{shared}]"))
+        lines: list[str] = []
+        build(load_spec(root / "env.yaml"), runner=Runner(on_output=lines.append))
+        built[name] = sorted(line.split()[1] for line in lines if line.strip().startswith("Built "))
+    assert built["release-1"] == ["legacy-proj==1.0", "pbr-proj==2.0", "plain-sdist==3.0"], built
+    assert built["release-2"] == [], built
+
+
 def test_missing_build_dependency_is_named_before_anything_is_created(
     tmp_path: Path, wheelhouse: Wheelhouse, installer: str
 ) -> None:

@@ -34,12 +34,15 @@ the files that differ.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import html
 import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -118,8 +121,17 @@ class Uv:
         key = hashlib.sha256(build.path.read_bytes()).hexdigest()[:16] if build else "no-build-lock"
         return uv_cache_root() / key
 
-    def _index_page(self) -> Path:
-        """Write the locked index: a links page of exactly the artifacts pre-flight chose."""
+    @contextlib.contextmanager
+    def _index_page(self) -> Iterator[Path]:
+        """The locked index, a links page of exactly the artifacts pre-flight chose, for one uv run.
+
+        uv keys what it caches (wheels, and wheels it built from sdists) by the location of
+        the index page, so the page has one place per index and build lock, shared by every
+        env.yaml that uses them: a project in a new folder (a fresh checkout, a deploy's
+        release folder) starts with a warm cache. Each run writes its own artifacts into it
+        under an exclusive lock held until uv is done: concurrent builds sharing a
+        wheelhouse take turns for their uv step instead of reading each other's page.
+        """
         if self.preflight is None:
             raise BuildError("the uv backend needs pre-flight's chosen artifacts (internal error)")
         lines = []
@@ -129,18 +141,17 @@ class Uv:
             fragment = f"#sha256={f.digest.split(':', 1)[1]}" if f.digest else ""
             lines.append(f'<a href="{html.escape(url + fragment)}">{html.escape(f.filename)}</a><br/>')
         text = "<!DOCTYPE html>\n<html><body>\n" + "\n".join(lines) + "\n</body></html>\n"
-        # A stable place per env.yaml and build lock, beside (not inside) uv's own cache:
-        # uv keys what it built from an sdist by where the index is, so a new page
-        # location each build would make every build cold.
-        where = uv_cache_root() / "pages"
+        where = uv_cache_root() / "pages"  # beside, not inside, uv's own caches
         where.mkdir(parents=True, exist_ok=True)
-        spec_key = hashlib.sha256(str(self.spec.file).encode()).hexdigest()[:16]
-        page = where / f"{self.cache_dir().name}-{spec_key}.html"
-        if not page.is_file() or page.read_text(encoding="utf-8") != text:
-            tmp = page.with_name(f".{page.name}.{os.getpid()}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, page)
-        return page
+        index = repr((sorted(str(f) for f in self.spec.index.find_links), self.spec.index.url))
+        page = where / f"{self.cache_dir().name}-{hashlib.sha256(index.encode()).hexdigest()[:16]}.html"
+        with page.with_suffix(".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            if not page.is_file() or page.read_text(encoding="utf-8") != text:
+                tmp = page.with_name(f".{page.name}.{os.getpid()}.tmp")
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, page)
+            yield page
 
     def _build_constraints(self, folder: Path) -> Path:
         """The build lock, plus an impossible constraint for every runtime-only name."""
@@ -162,9 +173,9 @@ class Uv:
         if not index:
             self.runner.run(argv, what=what, env=env)
             return
-        with tempfile.TemporaryDirectory(prefix="pinfold-uv-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="pinfold-uv-") as tmp, self._index_page() as page:
             # --no-sources: a develop tree's [tool.uv.sources] must not add places either.
-            argv += ["--no-index", "--no-sources", "--find-links", str(self._index_page()),
+            argv += ["--no-index", "--no-sources", "--find-links", str(page),
                      "--build-constraints", str(self._build_constraints(Path(tmp))),
                      "--link-mode", "hardlink"]
             if not self.spec.index.url:
