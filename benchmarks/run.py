@@ -1,4 +1,4 @@
-"""pinfold against plain pip, plain uv and pip-sync, on one real ~120-distribution environment.
+"""pinfold against plain pip, plain uv, pip-sync and Buildout, on one real ~120-distribution environment.
 
 One command, from the repository root:
 
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -34,6 +35,7 @@ TOOL = Path(sys.executable).parent  # pinfold's tool environment: pinfold, uv, p
 LOCK = HERE / "requirements.txt"
 LOCK_ONE_PIN = HERE / "requirements-one-pin.txt"  # the same lock with six moved
 BUILD_LOCK = HERE / "build.txt"
+BUILDOUT_TOOLS = HERE / "buildout-tools.txt"  # zc.buildout 6 + zc.recipe.egg, pinned and hashed
 PYTHON = shutil.which("python3.11") or sys.executable
 
 
@@ -86,7 +88,10 @@ class Bench:
         self.pip_cache = root / "pip-cache"      # plain pip's own wheel cache (warm after run 1)
         self.uv_cache = root / "uv-cache"        # plain uv, warm
         self.pinfold_uv = root / "pinfold-uv"    # pinfold's uv cache, warm
+        self.buildout_tools = root / "buildout-tools"  # the wheels of BUILDOUT_TOOLS
+        self.buildout_venv = root / "buildout-venv"    # where bin/buildout lives
         self.results: dict[str, Result] = {}
+        self.with_buildout = True
 
     # --- setup ---------------------------------------------------------------------
 
@@ -110,6 +115,71 @@ class Bench:
             print(f"fetch: filling {self.wheelhouse} for {lock.name} (once)", file=sys.stderr)
             run([TOOL / "pinfold", "fetch", spec], env=env)
 
+    def fetch_buildout(self) -> None:
+        """Download zc.buildout (hashed) once and install it, offline, into its own venv."""
+        keep = ("PIP_CERT", "SSL_CERT_FILE", "SSL_CERT_DIR", "https_proxy", "HTTPS_PROXY", "no_proxy",
+                "NO_PROXY")
+        online = scrubbed({k: os.environ[k] for k in keep if k in os.environ})
+        run([TOOL / "python", "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+             "--require-hashes", "-d", self.buildout_tools, "-r", BUILDOUT_TOOLS], env=online)
+        buildout = self.buildout_venv / "bin" / "buildout"
+        if not buildout.exists():
+            print(f"buildout: installing zc.buildout into {self.buildout_venv} (once)", file=sys.stderr)
+            run([PYTHON, "-m", "venv", "--clear", self.buildout_venv])
+            run([self.buildout_venv / "bin" / "python", "-m", "pip", "install", "--no-index", "--find-links",
+                 self.buildout_tools, "--require-hashes", "-r", BUILDOUT_TOOLS])
+
+    def buildout_cfg(self, folder: Path) -> Path:
+        """Every pin of the lock as an egg of one zc.recipe.egg part, versions pinned, no index."""
+        pins = re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;\\]+)", LOCK.read_text(), re.M)
+        (folder / "no-index").mkdir()  # an empty index: only find-links has artifacts
+        versions = "\n".join(f"{name} = {version}" for name, version in pins)
+        eggs = "\n    ".join(name for name, _ in pins)
+        cfg = folder / "buildout.cfg"
+        cfg.write_text(f"""[buildout]
+parts = app
+newest = false
+index = {(folder / "no-index").as_uri()}/
+allow-hosts = localhost
+find-links =
+    {self.wheelhouse}
+    {self.buildout_tools}
+eggs-directory = {folder / "eggs"}
+versions = versions
+allow-picked-versions = false
+allow-unknown-extras = true
+
+[versions]
+zc.recipe.egg = 6.0.0
+{versions}
+
+[app]
+recipe = zc.recipe.egg
+interpreter = py
+eggs =
+    {eggs}
+""")
+        return cfg
+
+    def buildout(self) -> None:
+        """zc.buildout 6 into an empty eggs folder, then re-runs with nothing changed.
+
+        The re-runs are plain ``bin/buildout`` (``newest = false`` keeps them local): with
+        ``-o``, zc.buildout 6.0.1 fails here ("We don't have a distribution for
+        zc.recipe.egg==6.0.0 ... in offline (no-install) mode") with the egg in its folder.
+        """
+        folder = self.fresh("buildout")
+        cfg = self.buildout_cfg(folder)
+        # Buildout builds sdists with pip, whose build environments would go to PyPI for
+        # setuptools (the very problem pinfold exists for): point that pip at the wheelhouse.
+        env = scrubbed({"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": f"{self.wheelhouse} {self.buildout_tools}"})
+        argv: list[str | Path] = [self.buildout_venv / "bin" / "buildout", "-c", cfg]
+        wall, cpu, _ = run(argv, env=env, cwd=folder)
+        self.record("zc.buildout 6, empty eggs folder", wall, cpu)
+        for _ in range(3):
+            wall, cpu, _ = run(argv, env=env, cwd=folder)
+            self.record("zc.buildout 6, re-run, nothing changed", wall, cpu)
+
     def fresh(self, name: str) -> Path:
         folder = self.scratch / name
         shutil.rmtree(folder, ignore_errors=True)
@@ -127,25 +197,46 @@ class Bench:
 
     # --- scenarios -------------------------------------------------------------------
 
+    def steady(self, tool: str, install: Callable[[Path], list[str | Path]], env: dict[str, str]) -> None:
+        """The same command again: no-op re-runs, then a one-pin change there and back."""
+        for _ in range(3):
+            wall, cpu, _ = run(install(LOCK), env=env)
+            self.record(f"{tool}, no-op", wall, cpu)
+        for lock in (LOCK_ONE_PIN, LOCK):
+            wall, cpu, _ = run(install(lock), env=env)
+            self.record(f"{tool}, one-pin change", wall, cpu)
+
     def plain_pip(self, compile_: bool) -> None:
         folder = self.fresh("pip")
         venv = folder / "venv"
         flags = [] if compile_ else ["--no-compile"]
+        env = scrubbed({"PIP_CACHE_DIR": str(self.pip_cache)})
+
+        def install(lock: Path) -> list[str | Path]:
+            return [venv / "bin" / "pip", "install", "--no-index", "--find-links", self.wheelhouse, *flags,
+                    "-r", lock]
+
         t0 = time.perf_counter()
         _, c1, _ = run([PYTHON, "-m", "venv", venv])
-        _, c2, _ = run([venv / "bin" / "pip", "install", "--no-index", "--find-links", self.wheelhouse,
-                         *flags, "-r", LOCK], env=scrubbed({"PIP_CACHE_DIR": str(self.pip_cache)}))
+        _, c2, _ = run(install(LOCK), env=env)
         self.record(f"plain pip{'' if compile_ else ' --no-compile'}", time.perf_counter() - t0, c1 + c2)
+        if compile_:
+            self.steady("plain pip", install, env)
 
     def pip_sync(self) -> None:
         folder = self.fresh("pip-sync")
         venv = folder / "venv"
+        env = scrubbed({"PIP_CACHE_DIR": str(self.pip_cache)})
+
+        def sync(lock: Path) -> list[str | Path]:
+            return [TOOL / "pip-sync", "--python-executable", venv / "bin" / "python", "--no-index",
+                    "--find-links", self.wheelhouse, lock]
+
         t0 = time.perf_counter()
         _, c1, _ = run([PYTHON, "-m", "venv", venv])
-        _, c2, _ = run([TOOL / "pip-sync", "--python-executable", venv / "bin" / "python", "--no-index",
-                         "--find-links", self.wheelhouse, LOCK],
-                        env=scrubbed({"PIP_CACHE_DIR": str(self.pip_cache)}))
+        _, c2, _ = run(sync(LOCK), env=env)
         self.record("pip-sync", time.perf_counter() - t0, c1 + c2)
+        self.steady("pip-sync", sync, env)
 
     def plain_uv(self, *, cold: bool, compile_: bool) -> None:
         folder = self.fresh("uv")
@@ -153,12 +244,17 @@ class Bench:
         cache = folder / "uv-cache" if cold else self.uv_cache
         flags = ["--compile-bytecode"] if compile_ else []
         env = scrubbed({"UV_CACHE_DIR": str(cache)})
+        def install(lock: Path) -> list[str | Path]:
+            return [TOOL / "uv", "pip", "install", "--python", venv / "bin" / "python", "--no-index",
+                    "--find-links", self.wheelhouse, "--require-hashes", *flags, "-r", lock]
+
         t0 = time.perf_counter()
         _, c1, _ = run([TOOL / "uv", "venv", "--python", PYTHON, venv], env=env)
-        _, c2, _ = run([TOOL / "uv", "pip", "install", "--python", venv / "bin" / "python", "--no-index",
-                         "--find-links", self.wheelhouse, "--require-hashes", *flags, "-r", LOCK], env=env)
+        _, c2, _ = run(install(LOCK), env=env)
         name = f"plain uv, {'cold' if cold else 'warm'} cache{', --compile-bytecode' if compile_ else ''}"
         self.record(name, time.perf_counter() - t0, c1 + c2)
+        if not cold and not compile_:
+            self.steady("plain uv", install, env)
 
     def pinfold(self, spec: Path, name: str, *args: str, uv_cache: Path | None = None) -> None:
         env = scrubbed({"PINFOLD_UV_CACHE": str(uv_cache or self.pinfold_uv)})
@@ -189,6 +285,8 @@ class Bench:
             self.pinfold(spec, f"pinfold {installer}, one-pin change")
 
     def round(self) -> None:
+        if self.with_buildout:
+            self.buildout()
         self.plain_pip(compile_=True)
         self.plain_pip(compile_=False)
         self.pip_sync()
@@ -229,6 +327,7 @@ def table(results: dict[str, Result]) -> str:
         "pinfold uv, cold cache": "plain pip",
         "pinfold uv, warm cache": "plain uv, warm cache, --compile-bytecode",
         "pinfold uv, warm cache, compile: false": "plain uv, warm cache",
+        "zc.buildout 6, empty eggs folder": "pinfold uv, warm cache, compile: false",
     }
     lines = ["| scenario | median s | min-max s | runs | CPU s | final stages s (share) | compile s "
              "| ratio |", "|---|---|---|---|---|---|---|---|"]
@@ -256,6 +355,9 @@ def targets(results: dict[str, Result]) -> str:
          lambda v: v <= 1.2, "<= 1.2"),
         ("pinfold uv warm, compile: false (s)", med("pinfold uv, warm cache, compile: false"),
          lambda v: v < 3.5, "< 3.5"),
+        ("Buildout / pinfold uv warm, compile: false (x faster)",
+         med("zc.buildout 6, empty eggs folder") / med("pinfold uv, warm cache, compile: false"),
+         lambda v: v > 20, "> 20"),
         ("pinfold no-op, pip (s)", med("pinfold pip, no-op"), lambda v: v < 0.2, "< 0.2"),
         ("pinfold no-op, uv (s)", med("pinfold uv, no-op"), lambda v: v < 0.2, "< 0.2"),
         ("final stages, median of full builds (s)",
@@ -271,10 +373,15 @@ def targets(results: dict[str, Result]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=3, help="runs of every scenario (default 3)")
+    parser.add_argument("--no-buildout", action="store_true",
+                        help="leave zc.buildout out (it takes 2-3 minutes a round)")
     args = parser.parse_args()
     root = Path(os.environ.get("PINFOLD_BENCH_DIR") or Path.home() / ".cache" / "pinfold-bench")
     bench = Bench(root)
     bench.fetch()
+    bench.with_buildout = not args.no_buildout
+    if bench.with_buildout:
+        bench.fetch_buildout()
     t0 = time.monotonic()
     bench.warm_up()
     for n in range(args.rounds):
