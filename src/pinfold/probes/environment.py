@@ -184,7 +184,9 @@ def import_module(runner: Runner, target: Target, module: str) -> Outcome:
         data = run_inside(runner, target, "importer", [module], what=f"importing {module}", timeout=120)
     except CommandError as exc:
         return _failed(exc)
-    found = f" from {data['file']}" if data.get("file") else ""
+    # Where it came from is worth a line only when that is outside the environment (a develop tree).
+    file, env = data.get("file"), target.python.parent.parent.resolve()
+    found = f" from {file}" if file and not Path(file).resolve().is_relative_to(env) else ""
     return Outcome(status="ok", summary=f"imports in a fresh interpreter{found}")
 
 
