@@ -24,6 +24,7 @@ import yaml
 
 from . import __version__
 from .envdir import Environments, damage
+from .errors import CommandError
 from .paths import env_path, find_python
 from .results import BuildResult
 from .runner import Runner
@@ -106,7 +107,10 @@ def up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
         return None
     if damage(current, state.get("installed", [])) is not None:
         return None
-    if identity(python, runner) != inputs.get("python"):
+    try:
+        if identity(python, runner) != inputs.get("python"):
+            return None
+    except CommandError:  # the full path runs it again and reports it in its own words
         return None
     return BuildResult(spec_file=file, path=path, env_dir=current, up_to_date=True,
                        seconds=time.monotonic() - start)
