@@ -80,9 +80,13 @@ class Plan:
                 "remove": list(self.remove), "current": str(self.current) if self.current else None}
 
 
-def make_plan(spec: Spec, envs: Environments, runner: Runner, *, fresh: bool = False) -> Plan:
-    """Compare the current environment's record with ``spec``; start no pip."""
-    inputs = inputs_of(spec, runner)
+def make_plan(spec: Spec, envs: Environments, runner: Runner, *, fresh: bool = False,
+              inputs: dict[str, str] | None = None) -> Plan:
+    """Compare the current environment's record with ``spec``; start no pip.
+
+    ``inputs``: the spec's digests when already known (a build plans twice, around its lock).
+    """
+    inputs = inputs if inputs is not None else inputs_of(spec, runner)
     current = envs.current()
     if current is None:
         return Plan(mode="full", reasons=("there is no environment yet",), inputs=inputs)

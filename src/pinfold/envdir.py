@@ -76,8 +76,13 @@ class Environments:
     @contextlib.contextmanager
     def locked(self, *, wait: bool, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Hold the build lock of this ``path``: two builds never interleave."""
-        self.versions.mkdir(parents=True, exist_ok=True)
-        with open(self.versions / ".lock", "w") as fh:
+        try:
+            self.versions.mkdir(parents=True, exist_ok=True)
+            fh = open(self.versions / ".lock", "w")  # noqa: SIM115 (closed by the with below)
+        except OSError as exc:
+            raise BuildError(f"cannot create {self.versions}: {exc.strerror}",
+                             tip="`path` in env.yaml must be in a folder you can write to") from None
+        with fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -65,6 +64,9 @@ def build(
     emit = on_event or (lambda _: None)
     start = time.monotonic()
     envs = Environments(spec.path)
+    # What the no-op fast path (pinfold.uptodate) must later find unchanged, read now, with
+    # the inputs: a file edited during the build must not be recorded as built from.
+    watch = watch_of(spec)
     plan = make_plan(spec, envs, runner, fresh=fresh)
     if plan.mode == "noop" and plan.current is not None:
         return _report(spec, plan.current, start)
@@ -96,9 +98,12 @@ def build(
     preflight_stage, *rest = stages
     run_stage(preflight_stage)
     with envs.locked(wait=wait, on_wait=on_wait):
+        # Named once the lock is held: names sort in build order, which rollback relies on.
+        ctx.env_dir = envs.new_dir()
         envs.cleanup()
-        # Another build may have changed the environment while this one waited: plan again.
-        ctx.plan = plan = make_plan(spec, envs, runner, fresh=fresh)
+        # Another build may have changed the environment while this one waited: plan again,
+        # against the same inputs (they describe the spec loaded at the start).
+        ctx.plan = plan = make_plan(spec, envs, runner, fresh=fresh, inputs=plan.inputs)
         if plan.mode == "noop" and plan.current is not None:
             return _report(spec, plan.current, start)
         try:
@@ -109,8 +114,7 @@ def build(
             state = {
                 "fingerprint": fingerprint(plan.inputs),
                 "inputs": plan.inputs,
-                # What the no-op fast path (pinfold.uptodate) must find unchanged.
-                "watch": watch_of(spec),
+                "watch": watch,
                 "pinfold": __version__,
                 "spec": str(spec.file),
                 "python": {"executable": ctx.interpreter.executable,
@@ -188,8 +192,3 @@ def check(
                        stages=(StageReport(probes.name, "ok", seconds, detail),),
                        warnings=tuple(ctx.warnings), seconds=time.monotonic() - start,
                        facts=ctx.facts)
-
-
-def state_json(result: BuildResult) -> str:
-    """The result as one JSON document."""
-    return json.dumps(result.to_json(), indent=2, sort_keys=True)
