@@ -481,6 +481,19 @@ def test_failed_build_keeps_the_previous_environment(tmp_path: Path, wheelhouse:
     assert run_in(tmp_path / "env", "import legacy_proj; print('still here')") == "still here"
 
 
+def test_an_interpreter_that_cannot_run_is_named_with_what_to_do(tmp_path: Path,
+                                                                 wheelhouse: Wheelhouse) -> None:
+    broken = write(tmp_path / "broken-python", "#!/bin/sh\necho 'no such Python' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    spec_file = make_project(tmp_path, wheelhouse, extra_yaml=f"python: {broken}\n")
+    code, _, err = cli("build", str(spec_file))
+    assert code == 1, err
+    assert f"cannot run the target interpreter {broken}" in err
+    assert "set `python` in env.yaml" in err and "no such Python" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "env").exists() and not (tmp_path / "env.d").exists()
+
+
 def test_existing_plain_directory_is_refused_untouched(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
     spec_file = make_project(tmp_path, wheelhouse)
     (tmp_path / "env").mkdir()

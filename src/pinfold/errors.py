@@ -21,6 +21,7 @@ __all__ = [
     "ProbeError",
     "Problem",
     "SpecError",
+    "interpreter_failed",
 ]
 
 #: Exit codes, shared by every command.
@@ -96,3 +97,9 @@ class CommandError(BuildError):
         self.argv = tuple(argv)
         self.returncode = returncode
         self.output = output
+
+
+def interpreter_failed(python: str, problems: Sequence[Problem] = ()) -> BuildError:
+    """The one error for a target interpreter that cannot run (or answers nonsense)."""
+    return BuildError(f"cannot run the target interpreter {python}", problems,
+                      tip="set `python` in env.yaml to a working Python 3 interpreter")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import packaging
 
-from .errors import BuildError, CommandError
+from .errors import CommandError, Problem, interpreter_failed
 from .runner import Runner
 
 __all__ = ["Interpreter", "inspect_interpreter"]
@@ -55,9 +55,11 @@ def inspect_interpreter(python: str, runner: Runner) -> Interpreter:
         done = runner.run([python, "-I", "-c", _PROBE, site], what=f"inspecting {python}",
                           timeout=60)
     except CommandError as exc:
-        raise BuildError(f"cannot run the target interpreter {python}", exc.problems,
-                         tip="set `python` in env.yaml to a working Python 3 interpreter") from None
-    data = json.loads(done.output.strip().splitlines()[-1])
+        raise interpreter_failed(python, exc.problems) from None
+    try:
+        data = json.loads(done.output.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise interpreter_failed(python, [Problem("output", done.output.strip()[-500:])]) from None
     return Interpreter(
         executable=data["executable"],
         version=data["version"],

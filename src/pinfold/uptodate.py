@@ -24,7 +24,7 @@ import yaml
 
 from . import __version__
 from .envdir import Environments, damage
-from .errors import CommandError
+from .errors import CommandError, PinfoldError, interpreter_failed
 from .paths import env_path, find_python
 from .results import BuildResult
 from .runner import Runner
@@ -42,9 +42,12 @@ def digest(path: Path | None) -> str:
 
 def identity(python: str, runner: Runner) -> str:
     """The cheapest honest identity of an interpreter: -S skips site, so this is ~15 ms."""
-    done = runner.run([python, "-I", "-S", "-c",
-                       "import sys; print(sys.executable, sys.version, sys.implementation.cache_tag)"],
-                      what=f"running {python}", timeout=60)
+    try:
+        done = runner.run([python, "-I", "-S", "-c",
+                           "import sys; print(sys.executable, sys.version, sys.implementation.cache_tag)"],
+                          what=f"running {python}", timeout=60)
+    except CommandError as exc:
+        raise interpreter_failed(python, exc.problems) from None
     return done.output.strip()
 
 
@@ -110,7 +113,7 @@ def up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
     try:
         if identity(python, runner) != inputs.get("python"):
             return None
-    except CommandError:  # the full path runs it again and reports it in its own words
+    except PinfoldError:  # the full path runs it again and reports it
         return None
     return BuildResult(spec_file=file, path=path, env_dir=current, up_to_date=True,
                        seconds=time.monotonic() - start)
