@@ -9,7 +9,6 @@ Neither byte-compiles: the compile stage does that once, in parallel, for both.
 from __future__ import annotations
 
 import contextlib
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from ..spec import Spec
 if TYPE_CHECKING:
     from ..index import Preflight
 
-__all__ = ["Installer", "installer_for"]
+__all__ = ["Installer", "installer_for", "tool_problem"]
 
 
 class Installer(Protocol):
@@ -52,6 +51,22 @@ class Installer(Protocol):
         ...
 
 
+def tool_problem(dist: str, minimum: str, *, why: str = "") -> str | None:
+    """Why pinfold's tool environment cannot provide ``dist`` >= ``minimum``, or None."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.version import Version
+
+    fix = "run ./bootstrap.sh to recreate it from requirements/tool.txt"
+    try:
+        have = Version(version(dist))
+    except PackageNotFoundError:
+        return f"{why}pinfold's tool environment has no {dist} ({fix})"
+    if have < Version(minimum):
+        return f"pinfold's tool environment has {dist} {have}; it needs {dist} >= {minimum} ({fix})"
+    return None
+
+
 @contextlib.contextmanager
 def pins_file(pins: list[Pin]) -> Iterator[Path]:
     """A temporary requirements file of ``pins`` with their hashes (an update's moved pins)."""
@@ -61,14 +76,13 @@ def pins_file(pins: list[Pin]) -> Iterator[Path]:
         yield reqs
 
 
-def installer_for(spec: Spec, runner: Runner, tool_python: str = sys.executable, *,
-                  preflight: Preflight | None = None) -> Installer:
+def installer_for(spec: Spec, runner: Runner, *, preflight: Preflight | None = None) -> Installer:
     """The backend env.yaml asks for. ``preflight`` (the artifacts pre-flight chose) is what
     the uv backend offers uv as its only index; pip does not need it."""
     if spec.installer == "uv":
         from .uv import Uv
 
-        return Uv(spec, runner, tool_python=tool_python, preflight=preflight)
+        return Uv(spec, runner, preflight=preflight)
     from .pip import Pip
 
     return Pip(spec, runner)

@@ -16,17 +16,16 @@ import importlib.util
 from pathlib import Path
 from typing import ClassVar
 
-from packaging.version import Version
-
+from ..errors import BuildError
 from ..locks import Pin
 from ..runner import Runner
 from ..spec import Spec
-from . import pins_file
+from . import pins_file, tool_problem
 
 __all__ = ["MIN_PIP", "Pip", "index_environ", "pip_in"]
 
 #: The oldest pip whose hashed build constraints reach build environments and fail closed.
-MIN_PIP = Version("26.2")
+MIN_PIP = "26.2"
 
 
 def pip_in(python: Path) -> list[str]:
@@ -36,8 +35,8 @@ def pip_in(python: Path) -> list[str]:
     keeps for exactly this (and for its build environments); this is that command.
     """
     spec = importlib.util.find_spec("pip")
-    if spec is None or spec.origin is None:  # pre-flight checked pinfold's pip already
-        raise RuntimeError("pinfold's tool environment has no pip")
+    if spec is None or spec.origin is None:  # the install stage's pre-flight checks this
+        raise BuildError(tool_problem("pip", MIN_PIP) or "pinfold's tool environment has no pip")
     return [str(python), str(Path(spec.origin).with_name("__pip-runner__.py"))]
 
 
@@ -60,20 +59,9 @@ class Pip:
         self.spec = spec
         self.runner = runner
 
-    @staticmethod
-    def version_problem() -> str | None:
-        """Why pinfold's pip cannot be used, or None."""
-        from importlib.metadata import version
-
-        have = Version(version("pip"))
-        if have < MIN_PIP:
-            return (f"pinfold's tool environment has pip {have}; it needs pip >= {MIN_PIP} "
-                    "(run ./bootstrap.sh to recreate it from requirements/tool.txt)")
-        return None
-
     def problems(self) -> list[str]:
-        """Why pinfold's pip cannot be used (too old), or nothing."""
-        reason = self.version_problem()
+        """Why pinfold's pip cannot be used (missing or too old), or nothing."""
+        reason = tool_problem("pip", MIN_PIP)
         return [reason] if reason else []
 
     def index_flags(self) -> list[str]:

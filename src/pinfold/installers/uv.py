@@ -46,13 +46,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from packaging.version import Version
-
 from ..errors import BuildError, CommandError, Problem
 from ..locks import Pin
 from ..runner import Runner
 from ..spec import Spec, display_path
-from . import pins_file
+from . import pins_file, tool_problem
 from .pip import index_environ
 
 if TYPE_CHECKING:
@@ -61,7 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["MIN_UV", "Uv", "uv_cache_root"]
 
 #: The oldest uv these guarantees were verified with (0.13.9 is pinned).
-MIN_UV = Version("0.13")
+MIN_UV = "0.13"
 
 #: Fixed for every uv call: never fetch a Python, no progress bars in captured output.
 _UV_ENV = {"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "UV_NO_CONFIG": "1"}
@@ -94,26 +92,15 @@ class Uv:
 
     name: ClassVar[str] = "uv"
 
-    def __init__(self, spec: Spec, runner: Runner, *, tool_python: str = sys.executable,
-                 preflight: Preflight | None = None) -> None:
+    def __init__(self, spec: Spec, runner: Runner, *, preflight: Preflight | None = None) -> None:
         self.spec = spec
         self.runner = runner
-        self.tool_python = tool_python
         self.preflight = preflight
 
     def problems(self) -> list[str]:
         """Why pinfold's uv cannot be used (missing or too old), or nothing."""
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            have = Version(version("uv"))
-        except PackageNotFoundError:
-            return ["env.yaml asks for `installer: uv`, but pinfold's tool environment has no uv "
-                    "(run ./bootstrap.sh to recreate it from requirements/tool.txt)"]
-        if have < MIN_UV:
-            return [f"pinfold's tool environment has uv {have}; it needs uv >= {MIN_UV} "
-                    "(run ./bootstrap.sh to recreate it from requirements/tool.txt)"]
-        return []
+        reason = tool_problem("uv", MIN_UV, why="env.yaml asks for `installer: uv`, but ")
+        return [reason] if reason else []
 
     def cache_dir(self) -> Path:
         """uv's cache for this spec's build lock (wheels built from sdists depend on it)."""
@@ -166,7 +153,7 @@ class Uv:
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         return path
 
-    def _uv(self, python: Path, *args: str, what: str, index: bool = True) -> None:
+    def _uv(self, python: Path, *args: str, what: str, index: bool = True, verify: bool = True) -> None:
         argv = [_uv_binary(), "pip", *args, "--python", str(python), "--no-config",
                 "--no-python-downloads", "--cache-dir", str(self.cache_dir())]
         env = {**_UV_ENV, **index_environ(self.spec)}
@@ -184,7 +171,8 @@ class Uv:
                 self.runner.run(argv, what=what, env=env)
             except CommandError as exc:
                 raise self._explain(exc) from None
-        self._verify(python)
+        if verify:
+            self._verify(python)
 
     def _verify(self, python: Path) -> None:
         """Every installed file is still what its hashed wheel held (see the module doc)."""
@@ -220,8 +208,10 @@ class Uv:
 
     def install_lock(self, python: Path) -> None:
         """Install the runtime lock, hashes required."""
+        # With develop trees, the develop stage comes next in the same build and its RECORD
+        # check covers every file: checking here too would hash them all twice.
         self._uv(python, "install", "--require-hashes", "-r", str(self.spec.requirements.path),
-                 what="installing the runtime lock")
+                 what="installing the runtime lock", verify=not self.spec.develop)
 
     def install_pins(self, python: Path, pins: list[Pin]) -> None:
         """Install just these pins (an update): no resolving, hashes required."""

@@ -7,7 +7,8 @@ from typing import ClassVar
 from packaging.utils import canonicalize_name
 
 from ..errors import Problem
-from ..installers import installer_for
+from ..installers import installer_for, tool_problem
+from ..installers.pip import MIN_PIP
 from .base import Context
 
 __all__ = ["Install"]
@@ -19,14 +20,18 @@ class Install:
     name: ClassVar[str] = "install"
 
     def problems(self, ctx: Context) -> list[Problem]:
-        installer = installer_for(ctx.spec, ctx.runner, ctx.tool_python)
-        return [Problem(installer.name, reason) for reason in installer.problems()]
+        installer = installer_for(ctx.spec, ctx.runner)
+        problems = [Problem(installer.name, reason) for reason in installer.problems()]
+        # The probes run pinfold's pip (`pip check`) whatever the installer.
+        if installer.name != "pip" and (reason := tool_problem("pip", MIN_PIP)):
+            problems.append(Problem("pip", reason))
+        return problems
 
     def skip_reason(self, ctx: Context) -> str | None:
         return None
 
     def run(self, ctx: Context) -> str:
-        installer = installer_for(ctx.spec, ctx.runner, ctx.tool_python, preflight=ctx.preflight)
+        installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight)
         if ctx.base is not None and ctx.plan is not None:
             installer.uninstall(ctx.env_python, list(ctx.plan.remove))
             by_name = ctx.spec.requirements.by_name()

@@ -27,6 +27,6 @@ class Develop:
 
     def run(self, ctx: Context) -> str:
         trees = list(ctx.spec.develop)
-        installer = installer_for(ctx.spec, ctx.runner, ctx.tool_python, preflight=ctx.preflight)
+        installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight)
         installer.install_editable(ctx.env_python, trees)
         return ", ".join(t.name for t in trees)
