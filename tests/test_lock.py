@@ -187,6 +187,10 @@ def test_upgrade_package_moves_one_pin_only(tmp_path: Path, wheelhouse: Path) ->
     assert json.loads(out)["runtime"]["moved"] == [{"name": "dep-a", "from": "1.0", "to": "1.1"}]
     assert runtime.read_bytes() == before and "dry run: nothing was written" in err
 
+    code, _, err = cli("lock", "--upgrade-package", "dep a", str(spec))
+    assert code == 2 and "--upgrade-package 'dep a': expected NAME or NAME==VERSION" in err, err
+    assert "internal error" not in err and runtime.read_bytes() == before
+
     code, out, err = cli("lock", "--upgrade-package", "dep-a", "--json", str(spec))
     assert code == 0, err
     changes = [line.strip() for line in err.splitlines() if line.startswith("  ")]

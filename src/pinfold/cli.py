@@ -261,6 +261,13 @@ def _lock_arguments(args: argparse.Namespace) -> None:
     if args.check and (args.upgrade or args.upgrade_package or args.upstream is not None):
         raise SpecError("--check only compares the locks with env.yaml's needs: "
                         "it takes no --upgrade, --upgrade-package or --upstream")
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for value in args.upgrade_package:
+        try:
+            Requirement(value)
+        except InvalidRequirement:
+            raise SpecError(f"--upgrade-package {value!r}: expected NAME or NAME==VERSION") from None
 
 
 def _lock(args: argparse.Namespace, spec: Spec, runner: Runner, out: _Output) -> dict[str, Any]:

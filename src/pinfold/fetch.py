@@ -9,7 +9,6 @@ it (or the sdist when the lock lists only that).
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +17,8 @@ from typing import Any
 
 from .errors import CommandError, PreflightError, SpecError
 from .index import LocalIndex, check_pins, preflight
-from .interpreter import inspect_interpreter
+from .installers.pip import pip_in
+from .interpreter import Interpreter, inspect_interpreter
 from .locks import Pin
 from .runner import Runner
 from .spec import IndexSpec, Spec, display_path
@@ -50,7 +50,8 @@ class FetchReport:
 
 
 def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = None,
-          on_progress: Callable[[str], None] | None = None) -> FetchReport:
+          on_progress: Callable[[str], None] | None = None,
+          interp: Interpreter | None = None) -> FetchReport:
     """Fill the first ``find_links`` folder with every locked artifact that is missing."""
     runner = runner or Runner()
     say = on_progress or (lambda _: None)
@@ -59,7 +60,7 @@ def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = N
                         "folder, and this spec has none",
                         tip="add a find_links folder, or upload the locked artifacts to your index")
     wheelhouse = spec.index.find_links[0]
-    interp = inspect_interpreter(spec.python, runner)
+    interp = interp or inspect_interpreter(spec.python, runner)
     local = LocalIndex(IndexSpec(find_links=spec.index.find_links))
     runtime = [p for p in spec.requirements.pins if p.marker is None or p.marker.evaluate(interp.markers)]
     build = [p for p in spec.build_requirements.pins] if spec.build_requirements else []
@@ -82,7 +83,7 @@ def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = N
             reqs = Path(tmp) / "missing.txt"
             reqs.write_text("".join(p.requirement_line() + "\n" for p in missing), encoding="utf-8")
             dest = Path(tmp) / "files"
-            argv = [sys.executable, "-m", "pip", "--python", interp.executable, "download",
+            argv = [*pip_in(Path(interp.executable)), "download",
                     "--no-deps", "--require-hashes", "--no-cache-dir", "-d", str(dest), "-r", str(reqs)]
             if index_url:
                 argv += ["--index-url", index_url]

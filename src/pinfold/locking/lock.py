@@ -252,7 +252,7 @@ class _Locker:
             # An empty build lock, not None: fetch's final pre-flight then accepts sdists.
             build_requirements=Lock(self._build_path() or self.workdir / "build.txt", tuple(build)))
         report = fetch(spec, runner=self.runner, index_url=self.options.upstream or None,
-                       on_progress=self.say)
+                       on_progress=self.say, interp=self.interp)
         self.downloaded += report.downloaded
 
     def from_source(self, pins: Sequence[Pin], *, build: bool) -> list[Needer]:

@@ -72,10 +72,6 @@ class Needs:
         """What a lock records: requirements, options and ``-c`` constraints, sorted."""
         return sorted({*self.requirements, *self.options, *(f"-c {c}" for c in self.constraints)})
 
-    def names(self) -> set[str]:
-        """Canonical names of the required distributions."""
-        return {canonicalize_name(Requirement(r).name) for r in self.requirements}
-
 
 def _normalize(req: Requirement) -> str:
     """One spelling per requirement: canonical name, sorted extras, packaging's specifier order."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sys
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,7 +91,9 @@ def _candidate(text: str) -> str:
 
 
 def _by(req: str, origins: Origins, role: str) -> str:
-    labels = origins.get(_normal(req), ())
+    # Both sides normalized: origins are keyed as written (`Twisted>=22` in a develop tree).
+    want = _normal(req)
+    labels = [label for key, found in origins.items() if _normal(key) == want for label in found]
     return f"{role} {', '.join(labels)}" if labels else ""
 
 
@@ -215,7 +217,6 @@ def compile_pins(
     upgrade_packages: Sequence[str] = (),
     origins: Origins | None = None,
     what: str,
-    on_failure: Callable[[list[Problem]], None] | None = None,
 ) -> list[Pin]:
     """Run pip-compile on ``inputs`` (file names in ``workdir``); return the pins it chose.
 
@@ -238,17 +239,15 @@ def compile_pins(
         runner.run(argv, what=what, env=env, online=source.online, cwd=workdir)
     except CommandError as exc:
         problems = explain_pip_failure(exc.output, source, origins or {})
-        if on_failure is not None:
-            on_failure(problems)
-        if problems:
-            backend = any("build backend failed" in p.message for p in problems)
-            tip = ("fix or replace that sdist; run with -v to see the backend's whole output" if backend
-                   else "add the missing artifacts to the index (or use `pinfold lock --upstream`), "
-                        "or change the needs")
-            raise LockError(f"{what} failed against {source.description}; no lock was written",
-                            problems, tip=tip) from None
+        if not problems:
+            tip = "run with -v to see pip-compile's whole output"
+        elif any("build backend failed" in p.message for p in problems):
+            tip = "fix or replace that sdist; run with -v to see the backend's whole output"
+        else:
+            tip = ("add the missing artifacts to the index (or use `pinfold lock --upstream`), "
+                   "or change the needs")
         raise LockError(f"{what} failed against {source.description}; no lock was written",
-                        exc.problems, tip="run with -v to see pip-compile's whole output") from None
+                        problems or exc.problems, tip=tip) from None
     lock: Lock
     lock, problems = parse_lock(out)
     if problems:  # pip-compile wrote something pinfold cannot read back: a bug to report
