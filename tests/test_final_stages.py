@@ -34,7 +34,7 @@ from pinfold.cli import main
 from pinfold.errors import ProbeError
 from pinfold.index import LocalIndex
 from pinfold.plugincache import PluginPackages, check_freshness, strictly_newer_mtime_ns
-from pinfold.probes import ProbeResult
+from pinfold.probes import ProbeResult, environment
 from pinfold.probes.environment import Expected, _compare
 from pinfold.probes.report import junit_xml, summary_lines
 from pinfold.runner import Runner, scrubbed_environ
@@ -413,6 +413,20 @@ def test_without_twisted_the_stage_and_twisted_probes_are_skipped(wheels: Wheels
     assert stages["plugins"].status == "skipped"
     assert "Twisted is not installed" in stages["plugins"].detail
     assert [p["name"] for p in result.facts["probes"]] == ["pip-check", "lock"]
+
+
+@pytest.mark.slow
+def test_failing_user_probes_say_why(good: BuildResult) -> None:
+    """An import that fails shows the interpreter's own error; a command past its timeout
+    is killed and named as timed out, whatever it was doing."""
+    python = Target(good.env_dir / "bin" / "python")
+    missing = environment.import_module(Runner(), python, "no_such_module_here")
+    assert missing.status == "fail" and "importing no_such_module_here failed" in missing.summary
+    assert any("ModuleNotFoundError" in line for line in missing.evidence), missing.evidence
+    slow = environment.command(Runner(), good.env_dir, ["python", "-c", "import time; time.sleep(60)"],
+                               timeout=1, root=good.env_dir, script=False)
+    assert slow.status == "fail" and "timed out after 1 s" in slow.summary, slow.summary
+    assert "exit code" not in slow.summary
 
 
 @pytest.mark.slow

@@ -171,7 +171,6 @@ def test_kill_9_leaves_the_last_good_environment(project: Path, point: str) -> N
     marker = root / "reached"
     wh = root / "wheelhouse"
     # A change that forces a full build (a new build lock), with a slow step at the kill point.
-    copy_real(wh, "setuptools")
     # Slow only the first time: the recovery build passes the same step quickly.
     slow = (f"import pathlib, time\nmark = pathlib.Path({str(marker)!r})\n"
             "if not mark.exists():\n    mark.touch()\n    time.sleep(60)\n")
@@ -216,10 +215,9 @@ def test_no_wait_fails_at_once_while_another_build_runs(project: Path) -> None:
     first = start_build(project)
     try:
         wait_for(marker.exists, first)
-        t0 = time.monotonic()
+        # A --no-wait that waited would return 0 once the first build ends, not 1 now.
         code, _, err = cli("build", "--no-wait")
         assert code == 1 and "another pinfold build" in err, err
-        assert time.monotonic() - t0 < 10
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.communicate()
