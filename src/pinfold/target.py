@@ -1,10 +1,11 @@
 """Running pinfold's inside scripts in the target interpreter, isolated, from a neutral folder.
 
-``-I`` keeps the caller's ``PYTHON*`` variables, user site-packages and (from 3.11) the
-script's folder off ``sys.path``; ``-B`` writes no bytecode into the environment; the
-working directory is an empty temporary folder, because Twisted's plugin lookup
-searches every ``sys.path`` entry (the current directory included, without ``-I``)
-and would write caches into a source checkout. Every run goes through the runner.
+``-I`` keeps the caller's ``PYTHON*`` variables, user site-packages and the script's
+folder off ``sys.path`` (on every Python 3; 3.11's ``-P`` only named that part); ``-B``
+writes no bytecode into the environment; the working directory is an empty temporary
+folder, because Twisted's plugin lookup searches every ``sys.path`` entry (the current
+directory included, without ``-I``) and would write caches into a source checkout.
+Every run goes through the runner.
 
 For an environment without bytecode (``compile: false``) a :class:`Target` carries a
 bytecode folder outside the environment, shared by every run of one build or check

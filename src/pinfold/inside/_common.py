@@ -25,12 +25,6 @@ CACHE = "dropin.cache"
 Module = tuple[str, str, str]
 
 
-def isolate(script: str) -> None:
-    """Drop the script's own folder from ``sys.path`` (``-I`` implies ``-P`` only from 3.11)."""
-    here = os.path.dirname(os.path.abspath(script))
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
-
-
 def search_path() -> list[str]:
     """The ``sys.path`` folders that can hold installed packages (the standard library excluded)."""
     paths = sysconfig.get_paths()

@@ -83,7 +83,6 @@ def _plugin_modules(packages: list[str]) -> dict[str, bool]:
 
 def main(argv: list[str]) -> None:
     """Refuse writes, install the reactor, then write what happened."""
-    common.isolate(__file__)
     out, reactor_name, listed = argv[1], argv[2], argv[3:]
     packages = common.plugin_packages(listed)  # reads files only: Twisted is not imported yet
     folders = common.candidate_folders(packages)

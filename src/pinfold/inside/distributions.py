@@ -1,6 +1,6 @@
 """List the distributions the environment's interpreter sees, as its consumers would.
 
-Usage: ``python -I -B distributions.py RESULT.json``. One entry per ``.dist-info`` or
+Usage: ``python -I -B _launch.py distributions.py RESULT.json``. One entry per ``.dist-info`` or
 ``.egg-info`` found on ``sys.path``: name, version, folder, and for editable installs
 (PEP 610 ``direct_url.json``) the source tree's URL.
 """
@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pinfold.inside import _common as common
+else:
+    # Loaded once, by path, by _launch.py (see pinfold.target).
+    common = sys.modules["_pinfold_common"]
 
 
 def _direct_url(dist: importlib.metadata.Distribution) -> tuple[bool, str]:
@@ -36,11 +41,7 @@ def main(argv: list[str]) -> None:
             "editable": editable,
             "url": url,
         })
-    result: dict[str, Any] = {"distributions": found, "path": sys.path}
-    tmp = f"{argv[1]}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(result, fh)
-    os.replace(tmp, argv[1])
+    common.write_result(argv[1], {"distributions": found})
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ else:
 
 def main(argv: list[str]) -> None:
     """Write one report per cache folder, each with its problems (none when fresh)."""
-    common.isolate(__file__)
     out, listed = argv[1], argv[2:]
     packages = common.plugin_packages(listed)
     result: dict[str, Any] = {"packages": packages, "folders": [], "errors": []}

@@ -20,7 +20,6 @@ else:
 
 def main(argv: list[str]) -> None:
     """Import ``argv[2]``; write ``{"module": ..., "file": ...}`` to ``argv[1]``."""
-    common.isolate(argv[0])
     module = importlib.import_module(argv[2])
     common.write_result(argv[1], {"module": argv[2], "file": getattr(module, "__file__", None)})
 
