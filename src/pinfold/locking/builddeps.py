@@ -34,7 +34,7 @@ from ..errors import CommandError
 from ..installers.pip import pip_in
 from ..interpreter import Interpreter
 from ..runner import Runner
-from .errors import LockError
+from .errors import BuildDepsUnavailable, LockError
 from .resolve import Source, explain_pip_failure
 
 __all__ = ["BuildNeeds", "Discovery", "Needer", "marker_applies"]
@@ -261,7 +261,7 @@ class Discovery:
             except CommandError as exc:
                 origins = {r: [needer.label] for r in requires}
                 problems = explain_pip_failure(exc.output, self.source, origins, role="build dependency of")
-                raise LockError(f"the build dependencies of {needer.label} are not all in "
+                raise BuildDepsUnavailable(f"the build dependencies of {needer.label} are not all in "
                                 f"{self.source.description}; no lock was written",
                                 problems or exc.problems,
                                 tip="add them to the index (or use `pinfold lock --upstream`)") from None

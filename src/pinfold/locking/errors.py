@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from ..errors import PinfoldError
 
-__all__ = ["LockError", "StaleLockError"]
+__all__ = ["BuildDepsUnavailable", "LockError", "StaleLockError"]
 
 
 class LockError(PinfoldError):
     """The locks could not be compiled (a need the index cannot satisfy, a conflict, a
     build backend that fails); nothing was written."""
+
+
+class BuildDepsUnavailable(LockError):
+    """An sdist's build requirements cannot be installed together from the index: the one
+    failure that trying again without the build lock's old pins can fix."""
 
 
 class StaleLockError(PinfoldError):

@@ -36,7 +36,7 @@ from ..runner import Runner
 from ..spec import IndexSpec, Spec, display_path
 from .builddeps import BuildNeeds, Discovery, Needer, marker_applies
 from .diff import LockChanges, diff_pins
-from .errors import LockError, StaleLockError
+from .errors import BuildDepsUnavailable, LockError, StaleLockError
 from .needs import Needs, read_needs, read_record, record_items, stale_problems
 from .resolve import Source, compile_pins
 from .writer import render_lock, write_files
@@ -275,7 +275,7 @@ class _Locker:
         if preferred:
             try:
                 return self.discovery.run(needer, [*constraints, *preferred])
-            except LockError:
+            except BuildDepsUnavailable:
                 pass  # the old pins no longer fit together with the new needs: try without them
         return self.discovery.run(needer, constraints)
 
