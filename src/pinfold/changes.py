@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from . import __version__
 from .envdir import Environments, damage
+from .locks import split_pin
 from .runner import Runner
 from .spec import Spec
 from .uptodate import digest, identity
@@ -54,7 +55,7 @@ def pins_of(spec: Spec, markers: dict[str, str]) -> dict[str, str]:
     """The runtime pins that apply under ``markers``: name -> ``name==version``."""
     return {
         p.name: str(p) for p in spec.requirements.pins
-        if p.marker is None or p.marker.evaluate(markers)
+        if p.applies(markers)
     }
 
 
@@ -111,7 +112,7 @@ def make_plan(spec: Spec, envs: Environments, runner: Runner, *, fresh: bool = F
         return full("the develop trees changed")
     markers: dict[str, str] = state.get("python", {}).get("markers", {})
     desired = pins_of(spec, markers)
-    have = {p.split("==")[0]: p for p in installed}
+    have = {split_pin(p)[0]: p for p in installed}
     old_hashes: dict[str, list[str]] = state.get("hashes", {})
     new_hashes: dict[str, list[str]] = {
         p.name: sorted(p.hashes) for p in spec.requirements.pins if p.name in desired}

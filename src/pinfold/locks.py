@@ -8,6 +8,7 @@ options are refused in a lock, because the index comes from env.yaml alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from .errors import Problem
 
-__all__ = ["Lock", "Pin", "parse_lock"]
+__all__ = ["Lock", "Pin", "parse_lock", "split_pin"]
 
 _HASH = re.compile(r"--hash[=\s]\s*(sha256|sha384|sha512):([0-9a-fA-F]+)")
 _VIA = re.compile(r"^#\s+via\b\s*(.*)$")
@@ -48,6 +49,16 @@ class Pin:
         marker = f" ; {self.marker}" if self.marker else ""
         hashes = "".join(f" --hash={h}" for h in sorted(self.hashes))
         return f"{self.name}=={self.version}{marker}{hashes}"
+
+    def applies(self, markers: Mapping[str, str]) -> bool:
+        """Whether the pin's marker (if any) holds for an interpreter with these markers."""
+        return self.marker is None or self.marker.evaluate(markers)
+
+
+def split_pin(text: str) -> tuple[str, str]:
+    """``name==version`` as ``(name, version)``; a bare name gives ``(name, "")``."""
+    name, _, version = text.partition("==")
+    return name, version
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import CommandError
 from ..interpreter import inspect_interpreter
-from ..locks import Lock, Pin
+from ..locks import Lock, Pin, split_pin
 from ..runner import Runner
 from ..spec import display_path
 from ..target import Target, neutral_dir, run_inside
@@ -72,7 +72,7 @@ class Expected:
     def from_lock(cls, runner: Runner, python: Path, lock: Lock, develop: Sequence[Path]) -> Expected:
         """The lock's pins whose markers hold for the environment's interpreter."""
         markers = inspect_interpreter(str(python), runner).markers
-        pins = [p for p in lock.pins if p.marker is None or p.marker.evaluate(markers)]
+        pins = [p for p in lock.pins if p.applies(markers)]
         return cls.from_pins(pins, lock, develop)
 
     @classmethod
@@ -84,7 +84,7 @@ class Expected:
         """
         versions = {}
         for line in state["installed"]:
-            name, _, version = str(line).partition("==")
+            name, version = split_pin(str(line))
             versions[canonicalize_name(name)] = Version(version)
         return cls(versions=versions, origin=dict.fromkeys(versions, where),
                    develop=tuple(Path(d) for d in state.get("develop", [])))

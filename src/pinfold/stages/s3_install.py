@@ -9,6 +9,7 @@ from packaging.utils import canonicalize_name
 from ..errors import Problem
 from ..installers import installer_for, tool_problem
 from ..installers.pip import MIN_PIP
+from ..locks import split_pin
 from .base import Context
 
 __all__ = ["Install"]
@@ -35,7 +36,7 @@ class Install:
         if ctx.base is not None and ctx.plan is not None:
             installer.uninstall(ctx.env_python, list(ctx.plan.remove))
             by_name = ctx.spec.requirements.by_name()
-            moved = [by_name[canonicalize_name(p.split("==")[0])] for p in ctx.plan.install]
+            moved = [by_name[canonicalize_name(split_pin(p)[0])] for p in ctx.plan.install]
             installer.install_pins(ctx.env_python, moved)
             parts = [f"+{p}" for p in ctx.plan.install] + [f"-{n}" for n in ctx.plan.remove]
             changed = " ".join(parts) if parts else "no distribution changed"
