@@ -32,7 +32,7 @@ from packaging.version import Version
 from pinfold import BuildError, BuildResult, build, check, load_spec
 from pinfold.cli import main
 from pinfold.errors import ProbeError
-from pinfold.index import LocalIndex
+from pinfold.index import ArtifactIndex
 from pinfold.plugincache import PluginPackages, check_freshness, strictly_newer_mtime_ns
 from pinfold.probes import ProbeResult, environment
 from pinfold.probes.environment import Expected, _compare
@@ -337,7 +337,7 @@ def test_normalised_mtimes_still_give_fresh_caches(good: BuildResult, when: str)
     stale = check_freshness(runner, Target(good.env_dir / "bin" / "python"), PluginPackages())
     assert len(stale.problems) == 2 and all("older than (or as old as)" in p.message for p in stale.problems)
 
-    ctx = Context(spec=spec, runner=runner, index=LocalIndex(spec.index), env_dir=good.env_dir)
+    ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=good.env_dir)
     PluginCaches().run(ctx)
     fresh = check_freshness(runner, Target(good.env_dir / "bin" / "python"), PluginPackages())
     assert fresh.problems == []
@@ -360,7 +360,7 @@ def test_a_cache_that_cannot_be_written_fails_the_stage(good: BuildResult, tmp_p
         if not frozen:
             pytest.skip("chattr +i is not available or not permitted here")
         spec = load_spec(good.spec_file)
-        ctx = Context(spec=spec, runner=Runner(), index=LocalIndex(spec.index), env_dir=good.env_dir)
+        ctx = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=good.env_dir)
         with pytest.raises(BuildError) as caught:
             PluginCaches().run(ctx)
     finally:

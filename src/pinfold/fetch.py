@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CommandError, PreflightError, SpecError
-from .index import LocalIndex, check_pins, preflight
+from .errors import CommandError, PreflightError, Problem, SpecError
+from .index import ArtifactIndex, IndexFile, upstream_flags
 from .installers.pip import pip_in
 from .interpreter import Interpreter, inspect_interpreter
 from .locks import Pin
+from .preflight import check_pins, preflight
 from .runner import Runner
 from .spec import IndexSpec, Spec, display_path
 
@@ -61,14 +62,14 @@ def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = N
                         tip="add a find_links folder, or upload the locked artifacts to your index")
     wheelhouse = spec.index.find_links[0]
     interp = interp or inspect_interpreter(spec.python, runner)
-    local = LocalIndex(IndexSpec(find_links=spec.index.find_links))
-    runtime = [p for p in spec.requirements.pins if p.marker is None or p.marker.evaluate(interp.markers)]
+    local = ArtifactIndex(IndexSpec(find_links=spec.index.find_links))
+    runtime = [p for p in spec.requirements.pins if p.applies(interp.markers)]
     build = [p for p in spec.build_requirements.pins] if spec.build_requirements else []
-    build = [p for p in build if p.marker is None or p.marker.evaluate(interp.markers)]
+    build = [p for p in build if p.applies(interp.markers)]
     missing: list[Pin] = []
     for pin in runtime + build:
-        problems: list[Any] = []
-        chosen: dict[str, Any] = {}
+        problems: list[Problem] = []
+        chosen: dict[str, IndexFile] = {}
         check_pins([pin], build=False, index=local, interp=interp, runtime={},
                    problems=problems, chosen=chosen)
         if problems or str(pin) not in chosen:
@@ -85,8 +86,7 @@ def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = N
             dest = Path(tmp) / "files"
             argv = [*pip_in(Path(interp.executable)), "download",
                     "--no-deps", "--require-hashes", "--no-cache-dir", "-d", str(dest), "-r", str(reqs)]
-            if index_url:
-                argv += ["--index-url", index_url]
+            argv += upstream_flags(index_url)
             try:
                 runner.run(argv, what="downloading the locked artifacts", online=True)
             except CommandError as exc:
@@ -97,6 +97,6 @@ def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = N
                 os.replace(file, wheelhouse / file.name)
                 downloaded.append(file.name)
     # Prove the result the same way `pinfold build` will.
-    preflight(spec, interp, LocalIndex(spec.index))
+    preflight(spec, interp, ArtifactIndex(spec.index))
     return FetchReport(wheelhouse=wheelhouse, downloaded=tuple(downloaded), present=present,
                        pins=tuple(str(p) for p in runtime + build))

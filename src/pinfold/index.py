@@ -1,14 +1,25 @@
-"""The local index: which artifacts it holds, their hashes, and the pre-flight check.
+"""Every access to an index: pip's view of it, its artifacts, their names and hashes, downloads.
 
-Pre-flight runs before anything is created: every pin of both locks must have an
-artifact in the index whose hash is in the lock and which fits the target interpreter.
+The spec's index (find-links folders and/or a PEP 503 simple-index URL) reaches pip as
+flags and as ``PIP_*`` variables (:func:`index_flags`, :func:`index_environ`: the pip and
+uv backends, pip-compile and build-dependency discovery all use these two); an upstream
+index for ``pinfold fetch`` and ``pinfold lock --upstream`` as :func:`upstream_flags` and
+:func:`upstream_environ`. :class:`ArtifactIndex` lists what the index holds, reading
+simple pages through :func:`no_proxy_opener`, which :func:`download` uses too; artifact
+file names are read by :func:`parse_filename` and files hashed by :func:`file_digest`.
+Pre-flight, which checks the locks against all this, is :mod:`pinfold.preflight`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html.parser
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.tags import Tag
@@ -16,27 +27,100 @@ from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
     NormalizedName,
-    canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
 )
 from packaging.version import Version
 
-from .errors import PreflightError, Problem
-from .interpreter import Interpreter
-from .locks import Lock, Pin
-from .spec import IndexSpec, Spec, display_path
+from .errors import PreflightError
+from .spec import IndexSpec, display_path
 
-__all__ = ["IndexFile", "LocalIndex", "Preflight", "preflight", "sha256_of"]
+__all__ = [
+    "ArtifactIndex",
+    "IndexFile",
+    "download",
+    "file_digest",
+    "index_environ",
+    "index_flags",
+    "no_proxy_opener",
+    "parse_filename",
+    "sha256_of",
+    "upstream_environ",
+    "upstream_flags",
+]
+
+
+def index_flags(index: IndexSpec) -> list[str]:
+    """The spec's index as pip flags: nothing else is ever searched."""
+    flags = [] if index.url else ["--no-index"]
+    if index.url:
+        flags += ["--index-url", index.url]
+    for folder in index.find_links:
+        flags += ["--find-links", str(folder)]
+    return flags
+
+
+def index_environ(index: IndexSpec) -> dict[str, str]:
+    """The spec's index as ``PIP_*`` variables, for any pip a build starts on its own."""
+    env = {"PIP_FIND_LINKS": " ".join(str(f) for f in index.find_links)}
+    if index.url:
+        env["PIP_INDEX_URL"] = index.url
+    else:
+        env["PIP_NO_INDEX"] = "1"
+    return env
+
+
+def upstream_flags(url: str | None) -> list[str]:
+    """An upstream index as pip flags; None or "" means pip's default index (no flag)."""
+    return ["--index-url", url] if url else []
+
+
+def upstream_environ(url: str | None) -> dict[str, str]:
+    """An upstream index as ``PIP_*`` variables; None or "" means pip's default index."""
+    return {"PIP_INDEX_URL": url} if url else {}
+
+
+def file_digest(path: Path, algo: str = "sha256") -> str:
+    """The hex digest of a file's bytes, read in chunks."""
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, algo).hexdigest()
 
 
 def sha256_of(path: Path) -> str:
-    """``sha256:<hex>`` of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
+    """``sha256:<hex>`` of a file, as locks and simple pages write artifact hashes."""
+    return f"sha256:{file_digest(path)}"
+
+
+def parse_filename(filename: str) -> tuple[NormalizedName, Version, frozenset[Tag] | None] | None:
+    """(name, version, wheel tags or None for an sdist) of an artifact file name, or None."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, tags = parse_wheel_filename(filename)
+            return name, version, tags
+        if filename.endswith((".tar.gz", ".zip")):
+            name, version = parse_sdist_filename(filename)
+            return name, version, None
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+    return None
+
+
+def no_proxy_opener() -> urllib.request.OpenerDirector:
+    """A URL opener that ignores proxy variables: pinfold reads only the user's own index."""
+    # The local index only: no proxy from the environment may sit in between.
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def download(url: str, target: Path, *, timeout: float = 60) -> None:
+    """Copy the artifact at ``url`` into ``target`` (no proxy); OSError when that fails."""
+    with no_proxy_opener().open(url, timeout=timeout) as resp, target.open("wb") as fh:
+        fh.write(resp.read())
+
+
+def _file_url_path(url: str) -> Path | None:
+    """The local path of a ``file:`` URL, or None for any other URL."""
+    parsed = urllib.parse.urlparse(url)
+    return Path(urllib.request.url2pathname(parsed.path)) if parsed.scheme == "file" else None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,26 +139,18 @@ class IndexFile:
 
     @property
     def is_sdist(self) -> bool:
+        """True for an sdist (no wheel tags)."""
         return self.tags is None
 
-
-def _parse_filename(filename: str) -> tuple[NormalizedName, Version, frozenset[Tag] | None] | None:
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, tags = parse_wheel_filename(filename)
-            return name, version, tags
-        if filename.endswith((".tar.gz", ".zip")):
-            name, version = parse_sdist_filename(filename)
-            return name, version, None
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return None
-    return None
+    def local_path(self) -> Path | None:
+        """Where the artifact is on this machine (a find-links file or a ``file:`` URL), or None."""
+        if "://" not in self.location:
+            return Path(self.location)
+        return _file_url_path(self.location)
 
 
 def _hrefs(body: str) -> list[str]:
     """The ``href`` of every anchor of a PEP 503 page."""
-    import html.parser
-
     hrefs: list[str] = []
 
     class Links(html.parser.HTMLParser):
@@ -87,8 +163,8 @@ def _hrefs(body: str) -> list[str]:
     return hrefs
 
 
-class LocalIndex:
-    """The artifacts of the spec's index, listed lazily per project name."""
+class ArtifactIndex:
+    """The artifacts of the spec's index (find-links folders and/or a simple-index URL), by project."""
 
     def __init__(self, spec: IndexSpec) -> None:
         self.spec = spec
@@ -109,7 +185,7 @@ class LocalIndex:
             for folder in self.spec.find_links:
                 # pip's find-links looks at a folder's own files, not its subfolders.
                 for entry in sorted(folder.iterdir()):
-                    parsed = _parse_filename(entry.name) if entry.is_file() else None
+                    parsed = parse_filename(entry.name) if entry.is_file() else None
                     if parsed:
                         self._local.setdefault(parsed[0], []).append((entry, entry.name))
         return self._local
@@ -120,25 +196,17 @@ class LocalIndex:
         return self._pages[name]
 
     def _read_page(self, name: NormalizedName) -> list[IndexFile]:
-        # Imported here: only a URL index needs them, and the no-op path stays cheap.
-        import urllib.error
-        import urllib.parse
-        import urllib.request
-
         assert self.spec.url is not None
         page = urllib.parse.urljoin(self.spec.url, f"{name}/")
         try:
-            parsed_url = urllib.parse.urlparse(page)
-            if parsed_url.scheme == "file":
-                path = Path(urllib.request.url2pathname(parsed_url.path)) / "index.html"
+            folder = _file_url_path(page)
+            if folder is not None:
+                path = folder / "index.html"
                 body = path.read_text(encoding="utf-8") if path.is_file() else ""
             else:
-                # The local index only: no proxy from the environment may sit in between.
-                opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
                 # S310: the scheme was checked in spec.py (http, https or file only).
                 request = urllib.request.Request(page, headers={"Accept": "text/html"})  # noqa: S310
-                with opener.open(request,
-                                 timeout=30) as resp:
+                with no_proxy_opener().open(request, timeout=30) as resp:
                     body = resp.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
@@ -152,7 +220,7 @@ class LocalIndex:
             url = urllib.parse.urljoin(page, href)
             base, _, fragment = url.partition("#")
             filename = urllib.parse.unquote(base.rsplit("/", 1)[-1])
-            parsed = _parse_filename(filename)
+            parsed = parse_filename(filename)
             if not parsed or parsed[0] != name:
                 continue
             algo, _, hexdigest = fragment.partition("=")
@@ -165,7 +233,7 @@ class LocalIndex:
         """Every artifact of ``name`` (of ``version``, if given), local ones hashed."""
         out = []
         for path, filename in self._scan_local().get(name, []):
-            parsed = _parse_filename(filename)
+            parsed = parse_filename(filename)
             assert parsed is not None
             if version is not None and parsed[1] != version:
                 continue
@@ -180,101 +248,6 @@ class LocalIndex:
     def prefetch(self, names: Iterable[NormalizedName]) -> None:
         """Warm the URL index pages in parallel (one request per project)."""
         if self.spec.url:
-            from concurrent.futures import ThreadPoolExecutor
-
             todo = sorted(set(names) - self._pages.keys())
             with ThreadPoolExecutor(8) as pool:
                 self._pages.update(zip(todo, pool.map(self._read_page, todo), strict=True))
-
-
-@dataclass(frozen=True, slots=True)
-class Preflight:
-    """What pre-flight learned: the pins that apply and which build from source."""
-
-    runtime: tuple[Pin, ...]
-    build: tuple[Pin, ...]
-    #: Runtime pins that will be built from an sdist (no fitting wheel in the lock).
-    from_source: tuple[Pin, ...] = field(default=())
-    #: The artifact chosen for each applying pin (best wheel, else the sdist).
-    chosen: dict[str, IndexFile] = field(default_factory=dict)
-
-
-def _applies(pin: Pin, interp: Interpreter) -> bool:
-    return pin.marker is None or pin.marker.evaluate(interp.markers)
-
-
-def _role(pin: Pin, build: bool, runtime: dict[NormalizedName, Pin]) -> str:
-    if not build:
-        return ""
-    needers = []
-    for via in pin.via:
-        name = canonicalize_name(via.split("==")[0].split("[")[0].strip())
-        needers.append(str(runtime[name]) if name in runtime else via)
-    return f" (build dependency of {', '.join(needers)})" if needers else " (build dependency)"
-
-
-def check_pins(pins: Iterable[Pin], *, build: bool, index: LocalIndex, interp: Interpreter,
-               runtime: dict[NormalizedName, Pin], problems: list[Problem],
-               chosen: dict[str, IndexFile]) -> list[Pin]:
-    """Check each pin against the index; return those that must be built from source."""
-    rank = {Tag(*t.split("-")): i for i, t in enumerate(interp.tags)}
-    from_source = []
-    for pin in pins:
-        role = _role(pin, build, runtime)
-        files = index.files(pin.name, pin.version)
-        if not files:
-            problems.append(Problem(f"{pin}{role}", f"not in {index.describe()}"))
-            continue
-        good = []
-        for f in files:
-            if f.digest is None or f.digest in pin.hashes:
-                good.append(f)
-                continue
-            expected = ", ".join(sorted(pin.hashes))
-            problems.append(Problem(
-                display_path(Path(f.location)) if "://" not in f.location else f.location,
-                f"hash mismatch for {pin}{role}: the file has {f.digest}, the lock expects {expected}; "
-                "the file was changed or replaced: remove it and run `pinfold fetch`"))
-        wheels = [f for f in good if f.tags is not None and f.tags & rank.keys()]
-        sdists = [f for f in good if f.is_sdist]
-        if wheels:
-            # The wheel with the most preferred tag, as pip would choose.
-            chosen[str(pin)] = min(wheels, key=lambda f: min(rank[t] for t in (f.tags or set()) if t in rank))
-        elif sdists:
-            chosen[str(pin)] = sdists[0]
-            from_source.append(pin)
-        elif good and len(good) == len(files):
-            names = ", ".join(f.filename for f in good)
-            problems.append(Problem(f"{pin}{role}", f"no artifact fits {interp.implementation} "
-                                    f"{interp.version} ({interp.tags[0]}): the index has {names}"))
-    return from_source
-
-
-def preflight(spec: Spec, interp: Interpreter, index: LocalIndex) -> Preflight:
-    """Check both locks against the index; raise :class:`PreflightError` listing every gap."""
-    runtime = tuple(p for p in spec.requirements.pins if _applies(p, interp))
-    build_lock: Lock | None = spec.build_requirements
-    build = tuple(p for p in build_lock.pins if _applies(p, interp)) if build_lock else ()
-    index.prefetch([p.name for p in runtime + build])
-    problems: list[Problem] = []
-    chosen: dict[str, IndexFile] = {}
-    by_name = {p.name: p for p in runtime}
-    from_source = check_pins(runtime, build=False, index=index, interp=interp, runtime=by_name,
-                             problems=problems, chosen=chosen)
-    # Build dependencies that are themselves sdists need build dependencies too: the
-    # build lock covers them, and pip rejects any that it does not (fails closed).
-    check_pins(build, build=True, index=index, interp=interp, runtime=by_name,
-               problems=problems, chosen=chosen)
-    if (from_source or spec.develop) and build_lock is None:
-        needers = [str(p) for p in from_source] + [display_path(d) for d in spec.develop]
-        problems.append(Problem("build_requirements", f"missing: {', '.join(needers)} must be built "
-                                "from source, so their build dependencies must be locked"))
-    if problems:
-        count = len(problems)
-        raise PreflightError(
-            f"pre-flight: {count} problem{'s' if count > 1 else ''} with the index "
-            f"({index.describe()}); nothing was built",
-            problems,
-            tip="run `pinfold fetch` to download the locked artifacts, or fix the locks",
-        )
-    return Preflight(runtime, build, tuple(from_source), chosen)

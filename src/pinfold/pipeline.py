@@ -71,10 +71,10 @@ def build(
     if plan.mode == "noop" and plan.current is not None:
         return _report(spec, plan.current, start)
     # Imported here, not at the top: the no-op path above must stay cheap.
-    from .index import LocalIndex
+    from .index import ArtifactIndex
     from .stages import BUILD_STAGES, Context
 
-    ctx = Context(spec=spec, runner=runner, index=LocalIndex(spec.index), env_dir=envs.new_dir())
+    ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=envs.new_dir())
     stages = [cls() for cls in BUILD_STAGES]
     problems = [p for stage in stages for p in stage.problems(ctx)]
     if problems:
@@ -164,7 +164,7 @@ def check(
     runner: Runner | None = None,
 ) -> BuildResult:
     """Run the probes on the existing environment of ``spec``, without rebuilding."""
-    from .index import LocalIndex
+    from .index import ArtifactIndex
     from .stages import Context
     from .stages.s7_probes import Probes
 
@@ -175,7 +175,7 @@ def check(
     if current is None:
         raise PinfoldError(f"there is no environment at {spec.path} yet",
                            tip="run `pinfold build` first")
-    ctx = Context(spec=spec, runner=runner, index=LocalIndex(spec.index), env_dir=current)
+    ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=current)
     probes = Probes()
     if (reason := probes.skip_reason(ctx)) is not None:
         emit(StageEvent(probes.name, "skip", detail=reason))

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..errors import BuildError
+from ..index import index_environ, index_flags
 from ..locks import Pin
 from ..runner import Runner
 from ..spec import Spec
-from . import pins_file, tool_problem
+from .base import pins_file, tool_problem
 
-__all__ = ["MIN_PIP", "Pip", "index_environ", "pip_in"]
+__all__ = ["MIN_PIP", "Pip", "pip_in"]
 
 #: The oldest pip whose hashed build constraints reach build environments and fail closed.
 MIN_PIP = "26.2"
@@ -40,16 +41,6 @@ def pip_in(python: Path) -> list[str]:
     return [str(python), str(Path(spec.origin).with_name("__pip-runner__.py"))]
 
 
-def index_environ(spec: Spec) -> dict[str, str]:
-    """The spec's index as ``PIP_*`` variables, for any pip a build starts on its own."""
-    env = {"PIP_FIND_LINKS": " ".join(str(f) for f in spec.index.find_links)}
-    if spec.index.url:
-        env["PIP_INDEX_URL"] = spec.index.url
-    else:
-        env["PIP_NO_INDEX"] = "1"
-    return env
-
-
 class Pip:
     """Installs locks and editable trees with pip, hermetically."""
 
@@ -64,27 +55,15 @@ class Pip:
         reason = tool_problem("pip", MIN_PIP)
         return [reason] if reason else []
 
-    def index_flags(self) -> list[str]:
-        """The spec's index as pip flags: nothing else is ever searched."""
-        flags = [] if self.spec.index.url else ["--no-index"]
-        if self.spec.index.url:
-            flags += ["--index-url", self.spec.index.url]
-        for folder in self.spec.index.find_links:
-            flags += ["--find-links", str(folder)]
-        return flags
-
-    def index_environ(self) -> dict[str, str]:
-        """The same index as variables, for pip's build subprocesses (they re-read the environment)."""
-        return index_environ(self.spec)
-
     def _install(self, python: Path, args: list[str], *, what: str) -> None:
         build = self.spec.build_requirements
         argv = [*pip_in(python), "install",
                 # A cached wheel could have been built with other build dependencies.
-                "--no-cache-dir", "--no-compile", *self.index_flags()]
+                "--no-cache-dir", "--no-compile", *index_flags(self.spec.index)]
         if build is not None:
             argv += ["--build-constraint", str(build.path)]
-        self.runner.run([*argv, *args], what=what, env=self.index_environ())
+        # The index as variables too: pip's build subprocesses re-read the environment.
+        self.runner.run([*argv, *args], what=what, env=index_environ(self.spec.index))
 
     def install_lock(self, python: Path) -> None:
         """Install the runtime lock, hashes required."""
@@ -103,7 +82,7 @@ class Pip:
         """Remove distributions (pins dropped from the lock)."""
         if names:
             self.runner.run([*pip_in(python), "uninstall", "--yes", *names], what="removing distributions",
-                            env=self.index_environ())
+                            env=index_environ(self.spec.index))
 
     def install_editable(self, python: Path, trees: list[Path]) -> None:
         """Install local trees editable; their dependencies must already be in the lock."""

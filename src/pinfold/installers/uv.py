@@ -47,14 +47,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import BuildError, CommandError, Problem
+from ..index import file_digest, index_environ
 from ..locks import Pin
 from ..runner import Runner
 from ..spec import Spec, display_path
-from . import pins_file, tool_problem
-from .pip import index_environ
+from .base import pins_file, tool_problem
 
 if TYPE_CHECKING:
-    from ..index import Preflight
+    from ..preflight import PreflightReport
 
 __all__ = ["MIN_UV", "Uv", "uv_cache_root"]
 
@@ -92,7 +92,7 @@ class Uv:
 
     name: ClassVar[str] = "uv"
 
-    def __init__(self, spec: Spec, runner: Runner, *, preflight: Preflight | None = None) -> None:
+    def __init__(self, spec: Spec, runner: Runner, *, preflight: PreflightReport | None = None) -> None:
         self.spec = spec
         self.runner = runner
         self.preflight = preflight
@@ -105,7 +105,7 @@ class Uv:
     def cache_dir(self) -> Path:
         """uv's cache for this spec's build lock (wheels built from sdists depend on it)."""
         build = self.spec.build_requirements
-        key = hashlib.sha256(build.path.read_bytes()).hexdigest()[:16] if build else "no-build-lock"
+        key = file_digest(build.path)[:16] if build else "no-build-lock"
         return uv_cache_root() / key
 
     @contextlib.contextmanager
@@ -156,7 +156,7 @@ class Uv:
     def _uv(self, python: Path, *args: str, what: str, index: bool = True, verify: bool = True) -> None:
         argv = [_uv_binary(), "pip", *args, "--python", str(python), "--no-config",
                 "--no-python-downloads", "--cache-dir", str(self.cache_dir())]
-        env = {**_UV_ENV, **index_environ(self.spec)}
+        env = {**_UV_ENV, **index_environ(self.spec.index)}
         if not index:
             self.runner.run(argv, what=what, env=env)
             return

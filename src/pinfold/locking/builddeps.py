@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Literal
 
 from build import BuildBackendException, BuildException, ProjectBuilder
-from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -37,7 +36,7 @@ from ..runner import Runner
 from .errors import BuildDepsUnavailable, LockError
 from .resolve import Source, explain_pip_failure
 
-__all__ = ["BuildNeeds", "Discovery", "Needer", "marker_applies"]
+__all__ = ["BuildNeeds", "Discovery", "Needer"]
 
 #: pip's (and pypa/build's) build system for a project without pyproject.toml.
 _LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
@@ -326,8 +325,3 @@ class _HookRunner:
         env = {**self.source.environ, **(extra_environ or {})}
         self.runner.run(cmd, what=f"asking the build backend of {self.label}", env=env,
                         online=self.source.online, cwd=Path(cwd) if cwd else None)
-
-
-def marker_applies(marker: Marker | None, markers: Mapping[str, str]) -> bool:
-    """Whether a pin's marker holds for the target interpreter."""
-    return marker is None or marker.evaluate(dict(markers))

@@ -16,8 +16,6 @@ import os
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,12 +27,13 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from ..errors import Problem, SpecError
-from ..index import IndexFile, LocalIndex, check_pins, sha256_of
+from ..index import ArtifactIndex, IndexFile, download, sha256_of
 from ..interpreter import Interpreter, inspect_interpreter
 from ..locks import Lock, Pin
+from ..preflight import check_pins
 from ..runner import Runner
 from ..spec import IndexSpec, Spec, display_path
-from .builddeps import BuildNeeds, Discovery, Needer, marker_applies
+from .builddeps import BuildNeeds, Discovery, Needer
 from .diff import LockChanges, diff_pins
 from .errors import BuildDepsUnavailable, LockError, StaleLockError
 from .needs import Needs, read_needs, read_record, record_items, stale_problems
@@ -122,10 +121,6 @@ class LockReport:
         }
 
 
-def _applies(pin: Pin, interp: Interpreter) -> bool:
-    return marker_applies(pin.marker, interp.markers)
-
-
 def _check_resolver(interp: Interpreter) -> None:
     tool = default_environment()
     if any(tool.get(k) != interp.markers.get(k) for k in _RESOLVER_MARKERS):
@@ -149,18 +144,13 @@ def _input_text(needs: Needs, requirements: Iterable[str], constraints_file: str
 
 def _local_artifact(f: IndexFile, dest: Path) -> Path:
     """A local path for an index artifact: as is, or downloaded from the local index URL."""
-    if "://" not in f.location:
-        return Path(f.location)
-    parsed = urllib.parse.urlparse(f.location)
-    if parsed.scheme == "file":
-        return Path(urllib.request.url2pathname(parsed.path))
+    path = f.local_path()
+    if path is not None:
+        return path
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / f.filename
-    # The local index only: no proxy from the environment may sit in between (as index.py).
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(f.location, timeout=60) as resp, target.open("wb") as fh:
-            fh.write(resp.read())
+        download(f.location, target, timeout=60)
     except OSError as exc:
         raise LockError(f"cannot download {f.filename} from {f.location}: {exc}") from None
     if f.digest and sha256_of(target) != f.digest:
@@ -257,10 +247,10 @@ class _Locker:
 
     def from_source(self, pins: Sequence[Pin], *, build: bool) -> list[Needer]:
         """The pins that the target interpreter builds from an sdist (no fitting wheel)."""
-        index = LocalIndex(self.local)
+        index = ArtifactIndex(self.local)
         problems: list[Problem] = []
         chosen: dict[str, IndexFile] = {}
-        applying = [p for p in pins if _applies(p, self.interp)]
+        applying = [p for p in pins if p.applies(self.interp.markers)]
         sdists = check_pins(applying, build=build, index=index, interp=self.interp, runtime={},
                             problems=problems, chosen=chosen)
         self.warnings += [str(p) for p in problems]
@@ -319,7 +309,8 @@ class _Locker:
         constraints = [*_constraints(build_needs)]
         old = self.spec.build_requirements.pins if self.spec.build_requirements else ()
         preferred = [] if self.options.upgrade else [
-            f"{p.name}=={p.version}" for p in old if p.name not in self.upgraded and _applies(p, self.interp)]
+            f"{p.name}=={p.version}" for p in old
+            if p.name not in self.upgraded and p.applies(self.interp.markers)]
         found: dict[str, BuildNeeds] = {d.needer.label: d for d in develop}
         pending = needers
         pins: list[Pin] = []

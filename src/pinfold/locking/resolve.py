@@ -20,8 +20,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ..errors import CommandError, Problem
-from ..index import LocalIndex, _parse_filename
-from ..installers.pip import Pip
+from ..index import (
+    ArtifactIndex,
+    index_environ,
+    index_flags,
+    parse_filename,
+    upstream_environ,
+    upstream_flags,
+)
 from ..locks import Lock, Pin, parse_lock
 from ..runner import Runner
 from ..spec import Spec
@@ -57,17 +63,14 @@ class Source:
     @classmethod
     def local(cls, spec: Spec) -> Source:
         """The spec's own index, flags and variables exactly as the installer sets them."""
-        pip = Pip(spec, Runner())
-        return cls(flags=tuple(pip.index_flags()), environ=pip.index_environ(),
-                   description=LocalIndex(spec.index).describe())
+        return cls(flags=tuple(index_flags(spec.index)), environ=index_environ(spec.index),
+                   description=ArtifactIndex(spec.index).describe())
 
     @classmethod
     def upstream(cls, url: str | None) -> Source:
         """An upstream index; None or "" means pip's default index."""
-        if url:
-            return cls(flags=("--index-url", url), environ={"PIP_INDEX_URL": url}, online=True,
-                       description=url)
-        return cls(flags=(), environ={}, online=True, description="pip's default index")
+        return cls(flags=tuple(upstream_flags(url)), environ=upstream_environ(url), online=True,
+                   description=url or "pip's default index")
 
 
 #: What a requirement line of an input file is needed by (labels for messages).
@@ -86,7 +89,7 @@ def _normal(text: str) -> str:
 def _candidate(text: str) -> str:
     """``name==version`` from a pip candidate's URL (``LinkCandidate('file:///...whl')``)."""
     path = urllib.parse.unquote(urllib.parse.urlparse(text).path)
-    parsed = _parse_filename(path.rsplit("/", 1)[-1])
+    parsed = parse_filename(path.rsplit("/", 1)[-1])
     return f"{parsed[0]}=={parsed[1]}" if parsed else text
 
 
@@ -100,7 +103,7 @@ def _by(req: str, origins: Origins, role: str) -> str:
 def _sdist_named(output: str, name: str) -> str:
     """The sdist pip was preparing for ``name``, as ``name==version`` when the output says."""
     for path in reversed(re.findall(r"Processing (\S+)", output)):
-        parsed = _parse_filename(path.rsplit("/", 1)[-1])
+        parsed = parse_filename(path.rsplit("/", 1)[-1])
         if parsed and parsed[0] == canonicalize_name(name):
             return f"{parsed[0]}=={parsed[1]}"
     return name

@@ -9,8 +9,9 @@ from typing import Any, ClassVar, Protocol
 
 from ..changes import Plan
 from ..errors import Problem
-from ..index import LocalIndex, Preflight
+from ..index import ArtifactIndex
 from ..interpreter import Interpreter
+from ..preflight import PreflightReport
 from ..runner import Runner
 from ..spec import Spec
 from ..target import Target
@@ -24,11 +25,11 @@ class Context:
 
     spec: Spec
     runner: Runner
-    index: LocalIndex
+    index: ArtifactIndex
     #: The directory being built (a new versioned directory, or an existing one for `check`).
     env_dir: Path
     interpreter: Interpreter | None = None
-    preflight: Preflight | None = None
+    preflight: PreflightReport | None = None
     #: What this build does; for an update, ``plan.current`` is cloned and only the diff applied.
     plan: Plan | None = None
     #: The Python running pinfold (its pip installs into the environment).

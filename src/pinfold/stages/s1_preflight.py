@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..errors import Problem
-from ..index import preflight
 from ..interpreter import inspect_interpreter
+from ..preflight import preflight
 from .base import Context
 
 __all__ = ["Preflight"]

@@ -1,0 +1,68 @@
+"""What every installer backend shares: the protocol, the tool-version check, the pins file.
+
+pip.py and uv.py import from here (and the index flags from :mod:`pinfold.index`), and
+the package's ``__init__`` imports them: one direction, no cycle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from packaging.version import Version
+
+from ..locks import Pin
+
+__all__ = ["Installer", "pins_file", "tool_problem"]
+
+
+class Installer(Protocol):
+    """What the install and develop stages need from an installer backend."""
+
+    #: ``pip`` or ``uv``, as in env.yaml.
+    name: ClassVar[str]
+
+    def problems(self) -> list[str]:
+        """Why this backend cannot be used (e.g. a too-old tool), found before anything is built."""
+        ...
+
+    def install_lock(self, python: Path) -> None:
+        """Install the runtime lock into the environment of ``python``, hashes required."""
+        ...
+
+    def install_pins(self, python: Path, pins: list[Pin]) -> None:
+        """Install just these pins (an update): ``--no-deps``, hashes required."""
+        ...
+
+    def uninstall(self, python: Path, names: list[str]) -> None:
+        """Remove distributions (pins dropped from the lock, or re-hashed)."""
+        ...
+
+    def install_editable(self, python: Path, trees: list[Path]) -> None:
+        """Install local trees editable; their dependencies must already be in the lock."""
+        ...
+
+
+def tool_problem(dist: str, minimum: str, *, why: str = "") -> str | None:
+    """Why pinfold's tool environment cannot provide ``dist`` >= ``minimum``, or None."""
+    fix = "run ./bootstrap.sh to recreate it from requirements/tool.txt"
+    try:
+        have = Version(version(dist))
+    except PackageNotFoundError:
+        return f"{why}pinfold's tool environment has no {dist} ({fix})"
+    if have < Version(minimum):
+        return f"pinfold's tool environment has {dist} {have}; it needs {dist} >= {minimum} ({fix})"
+    return None
+
+
+@contextlib.contextmanager
+def pins_file(pins: list[Pin]) -> Iterator[Path]:
+    """A temporary requirements file of ``pins`` with their hashes (an update's moved pins)."""
+    with tempfile.TemporaryDirectory(prefix="pinfold-") as tmp:
+        reqs = Path(tmp) / "update.txt"
+        reqs.write_text("".join(p.requirement_line() + "\n" for p in pins), encoding="utf-8")
+        yield reqs
