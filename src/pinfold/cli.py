@@ -179,7 +179,7 @@ def _build(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     spec = ctx.spec(args)
     res = build(spec, on_event=ctx.out.event, runner=ctx.runner, fresh=args.fresh,
                 wait=not args.no_wait,
-                on_wait=lambda: ctx.out.line(f"waiting for another build of {spec.path} ..."))
+                on_wait=lambda: ctx.out.line(render.waiting_line(spec.path)))
     _report_build(args, ctx.out, res.facts.get("probes", []), res.warnings)
     ctx.out.lines(render.build_lines(res))
     return EXIT_OK, res.to_json()
@@ -308,7 +308,7 @@ def _report_probes(args: argparse.Namespace, out: _Output, probes: list[dict[str
             write_junit(junit, results, suite=f"pinfold {args.command} {args.spec}",
                         error=error)
         except OSError as exc:  # the report is secondary: never hide the build's own outcome
-            out.line(f"error: cannot write the JUnit XML report {args.junit_xml}: {exc}")
+            out.line(render.junit_error_line(junit, exc))
 
 
 def _emit_json(args: argparse.Namespace, stdout: IO[str], result: dict[str, Any]) -> None:

@@ -32,11 +32,13 @@ __all__ = [
     "fetch_lines",
     "gc_lines",
     "internal_error_lines",
+    "junit_error_line",
     "lock_check_lines",
     "lock_lines",
     "plan_lines",
     "probe_lines",
     "rollback_lines",
+    "waiting_line",
     "warning_lines",
 ]
 
@@ -64,6 +66,11 @@ def event_line(event: StageEvent, *, verbose: bool) -> str | None:
     return f"[{event.stage}] {event.seconds:6.2f}s  {event.detail}"
 
 
+def waiting_line(path: Path) -> str:
+    """A build waits for another build of the same environment to finish."""
+    return f"waiting for another build of {path} ..."
+
+
 # -- build, check, probes ------------------------------------------------------------------
 
 
@@ -75,6 +82,11 @@ def probe_lines(results: Sequence[ProbeResult], *, warn_evidence: bool = True) -
         if result.status == "fail" or (result.status == "warn" and warn_evidence):
             lines += [f"              {line}" for line in result.evidence]
     return lines
+
+
+def junit_error_line(path: Path, exc: OSError) -> str:
+    """The JUnit XML report could not be written (the command's own outcome follows)."""
+    return f"error: cannot write the JUnit XML report {path}: {exc}"
 
 
 def warning_lines(warnings: Sequence[str]) -> list[str]:
