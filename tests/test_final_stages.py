@@ -36,7 +36,8 @@ from pinfold.index import ArtifactIndex
 from pinfold.plugincache import PluginPackages, check_freshness, strictly_newer_mtime_ns
 from pinfold.probes import ProbeResult, environment
 from pinfold.probes.environment import Expected, _compare
-from pinfold.probes.report import junit_xml, summary_lines
+from pinfold.probes.report import junit_xml
+from pinfold.render import probe_lines
 from pinfold.runner import Runner, scrubbed_environ
 from pinfold.stages import Context
 from pinfold.stages.s6_plugins import PluginCaches
@@ -531,6 +532,6 @@ def test_junit_and_summary_list_every_probe_with_evidence() -> None:
     error = next(errored.iter("error"))
     assert error.get("message") == "cannot build" and "details" in (error.text or "")
 
-    lines = summary_lines(results)
+    lines = probe_lines(results)
     assert [line.split()[0] for line in lines if not line.startswith("     ")] == ["ok", "WARN", "FAIL"]
     assert any("not in the lock: evil==1" in line for line in lines)

@@ -77,7 +77,9 @@ def test_one_pin_change_reinstalls_only_that_pin(project: Path) -> None:
     assert code == 0 and planned["mode"] == "update", planned
     assert planned["install"] == ["a-pkg==2.0"] and planned["remove"] == []
     code, out, err = cli("status", "--json")
-    assert code == 1 and "the runtime lock changed" in err and not json.loads(out)["up_to_date"]
+    status = json.loads(out)
+    assert code == 1 and "the runtime lock changed" in err and not status["up_to_date"]
+    assert status["ok"] is False and status["exit_code"] == 1  # "ok" agrees with the exit code
 
     runner = Runner()
     second = build(load_spec(project), runner=runner)

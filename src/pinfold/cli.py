@@ -1,6 +1,8 @@
-"""The ``pinfold`` command: argument parsing, rendering of progress, results and errors.
+"""The ``pinfold`` command: argument parsing, one handler per command, output and exit codes.
 
-Exit codes: 0 ok, 1 build or probe failure, 2 bad input.
+The library returns data; what people read is built by :mod:`pinfold.render`, and which
+exit code an error gives is decided here, in :data:`EXIT_CODES`.
+Exit codes: 0 ok, 1 build or probe failure, 2 bad input, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -9,20 +11,28 @@ import argparse
 import json
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from . import __version__
-from .errors import EXIT_FAILURE, EXIT_OK, PinfoldError, ProbeError
+from . import __version__, render
+from .errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    PinfoldError,
+    ProbeError,
+    SpecError,
+)
 
-if TYPE_CHECKING:  # the pipeline is imported lazily: --help stays fast
-    from .changes import Plan
-    from .results import BuildResult, StageEvent
+if TYPE_CHECKING:  # the pipeline is imported lazily: --help and the no-op build stay fast
+    from .results import StageEvent
     from .runner import Runner
     from .spec import Spec
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "exit_code_for", "main"]
 
 _DESCRIPTION = """\
 Build one virtualenv from env.yaml: pinned, hashed requirements from a local index only
@@ -35,9 +45,25 @@ exit codes: 0 ok, 1 build or probe failure, 2 bad input (env.yaml, locks, argume
 See README.md for env.yaml's keys.
 """
 
+#: The one mapping from an exception to the exit code: the first entry the exception is an
+#: instance of wins, so subclasses come before their bases. Every other PinfoldError
+#: (StaleLockError from `lock --check`, LockError, PreflightError, BuildError, ProbeError)
+#: is a failure, 1; any other exception is a bug in pinfold, reported as an internal error, 1.
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (SpecError, EXIT_BAD_INPUT),
+    (PinfoldError, EXIT_FAILURE),
+    (KeyboardInterrupt, EXIT_INTERRUPTED),
+    (Exception, EXIT_FAILURE),
+)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code of a command that raised ``exc`` (from :data:`EXIT_CODES`)."""
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), EXIT_FAILURE)
+
 
 class _Output:
-    """Renders events for humans on stderr (stdout is kept for --json)."""
+    """Writes for humans on stderr (stdout is kept for --json)."""
 
     def __init__(self, err: IO[str], *, verbose: bool) -> None:
         self.err = err
@@ -46,17 +72,16 @@ class _Output:
     def line(self, text: str) -> None:
         print(text, file=self.err, flush=True)
 
+    def lines(self, texts: Iterable[str]) -> None:
+        for text in texts:
+            self.line(text)
+
     def subprocess_line(self, text: str) -> None:
         self.line(f"    {text}")
 
     def event(self, event: StageEvent) -> None:
-        if event.kind == "start":
-            if self.verbose:
-                self.line(f"[{event.stage}] ...")
-        elif event.kind == "skip":
-            self.line(f"[{event.stage}] skipped: {event.detail}")
-        else:
-            self.line(f"[{event.stage}] {event.seconds:6.2f}s  {event.detail}")
+        if (text := render.event_line(event, verbose=self.verbose)) is not None:
+            self.line(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,141 +144,181 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace, out: _Output, stdout: IO[str]) -> int:
-    from .runner import Runner
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every command handler gets besides its arguments."""
 
-    runner = Runner(on_output=out.subprocess_line if args.verbose else None)
-    if args.command == "build" and not args.fresh:
+    out: _Output
+    stdout: IO[str]
+    runner: Runner
+
+    def spec(self, args: argparse.Namespace) -> Spec:
+        """Read and validate env.yaml (the one place the CLI does)."""
+        from .spec import load_spec
+
+        # A stale lock (needs changed since `pinfold lock`) stops what would install from it;
+        # rollback, gc and check work on environments already built, so they read it leniently.
+        return load_spec(args.spec, for_lock=args.command in ("lock", "rollback", "gc", "check"))
+
+
+#: What a command handler returns: its exit code and its --json result (without "ok").
+_Outcome = tuple[int, dict[str, Any]]
+
+
+def _build(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    if not args.fresh:
         from .uptodate import up_to_date
 
         # Nothing changed since the last build: answered without validating env.yaml again.
-        if (quick := up_to_date(args.spec, runner)) is not None:
-            _emit_json(args, stdout, _render_build(args, out, quick))
-            return EXIT_OK
-    from .pipeline import build, check
-    from .spec import load_spec
+        if (quick := up_to_date(args.spec, ctx.runner)) is not None:
+            _report_build(args, ctx.out, quick.facts.get("probes", []), quick.warnings)
+            ctx.out.lines(render.build_lines(quick))
+            return EXIT_OK, quick.to_json()
+    from .pipeline import build
 
-    if args.command == "lock":
-        _lock_arguments(args)
-    # A stale lock (needs changed since `pinfold lock`) stops what would install from it;
-    # rollback, gc and check work on environments already built, so they read it leniently.
-    spec = load_spec(args.spec, for_lock=args.command in ("lock", "rollback", "gc", "check"))
-    result: dict[str, Any]
-    if args.command == "fetch":
-        from .fetch import fetch
-
-        report = fetch(spec, runner=runner, index_url=args.index_url,
-                       on_progress=out.line)
-        out.line(report.summary())
-        result = report.to_json()
-    elif args.command == "lock":
-        result = _lock(args, spec, runner, out)
-    elif args.command == "build":
-        res = build(spec, on_event=out.event, runner=runner, fresh=args.fresh,
-                    wait=not args.no_wait,
-                    on_wait=lambda: out.line(f"waiting for another build of {spec.path} ..."))
-        result = _render_build(args, out, res)
-    elif args.command in ("status", "plan"):
-        from .pipeline import plan
-
-        the_plan = plan(spec, runner=runner, fresh=getattr(args, "fresh", False))
-        _render_plan(out, spec.path, the_plan, detailed=args.command == "plan")
-        result = the_plan.to_json()
-        if args.command == "status" and the_plan.mode != "noop":
-            result["up_to_date"] = False
-            _emit_json(args, stdout, result)
-            return EXIT_FAILURE
-        result["up_to_date"] = the_plan.mode == "noop"
-    elif args.command == "rollback":
-        from .pipeline import rollback
-
-        old, new = rollback(spec)
-        out.line(f"{spec.path}: rolled back from {old.name} to {new.name}")
-        result = {"from": str(old), "to": str(new)}
-    elif args.command == "gc":
-        from .errors import SpecError
-        from .pipeline import gc
-
-        if args.keep < 1:
-            raise SpecError("--keep must be 1 or more: the current environment is always kept")
-        removed = gc(spec, keep=args.keep)
-        out.line(f"{spec.path}: removed {len(removed)} old environment(s)")
-        result = {"removed": [str(p) for p in removed]}
-    else:
-        res = check(spec, on_event=out.event, runner=runner)
-        _report_probes(args, out, res.facts.get("probes", []))
-        for warning in res.warnings:
-            out.line(f"warning: {warning}")
-        out.line(f"{spec.path}: all probes passed")
-        result = res.to_json()
-    _emit_json(args, stdout, result)
-    return EXIT_OK
+    spec = ctx.spec(args)
+    res = build(spec, on_event=ctx.out.event, runner=ctx.runner, fresh=args.fresh,
+                wait=not args.no_wait,
+                on_wait=lambda: ctx.out.line(render.waiting_line(spec.path)))
+    _report_build(args, ctx.out, res.facts.get("probes", []), res.warnings)
+    ctx.out.lines(render.build_lines(res))
+    return EXIT_OK, res.to_json()
 
 
-def _render_build(args: argparse.Namespace, out: _Output, res: BuildResult) -> dict[str, Any]:
-    """Print a build's probes, warnings and outcome; return its JSON result."""
-    _report_probes(args, out, res.facts.get("probes", []))
-    for warning in res.warnings:
-        out.line(f"warning: {warning}")
-    if res.up_to_date:
-        out.line(f"{res.path} is up to date ({res.seconds:.2f}s)")
-    else:
-        out.line(f"built {res.path} -> {res.env_dir.name} in {res.seconds:.1f}s")
-    return res.to_json()
+def _check(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    from .pipeline import check
+
+    spec = ctx.spec(args)
+    res = check(spec, on_event=ctx.out.event, runner=ctx.runner)
+    _report_build(args, ctx.out, res.facts.get("probes", []), res.warnings)
+    ctx.out.lines(render.check_lines(spec.path))
+    return EXIT_OK, res.to_json()
+
+
+def _fetch(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    from .fetch import fetch
+
+    spec = ctx.spec(args)
+    report = fetch(spec, runner=ctx.runner, index_url=args.index_url, on_progress=ctx.out.line)
+    ctx.out.lines(render.fetch_lines(report))
+    return EXIT_OK, report.to_json()
+
+
+def _lock(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    _lock_arguments(args)  # before reading env.yaml: it may name another one
+    spec = ctx.spec(args)
+    from .locking import LockOptions, check_locks, lock
+
+    if args.check:
+        current = check_locks(spec)
+        ctx.out.lines(render.lock_check_lines(current))
+        return EXIT_OK, current.to_json()
+    options = LockOptions(upstream=args.upstream, upgrade=args.upgrade,
+                          upgrade_packages=tuple(args.upgrade_package), dry_run=args.dry_run)
+    report = lock(spec, options=options, runner=ctx.runner, on_progress=ctx.out.line)
+    ctx.out.lines(render.lock_lines(report))
+    return EXIT_OK, report.to_json()
+
+
+def _plan_or_status(args: argparse.Namespace, ctx: _Context, *, detailed: bool) -> _Outcome:
+    from .pipeline import plan
+
+    spec = ctx.spec(args)
+    the_plan = plan(spec, runner=ctx.runner, fresh=getattr(args, "fresh", False))
+    ctx.out.lines(render.plan_lines(spec.path, the_plan, detailed=detailed))
+    return EXIT_OK, {**the_plan.to_json(), "up_to_date": the_plan.mode == "noop"}
+
+
+def _plan(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    return _plan_or_status(args, ctx, detailed=True)
+
+
+def _status(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    # `status` is a question with a yes/no exit code (for scripts): 1 when a build is due.
+    _, result = _plan_or_status(args, ctx, detailed=False)
+    return (EXIT_OK if result["up_to_date"] else EXIT_FAILURE), result
+
+
+def _rollback(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    from .pipeline import rollback
+
+    spec = ctx.spec(args)
+    old, new = rollback(spec)
+    ctx.out.lines(render.rollback_lines(spec.path, old, new))
+    return EXIT_OK, {"from": str(old), "to": str(new)}
+
+
+def _gc(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    from .pipeline import gc
+
+    spec = ctx.spec(args)
+    if args.keep < 1:
+        raise SpecError("--keep must be 1 or more: the current environment is always kept")
+    removed = gc(spec, keep=args.keep)
+    ctx.out.lines(render.gc_lines(spec.path, removed))
+    return EXIT_OK, {"removed": [str(p) for p in removed]}
+
+
+#: One handler per command; the parser offers exactly these commands.
+_COMMANDS: dict[str, Callable[[argparse.Namespace, _Context], _Outcome]] = {
+    "build": _build,
+    "fetch": _fetch,
+    "lock": _lock,
+    "check": _check,
+    "status": _status,
+    "plan": _plan,
+    "rollback": _rollback,
+    "gc": _gc,
+}
+
+
+def _run(args: argparse.Namespace, out: _Output, stdout: IO[str]) -> int:
+    from .runner import Runner
+
+    handler = _COMMANDS[args.command]  # argparse accepts only these names
+    ctx = _Context(out=out, stdout=stdout,
+                   runner=Runner(on_output=out.subprocess_line if args.verbose else None))
+    code, result = handler(args, ctx)
+    # "ok" says what the exit code says (`status` exits 1 when a build is due).
+    _emit_json(args, stdout, {"ok": code == EXIT_OK, **({"exit_code": code} if code else {}), **result})
+    return code
+
+
+def _report_build(args: argparse.Namespace, out: _Output, probes: list[dict[str, Any]],
+                  warnings: Sequence[str]) -> None:
+    """After a build or check succeeded: its probes, then its warnings (their evidence is
+    not repeated under the probes)."""
+    _report_probes(args, out, probes)
+    out.lines(render.warning_lines(warnings))
 
 
 def _report_probes(args: argparse.Namespace, out: _Output, probes: list[dict[str, Any]], *,
                    failed: bool = False, error: str | None = None) -> None:
-    """One line per probe (evidence under findings); the --junit-xml file when asked for.
-
-    After a success, warnings are printed as ``warning:`` lines: their evidence is not
-    repeated here.
-    """
+    """One line per probe (evidence under findings); the --junit-xml file when asked for."""
     junit: Path | None = getattr(args, "junit_xml", None)
     if not probes and junit is None:
-        return  # e.g. a no-op build: nothing to render, and no reason to import the renderer
+        return  # e.g. a no-op build: nothing to render, and no reason to import the probes
     from .probes import ProbeResult
-    from .probes.report import summary_lines, write_junit
+    from .probes.report import write_junit
 
     results = [ProbeResult.from_json(p) for p in probes]
-    for line in summary_lines(results, warn_evidence=failed):
-        out.line(line)
+    out.lines(render.probe_lines(results, warn_evidence=failed))
     if junit is not None:
         try:
             write_junit(junit, results, suite=f"pinfold {args.command} {args.spec}",
                         error=error)
         except OSError as exc:  # the report is secondary: never hide the build's own outcome
-            out.line(f"error: cannot write the JUnit XML report {args.junit_xml}: {exc}")
+            out.line(render.junit_error_line(junit, exc))
 
 
 def _emit_json(args: argparse.Namespace, stdout: IO[str], result: dict[str, Any]) -> None:
     if args.json:
-        json.dump({"ok": True, **result}, stdout, indent=2, sort_keys=True)
+        json.dump(result, stdout, indent=2, sort_keys=True)
         stdout.write("\n")
-
-
-def _render_plan(out: _Output, path: Path, plan: Plan, *, detailed: bool) -> None:
-    if plan.mode == "noop":
-        out.line(f"{path} is up to date")
-        return
-    what = "needs a full build" if plan.mode == "full" else "needs an update"
-    out.line(f"{path} {what}: {'; '.join(plan.reasons)}")
-    for pin in plan.install:
-        out.line(f"  install {pin}")
-    for name in plan.remove:
-        out.line(f"  remove  {name}")
-    if detailed:
-        if plan.mode == "full":
-            out.line("  build a new environment from the locks, then re-run the final stages")
-        else:
-            out.line("  clone the current environment, apply the changes above, "
-                     "then re-run the final stages")
 
 
 def _lock_arguments(args: argparse.Namespace) -> None:
     """``--upstream`` takes an optional URL, so ``lock --upstream env.yaml`` reads the spec as one."""
-    from .errors import SpecError
-
     if args.upstream and "://" not in args.upstream:
         if args.spec != Path("env.yaml"):
             raise SpecError(f"--upstream {args.upstream}: not a URL (it must contain ://)")
@@ -270,22 +335,6 @@ def _lock_arguments(args: argparse.Namespace) -> None:
             raise SpecError(f"--upgrade-package {value!r}: expected NAME or NAME==VERSION") from None
 
 
-def _lock(args: argparse.Namespace, spec: Spec, runner: Runner, out: _Output) -> dict[str, Any]:
-    from .locking import LockOptions, check_locks, lock
-
-    if args.check:
-        current = check_locks(spec)
-        for line in current.lines():
-            out.line(line)
-        return current.to_json()
-    options = LockOptions(upstream=args.upstream, upgrade=args.upgrade,
-                          upgrade_packages=tuple(args.upgrade_package), dry_run=args.dry_run)
-    report = lock(spec, options=options, runner=runner, on_progress=out.line)
-    for line in report.lines():
-        out.line(line)
-    return report.to_json()
-
-
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
          stderr: IO[str] | None = None) -> int:
     """Run the command line; return the exit code (never raises for user errors)."""
@@ -297,11 +346,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
     except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
         return int(exc.code or 0)
     out = _Output(stderr, verbose=args.verbose)
-    def fail(message: str, code: int, extra: dict[str, Any]) -> int:
-        out.line(message)
-        if args.json:
-            json.dump({"ok": False, "exit_code": code, **extra}, stdout, indent=2, sort_keys=True)
-            stdout.write("\n")
+
+    def fail(lines: Sequence[str], exc: BaseException, extra: dict[str, Any]) -> int:
+        code = exit_code_for(exc)
+        out.lines(lines)
+        _emit_json(args, stdout, {"ok": False, "exit_code": code, **extra})
         return code
 
     try:
@@ -309,20 +358,16 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
     except PinfoldError as exc:
         if args.traceback:
             traceback.print_exc(file=stderr)
-        text = f"error: {exc}" + (f"\ntip: {exc.tip}" if exc.tip else "")
         extra: dict[str, Any] = {}
         if args.command in ("build", "check"):
             extra["probes"] = [r.to_json() for r in exc.results] if isinstance(exc, ProbeError) else []
             _report_probes(args, out, extra["probes"], failed=True,
                            error=None if extra["probes"] else str(exc))
-        return fail(text, exc.exit_code, {"error": exc.summary, **extra,
-                                          "problems": [str(p) for p in exc.problems]})
-    except KeyboardInterrupt:
-        return fail("interrupted; the previous environment is unchanged", 130, {"error": "interrupted"})
+        return fail(render.error_lines(exc), exc, {"error": exc.summary, **extra,
+                                                   "problems": [str(p) for p in exc.problems]})
+    except KeyboardInterrupt as exc:
+        return fail([render.INTERRUPTED], exc, {"error": "interrupted"})
     except Exception as exc:  # a bug in pinfold: still one line, with the way to see more
         if args.traceback:
             traceback.print_exc(file=stderr)
-        return fail(f"internal error: {type(exc).__name__}: {exc}\n"
-                    "tip: run again with --traceback and report it", EXIT_FAILURE,
-                    {"error": f"{type(exc).__name__}: {exc}"})
-
+        return fail(render.internal_error_lines(exc), exc, {"error": f"{type(exc).__name__}: {exc}"})

@@ -24,10 +24,12 @@ __all__ = [
     "interpreter_failed",
 ]
 
-#: Exit codes, shared by every command.
+#: Exit codes, shared by every command; which error gets which is decided in one place,
+#: the CLI's table (:data:`pinfold.cli.EXIT_CODES`).
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,6 @@ class PinfoldError(Exception):
     ``problems`` holds every finding, so that all of them are reported together.
     """
 
-    exit_code = EXIT_FAILURE
     #: A short hint on what to do next, shown after the problems.
     tip: str = ""
 
@@ -65,8 +66,6 @@ class PinfoldError(Exception):
 
 class SpecError(PinfoldError):
     """env.yaml or a lock file is invalid: bad input, exit code 2."""
-
-    exit_code = EXIT_BAD_INPUT
 
 
 class PreflightError(PinfoldError):

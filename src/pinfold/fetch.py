@@ -36,14 +36,6 @@ class FetchReport:
     present: int = 0
     pins: tuple[str, ...] = field(default=())
 
-    def summary(self) -> str:
-        """One line for humans."""
-        where = display_path(self.wheelhouse) + "/"
-        if not self.downloaded:
-            return f"{where} already holds every locked artifact ({self.present} pins)"
-        return (f"downloaded {len(self.downloaded)} artifacts into {where} "
-                f"({self.present} were already there)")
-
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {"wheelhouse": str(self.wheelhouse), "downloaded": list(self.downloaded),

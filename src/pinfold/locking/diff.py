@@ -39,12 +39,6 @@ class LockChanges:
         """True when nothing changed."""
         return not (self.added or self.removed or self.moved or self.rehashed)
 
-    def lines(self) -> list[str]:
-        """One line per change, for humans."""
-        return ([f"added    {p}" for p in self.added] + [f"removed  {p}" for p in self.removed]
-                + [f"moved    {m}" for m in self.moved]
-                + [f"rehashed {p}: the index holds other artifacts of it" for p in self.rehashed])
-
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {"added": list(self.added), "removed": list(self.removed),

@@ -84,28 +84,6 @@ class LockReport:
     runtime_pins: int = 0
     build_pins: int = 0
 
-    def lines(self) -> list[str]:
-        """What changed, for humans: one block per lock."""
-        out = []
-        for title, path, changes, count in (("runtime", self.runtime_path, self.runtime, self.runtime_pins),
-                                            ("build", self.build_path, self.build, self.build_pins)):
-            if path is None:
-                continue
-            state = "unchanged" if changes.empty else "changed"
-            out.append(f"{title} lock {display_path(path)} ({count} pin{'' if count == 1 else 's'}): {state}")
-            out += [f"  {line}" for line in changes.lines()]
-        out += [f"warning: {w}" for w in self.warnings]
-        if self.dry_run:
-            out.append("dry run: nothing was written")
-        elif self.written and self.runtime.empty and self.build.empty:
-            out.append("rewrote " + " and ".join(display_path(p) for p in self.written)
-                       + ": the same pins, with a new header or new annotations")
-        elif self.written:
-            out.append("wrote " + " and ".join(display_path(p) for p in self.written))
-        else:
-            out.append("the locks were already up to date; nothing was written")
-        return out
-
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
@@ -420,10 +398,6 @@ class CheckReport:
     """``pinfold lock --check`` found the locks current."""
 
     paths: tuple[Path, ...] = field(default=())
-
-    def lines(self) -> list[str]:
-        """One line for humans."""
-        return [f"{' and '.join(display_path(p) for p in self.paths)} match env.yaml's needs"]
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -1,4 +1,7 @@
-"""Probe results for people (one line each, evidence under findings) and for CI (JUnit XML)."""
+"""Probe results for CI: a JUnit XML report file, one testcase per probe.
+
+The text people read about probes is rendered by the CLI (:func:`pinfold.render.probe_lines`).
+"""
 
 from __future__ import annotations
 
@@ -12,21 +15,10 @@ from pathlib import Path
 
 from . import ProbeResult
 
-__all__ = ["junit_xml", "summary_lines", "write_junit"]
+__all__ = ["junit_xml", "write_junit"]
 
-_MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 #: Characters XML 1.0 cannot hold (control characters from command output, e.g. colours).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def summary_lines(results: Sequence[ProbeResult], *, warn_evidence: bool = True) -> list[str]:
-    """One line per probe; the evidence of failures (and warnings) indented below it."""
-    lines = []
-    for result in results:
-        lines.append(f"  {_MARK[result.status]} {result.seconds:5.2f}s  {result.name}: {result.summary}")
-        if result.status == "fail" or (result.status == "warn" and warn_evidence):
-            lines += [f"              {line}" for line in result.evidence]
-    return lines
 
 
 def _clean(text: str) -> str:

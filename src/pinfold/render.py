@@ -1,0 +1,206 @@
+"""The text people read about results: every line the CLI prints for a command's outcome.
+
+The library returns data (dataclasses with fields, and ``to_json`` as the machine
+form); this module turns that data into lines, and only :mod:`pinfold.cli` uses it.
+Each function is pure: it returns lines and never prints, so its text can be tested.
+
+It is imported by the no-op fast path of ``pinfold build``, so it imports nothing
+beyond the standard library at load time (types only for the checker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .changes import Plan
+    from .errors import PinfoldError
+    from .fetch import FetchReport
+    from .locking import CheckReport, LockChanges, LockReport
+    from .probes import ProbeResult
+    from .results import BuildResult, StageEvent
+
+__all__ = [
+    "INTERRUPTED",
+    "build_lines",
+    "change_lines",
+    "check_lines",
+    "error_lines",
+    "event_line",
+    "fetch_lines",
+    "gc_lines",
+    "internal_error_lines",
+    "junit_error_line",
+    "lock_check_lines",
+    "lock_lines",
+    "plan_lines",
+    "probe_lines",
+    "rollback_lines",
+    "waiting_line",
+    "warning_lines",
+]
+
+_MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would write it (relative to the working directory when inside it)."""
+    # Here, not at the top: importing the spec module at load time would cost the no-op
+    # fast path; every caller renders a result that already needed the spec.
+    from .spec import display_path
+
+    return display_path(path)
+
+
+# -- progress ------------------------------------------------------------------------------
+
+
+def event_line(event: StageEvent, *, verbose: bool) -> str | None:
+    """The line for one stage event, or None when it is not shown (a start, unless verbose)."""
+    if event.kind == "start":
+        return f"[{event.stage}] ..." if verbose else None
+    if event.kind == "skip":
+        return f"[{event.stage}] skipped: {event.detail}"
+    return f"[{event.stage}] {event.seconds:6.2f}s  {event.detail}"
+
+
+def waiting_line(path: Path) -> str:
+    """A build waits for another build of the same environment to finish."""
+    return f"waiting for another build of {path} ..."
+
+
+# -- build, check, probes ------------------------------------------------------------------
+
+
+def probe_lines(results: Sequence[ProbeResult], *, warn_evidence: bool = True) -> list[str]:
+    """One line per probe; the evidence of failures (and warnings) indented below it."""
+    lines = []
+    for result in results:
+        lines.append(f"  {_MARK[result.status]} {result.seconds:5.2f}s  {result.name}: {result.summary}")
+        if result.status == "fail" or (result.status == "warn" and warn_evidence):
+            lines += [f"              {line}" for line in result.evidence]
+    return lines
+
+
+def junit_error_line(path: Path, exc: OSError) -> str:
+    """The JUnit XML report could not be written (the command's own outcome follows)."""
+    return f"error: cannot write the JUnit XML report {path}: {exc}"
+
+
+def warning_lines(warnings: Sequence[str]) -> list[str]:
+    """One ``warning:`` line each."""
+    return [f"warning: {warning}" for warning in warnings]
+
+
+def build_lines(result: BuildResult) -> list[str]:
+    """A build's outcome: up to date, or built (its probes and warnings are rendered apart)."""
+    if result.up_to_date:
+        return [f"{result.path} is up to date ({result.seconds:.2f}s)"]
+    return [f"built {result.path} -> {result.env_dir.name} in {result.seconds:.1f}s"]
+
+
+def check_lines(path: Path) -> list[str]:
+    """``pinfold check`` passed (its probes and warnings are rendered apart)."""
+    return [f"{path}: all probes passed"]
+
+
+# -- status, plan --------------------------------------------------------------------------
+
+
+def plan_lines(path: Path, plan: Plan, *, detailed: bool) -> list[str]:
+    """What a build would do; ``detailed`` (``pinfold plan``) adds how it would do it."""
+    if plan.mode == "noop":
+        return [f"{path} is up to date"]
+    what = "needs a full build" if plan.mode == "full" else "needs an update"
+    lines = [f"{path} {what}: {'; '.join(plan.reasons)}"]
+    lines += [f"  install {pin}" for pin in plan.install]
+    lines += [f"  remove  {name}" for name in plan.remove]
+    if detailed:
+        if plan.mode == "full":
+            lines.append("  build a new environment from the locks, then re-run the final stages")
+        else:
+            lines.append("  clone the current environment, apply the changes above, "
+                         "then re-run the final stages")
+    return lines
+
+
+# -- rollback, gc, fetch -------------------------------------------------------------------
+
+
+def rollback_lines(path: Path, old: Path, new: Path) -> list[str]:
+    """``pinfold rollback`` switched ``path`` from ``old`` to ``new``."""
+    return [f"{path}: rolled back from {old.name} to {new.name}"]
+
+
+def gc_lines(path: Path, removed: Sequence[Path]) -> list[str]:
+    """``pinfold gc`` removed these environments."""
+    return [f"{path}: removed {len(removed)} old environment(s)"]
+
+
+def fetch_lines(report: FetchReport) -> list[str]:
+    """What ``pinfold fetch`` downloaded: one line."""
+    where = _shown(report.wheelhouse) + "/"
+    if not report.downloaded:
+        return [f"{where} already holds every locked artifact ({report.present} pins)"]
+    return [f"downloaded {len(report.downloaded)} artifacts into {where} "
+            f"({report.present} were already there)"]
+
+
+# -- lock ----------------------------------------------------------------------------------
+
+
+def change_lines(changes: LockChanges) -> list[str]:
+    """One line per change of one lock."""
+    return ([f"added    {p}" for p in changes.added] + [f"removed  {p}" for p in changes.removed]
+            + [f"moved    {m}" for m in changes.moved]
+            + [f"rehashed {p}: the index holds other artifacts of it" for p in changes.rehashed])
+
+
+def lock_lines(report: LockReport) -> list[str]:
+    """What ``pinfold lock`` changed and wrote: one block per lock, then what was written."""
+    out = []
+    for title, path, changes, count in (
+            ("runtime", report.runtime_path, report.runtime, report.runtime_pins),
+            ("build", report.build_path, report.build, report.build_pins)):
+        if path is None:
+            continue
+        state = "unchanged" if changes.empty else "changed"
+        out.append(f"{title} lock {_shown(path)} ({count} pin{'' if count == 1 else 's'}): {state}")
+        out += [f"  {line}" for line in change_lines(changes)]
+    out += warning_lines(report.warnings)
+    if report.dry_run:
+        out.append("dry run: nothing was written")
+    elif report.written and report.runtime.empty and report.build.empty:
+        out.append("rewrote " + " and ".join(_shown(p) for p in report.written)
+                   + ": the same pins, with a new header or new annotations")
+    elif report.written:
+        out.append("wrote " + " and ".join(_shown(p) for p in report.written))
+    else:
+        out.append("the locks were already up to date; nothing was written")
+    return out
+
+
+def lock_check_lines(report: CheckReport) -> list[str]:
+    """``pinfold lock --check`` found the locks current: one line."""
+    return [f"{' and '.join(_shown(p) for p in report.paths)} match env.yaml's needs"]
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+def error_lines(exc: PinfoldError) -> list[str]:
+    """An error as the user reads it: ``error:`` with its message (summary and problems),
+    then its ``tip:`` if it has one."""
+    return [f"error: {exc}", *([f"tip: {exc.tip}"] if exc.tip else [])]
+
+
+def internal_error_lines(exc: Exception) -> list[str]:
+    """A bug in pinfold: still one line, with the way to see more."""
+    return [f"internal error: {type(exc).__name__}: {exc}",
+            "tip: run again with --traceback and report it"]
+
+
+#: What ``pinfold`` says when interrupted (Ctrl-C) during a command.
+INTERRUPTED = "interrupted; the previous environment is unchanged"
