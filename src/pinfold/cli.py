@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the pipeline is imported lazily: --help stays fast
     from .changes import Plan
     from .results import BuildResult, StageEvent
     from .runner import Runner
-    from .spec import Spec
+    from .spec import Purpose, Spec
 
 __all__ = ["main"]
 
@@ -135,9 +135,10 @@ def _run(args: argparse.Namespace, out: _Output, stdout: IO[str]) -> int:
 
     if args.command == "lock":
         _lock_arguments(args)
-    # A stale lock (needs changed since `pinfold lock`) stops what would install from it;
-    # rollback, gc and check work on environments already built, so they read it leniently.
-    spec = load_spec(args.spec, for_lock=args.command in ("lock", "rollback", "gc", "check"))
+    # rollback, gc and check work on environments already built: they read env.yaml leniently.
+    purpose: dict[str, Purpose] = {"lock": "lock", "rollback": "inspect", "gc": "inspect",
+                                   "check": "inspect"}
+    spec = load_spec(args.spec, purpose=purpose.get(args.command, "build"))
     result: dict[str, Any]
     if args.command == "fetch":
         from .fetch import fetch

@@ -20,8 +20,9 @@ from .index import LocalIndex, check_pins, preflight
 from .installers.pip import pip_in
 from .interpreter import Interpreter, inspect_interpreter
 from .locks import Pin
+from .paths import display_path
 from .runner import Runner
-from .spec import IndexSpec, Spec, display_path
+from .spec import IndexSpec, Spec
 
 __all__ = ["FetchReport", "fetch"]
 

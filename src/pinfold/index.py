@@ -25,7 +25,8 @@ from packaging.version import Version
 from .errors import PreflightError, Problem
 from .interpreter import Interpreter
 from .locks import Lock, Pin
-from .spec import IndexSpec, Spec, display_path
+from .paths import display_path
+from .spec import IndexSpec, Spec
 
 __all__ = ["IndexFile", "LocalIndex", "Preflight", "preflight", "sha256_of"]
 

@@ -48,8 +48,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import BuildError, CommandError, Problem
 from ..locks import Pin
+from ..paths import display_path
 from ..runner import Runner
-from ..spec import Spec, display_path
+from ..spec import Spec
 from . import pins_file, tool_problem
 from .pip import index_environ
 
