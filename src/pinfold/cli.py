@@ -30,7 +30,7 @@ from .errors import (
 if TYPE_CHECKING:  # the pipeline is imported lazily: --help and the no-op build stay fast
     from .results import StageEvent
     from .runner import Runner
-    from .spec import Spec
+    from .spec import Purpose, Spec
 
 __all__ = ["EXIT_CODES", "exit_code_for", "main"]
 
@@ -156,10 +156,14 @@ class _Context:
         """Read and validate env.yaml (the one place the CLI does)."""
         from .spec import load_spec
 
-        # A stale lock (needs changed since `pinfold lock`) stops what would install from it;
-        # rollback, gc and check work on environments already built, so they read it leniently.
-        return load_spec(args.spec, for_lock=args.command in ("lock", "rollback", "gc", "check"))
+        # rollback, gc and check work on environments already built: they read env.yaml
+        # leniently. Whether the locks match the needs is asked by what installs from them.
+        return load_spec(args.spec, purpose=_PURPOSE.get(args.command, "build"))
 
+
+#: How strictly each command reads env.yaml (see pinfold.spec.load); the rest: "build".
+_PURPOSE: dict[str, Purpose] = {"lock": "lock", "rollback": "inspect", "gc": "inspect",
+                                "check": "inspect"}
 
 #: What a command handler returns: its exit code and its --json result (without "ok").
 _Outcome = tuple[int, dict[str, Any]]

@@ -20,9 +20,10 @@ from .index import ArtifactIndex, IndexFile, upstream_flags
 from .installers.pip import pip_in
 from .interpreter import Interpreter, inspect_interpreter
 from .locks import Pin
+from .paths import display_path
 from .preflight import check_pins, preflight
 from .runner import Runner
-from .spec import IndexSpec, Spec, display_path
+from .spec import IndexSpec, Spec
 
 __all__ = ["FetchReport", "fetch"]
 

@@ -33,7 +33,8 @@ from packaging.utils import (
 from packaging.version import Version
 
 from .errors import PreflightError
-from .spec import IndexSpec, display_path
+from .paths import display_path
+from .spec import IndexSpec
 
 __all__ = [
     "ArtifactIndex",

@@ -18,6 +18,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .errors import Problem
+from .paths import display_path, read_text, reason
+from .reqfile import logical_lines
 
 __all__ = ["Lock", "Pin", "parse_lock", "split_pin"]
 
@@ -73,34 +75,6 @@ class Lock:
         return {p.name: p for p in self.pins}
 
 
-def _logical_lines(text: str) -> list[tuple[int, int, str, list[str]]]:
-    """Join backslash continuations; return (line, column, content, comment lines after it)."""
-    out: list[tuple[int, int, str, list[str]]] = []
-    buf = ""
-    start = 0
-    for no, raw in enumerate(text.splitlines(), 1):
-        stripped = raw.strip()
-        if not buf and stripped.startswith("#"):
-            if out:
-                out[-1][3].append(stripped)
-            continue
-        if not buf:
-            start = no
-        # An inline comment ends the requirement (pip: " #" after whitespace).
-        content = re.split(r"(?:^|\s)#", raw, maxsplit=1)[0]
-        if content.rstrip().endswith("\\"):
-            buf += content.rstrip()[:-1] + " "
-            continue
-        buf += content
-        if buf.strip():
-            column = len(buf) - len(buf.lstrip()) + 1
-            out.append((start, column, buf.strip(), []))
-        buf = ""
-    if buf.strip():
-        out.append((start, 1, buf.strip(), []))
-    return out
-
-
 def _via(comments: list[str]) -> tuple[str, ...]:
     """Names from pip-compile's ``# via`` annotation (one-line or multi-line form)."""
     names: list[str] = []
@@ -119,19 +93,18 @@ def _via(comments: list[str]) -> tuple[str, ...]:
 
 def parse_lock(path: Path, *, shown: str | None = None) -> tuple[Lock, list[Problem]]:
     """Parse ``path``; return the lock and every problem found (never raises for content)."""
-    from .spec import display_path  # here, to keep the import graph one-way at load time
-
     shown = shown or display_path(path)
     problems: list[Problem] = []
     pins: list[Pin] = []
     seen: dict[NormalizedName, int] = {}
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
-        return Lock(path, ()), [Problem(shown, f"cannot read the lock: {exc}")]
+        return Lock(path, ()), [Problem(shown, f"cannot read the lock: {reason(exc)}")]
 
-    for line, column, content, comments in _logical_lines(text):
-        where = f"{shown}:{line}:{column}"
+    for entry in logical_lines(text):
+        line, content, comments = entry.line, entry.content, entry.comments
+        where = f"{shown}:{line}:{entry.column}"
         hashes = {f"{a.lower()}:{h.lower()}" for a, h in _HASH.findall(content)}
         body = _HASH.sub("", content).strip()
         bad_hash = [h for h in hashes if len(h.split(":")[1]) != _ALGO_LEN[h.split(":")[0]]]

@@ -1,23 +1,86 @@
-"""How env.yaml's ``path`` and ``python`` are resolved: one rule for the spec and the no-op check.
+"""Paths as env.yaml names them: ``path`` and ``python`` resolved, files read safely, paths shown.
 
 Kept apart from :mod:`pinfold.spec` (YAML nodes, locks, ``packaging``) so that the
-no-op fast path (:mod:`pinfold.uptodate`) resolves them exactly as validation does
-without importing any of it.
+no-op fast path (:mod:`pinfold.uptodate`) resolves ``path`` and ``python`` exactly as
+validation does without importing any of it. Standard library only.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 
-__all__ = ["env_path", "find_python"]
+__all__ = ["MAX_TEXT_BYTES", "display_path", "env_path", "find_python", "path_problem", "read_text", "reason"]
+
+#: The largest text file pinfold reads (env.yaml, a lock, a needs file): far above any real
+#: one (a 2,000-pin lock with every hash is about 2 MB), and a bound for ``/dev/zero``.
+MAX_TEXT_BYTES = 32 * 1024 * 1024
+
+#: Longest path and path component Linux accepts (PATH_MAX, NAME_MAX).
+_PATH_MAX = 4096
+_NAME_MAX = 255
+
+
+def display_path(path: Path) -> str:
+    """A path as the user would write it: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except (ValueError, OSError):  # elsewhere, or the working directory is gone
+        return str(path)
+
+
+def path_problem(value: str) -> str | None:
+    """Why ``value`` cannot name a file at all (a NUL byte, too long), or None.
+
+    Checked before any ``Path`` operation: the operating system would answer these with
+    ``ValueError`` or ``File name too long`` from deep inside a build.
+    """
+    if "\x00" in value:
+        return "contains a NUL character"
+    if len(os.fsencode(value)) > _PATH_MAX:
+        return f"is longer than {_PATH_MAX} bytes"
+    if any(len(os.fsencode(part)) > _NAME_MAX for part in value.split(os.sep)):
+        return f"has a name longer than {_NAME_MAX} bytes"
+    return None
+
+
+def read_text(path: Path, *, limit: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes.
+
+    Raises :class:`OSError` (with a readable ``strerror``) for anything else: a FIFO would
+    block forever and ``/dev/zero`` would fill memory, so neither is opened.
+    Raises :class:`UnicodeDecodeError` for text that is not UTF-8.
+    """
+    info = path.stat()  # follows symlinks: a link to a regular file is fine
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(0, "not a regular file", str(path))
+    if info.st_size > limit:
+        raise OSError(0, f"larger than {limit // (1024 * 1024)} MiB", str(path))
+    # O_NONBLOCK: if the file was swapped for a FIFO since the stat, open does not block.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(0, f"larger than {limit // (1024 * 1024)} MiB", str(path))
+    return data.decode("utf-8")
 
 
 def env_path(spec_file: Path, value: str) -> Path:
-    """``path`` from env.yaml: ``~`` expanded, relative to env.yaml's folder, absolute."""
-    return (spec_file.parent / os.path.expanduser(value)).absolute()
+    """``path`` from env.yaml: ``~`` expanded, relative to env.yaml's folder, absolute.
+
+    Its folder is resolved (``path`` itself is pinfold's symlink and stays as it is): a
+    project reached through a symlinked directory (``current -> releases/X``) must name
+    its environments by one spelling, or the paths written into an environment's scripts
+    and the paths an update rewrites would differ.
+    """
+    path = (spec_file.parent / os.path.expanduser(value)).absolute()
+    try:
+        return path.parent.resolve() / path.name
+    except (OSError, RuntimeError, ValueError):  # a loop, a NUL: validation reports the value
+        return path
 
 
 def find_python(spec_file: Path, value: str | None) -> str | None:
@@ -28,7 +91,21 @@ def find_python(spec_file: Path, value: str | None) -> str | None:
     """
     if value is None:
         return sys.executable
+    if path_problem(value) is not None:
+        return None
     if os.sep in value:
         path = env_path(spec_file, value)
-        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+        try:
+            return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+        except OSError:  # a symlink loop, a component that is a file
+            return None
     return shutil.which(value)
+
+
+def reason(exc: BaseException) -> str:
+    """Why a file could not be read, in words (``OSError.strerror``, not its repr)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return str(exc)

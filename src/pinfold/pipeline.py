@@ -15,6 +15,7 @@ from . import __version__
 from .changes import Plan, fingerprint, make_plan
 from .envdir import Environments
 from .errors import BuildError, PinfoldError
+from .locking.needs import require_current_locks
 from .results import BuildResult, StageEvent, StageReport
 from .runner import Runner
 from .spec import Spec
@@ -60,6 +61,7 @@ def build(
     before anything is created. The new environment is switched in only when every
     stage succeeded; a failure (or a kill) leaves ``path`` as it was.
     """
+    require_current_locks(spec)
     runner = runner or Runner()
     emit = on_event or (lambda _: None)
     start = time.monotonic()
@@ -140,6 +142,7 @@ def build(
 
 def plan(spec: Spec, *, runner: Runner | None = None, fresh: bool = False) -> Plan:
     """What ``build`` would do now (``pinfold plan`` and ``pinfold status``); changes nothing."""
+    require_current_locks(spec)
     return make_plan(spec, Environments(spec.path), runner or Runner(), fresh=fresh)
 
 

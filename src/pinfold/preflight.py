@@ -19,7 +19,8 @@ from .errors import PreflightError, Problem
 from .index import ArtifactIndex, IndexFile
 from .interpreter import Interpreter
 from .locks import Lock, Pin, split_pin
-from .spec import Spec, display_path
+from .paths import display_path
+from .spec import Spec
 
 __all__ = ["PreflightReport", "check_pins", "preflight"]
 

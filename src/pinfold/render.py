@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .paths import display_path
+
 if TYPE_CHECKING:
     from .changes import Plan
     from .errors import PinfoldError
@@ -47,10 +49,6 @@ _MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 
 def _shown(path: Path) -> str:
     """A path as the user would write it (relative to the working directory when inside it)."""
-    # Here, not at the top: importing the spec module at load time would cost the no-op
-    # fast path; every caller renders a result that already needed the spec.
-    from .spec import display_path
-
     return display_path(path)
 
 

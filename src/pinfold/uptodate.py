@@ -53,14 +53,14 @@ def identity(python: str, runner: Runner) -> str:
 
 def watch_of(spec: Spec) -> dict[str, Any]:
     """What the no-op fast path must find unchanged: everything validating ``spec`` read."""
-    from .locking.needs import read_needs
+    from .needs import read_needs
 
     files: list[Path] = [spec.file, spec.requirements.path]
     if spec.build_requirements is not None:
         files.append(spec.build_requirements.path)
     for ns in (spec.needs, spec.build_needs):
         if ns is not None:
-            files += read_needs(ns, spec.file)[0].files
+            files += read_needs(ns, spec.root)[0].files
     for tree in spec.develop:
         files += [tree / name for name in ("pyproject.toml", "setup.py") if (tree / name).is_file()]
     return {
@@ -86,7 +86,19 @@ def _unchanged(watch: dict[str, Any], spec_file: Path, python: str) -> bool:
 
 
 def up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
-    """The no-op result if nothing the current environment was built from changed, else None."""
+    """The no-op result if nothing the current environment was built from changed, else None.
+
+    Never raises: this is only a shortcut, and whatever it cannot judge (an env.yaml too
+    deep for ``yaml.safe_load``, a path with a NUL byte, a foreign ``pinfold.json``) the
+    full path validates and reports with a proper message.
+    """
+    try:
+        return _up_to_date(spec_file, runner)
+    except Exception:  # see the docstring: the full path reports it
+        return None
+
+
+def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
     start = time.monotonic()
     file = Path(spec_file).absolute()
     try:

@@ -49,8 +49,9 @@ from typing import TYPE_CHECKING, ClassVar
 from ..errors import BuildError, CommandError, Problem
 from ..index import file_digest, index_environ
 from ..locks import Pin
+from ..paths import display_path
 from ..runner import Runner
-from ..spec import Spec, display_path
+from ..spec import Spec
 from .base import pins_file, tool_problem
 
 if TYPE_CHECKING:

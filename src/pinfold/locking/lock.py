@@ -30,13 +30,15 @@ from ..errors import Problem, SpecError
 from ..index import ArtifactIndex, IndexFile, download, sha256_of
 from ..interpreter import Interpreter, inspect_interpreter
 from ..locks import Lock, Pin
+from ..needs import Needs, read_needs
+from ..paths import display_path
 from ..preflight import check_pins
 from ..runner import Runner
-from ..spec import IndexSpec, Spec, display_path
+from ..spec import IndexSpec, Spec
 from .builddeps import BuildNeeds, Discovery, Needer
 from .diff import LockChanges, diff_pins
 from .errors import BuildDepsUnavailable, LockError, StaleLockError
-from .needs import Needs, read_needs, read_record, record_items, stale_problems
+from .needs import read_record, record_items, stale_problems
 from .resolve import Source, compile_pins
 from .writer import render_lock, write_files
 
@@ -357,8 +359,8 @@ def lock(spec: Spec, *, options: LockOptions | None = None, runner: Runner | Non
         raise SpecError(f"{display_path(spec.file)}: needs: missing: `pinfold lock` compiles the locks "
                         "from env.yaml's top-level needs",
                         tip="add `needs: requirements.in` (a requirements file) or a list of requirements")
-    needs, _ = read_needs(spec.needs, spec.file)
-    build_needs = read_needs(spec.build_needs, spec.file)[0] if spec.build_needs else None
+    needs, _ = read_needs(spec.needs, spec.root)
+    build_needs = read_needs(spec.build_needs, spec.root)[0] if spec.build_needs else None
     with tempfile.TemporaryDirectory(prefix="pinfold-lock-") as tmp:
         locker = _Locker(spec, options, runner, say, Path(tmp))
         develop = locker.develop_trees(_constraints(build_needs))

@@ -1,13 +1,10 @@
-"""env.yaml's top-level needs: read, normalized, recorded in the locks, compared.
-
-``needs`` (and ``build_needs``) is either a requirements.in-style file or an inline list.
-Both are read into one normalized form: requirement strings, a few format options
-(``--no-binary``, ``--only-binary``, ``--prefer-binary``, ``--pre``) and constraints
-(``-c file``). Index options are refused: the index comes from env.yaml alone.
+"""The needs a lock was written for: recorded in its header, compared with env.yaml's.
 
 ``pinfold lock`` records the normalized needs (a sorted list and its digest) in each
-lock's header. ``pinfold build`` compares that record with env.yaml's current needs and
-refuses a lock whose needs were added to or removed since it was written.
+lock's header. Commands that install from the locks (``build``, ``plan``, ``status``)
+compare that record with env.yaml's current needs (:func:`require_current_locks`) and
+refuse a lock whose needs were added to or removed since it was written. Reading the
+needs themselves is :mod:`pinfold.needs`.
 """
 
 from __future__ import annotations
@@ -16,186 +13,30 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from ..errors import Problem
+from ..errors import Problem, SpecError
 from ..locks import Lock
-
-if TYPE_CHECKING:
-    from ..spec import NeedsSpec, Spec
+from ..needs import Needs, read_needs, relative
+from ..paths import display_path, read_text
+from ..spec import NeedsSpec, Spec
 
 __all__ = [
-    "Needs",
     "NeedsRecord",
-    "needs_problems",
-    "read_needs",
+    "digest",
     "read_record",
     "record_items",
     "render_record",
+    "require_current_locks",
     "stale_problems",
 ]
 
-#: Format options that change which artifacts pip may pick; passed on to pip-compile.
-_FORMAT_OPTIONS = ("--no-binary", "--only-binary")
-_FLAG_OPTIONS = ("--prefer-binary", "--pre")
-_INCLUDE = {"-r": "-r", "--requirement": "-r", "-c": "-c", "--constraint": "-c"}
-_INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index",
-                  "--trusted-host")
 #: The header line that opens a record: ``# needs: sha256:<hex>``.
 _RECORD = re.compile(r"^#\s+(needs|build_needs):\s+sha256:([0-9a-f]{64})\s*$")
 _ITEM = re.compile(r"^#\s{3,}(\S.*?)\s*$")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Needs:
-    """One key's needs, normalized: what pip-compile is given and what a lock records."""
-
-    #: The env.yaml key: ``needs`` or ``build_needs``.
-    key: str
-    #: How locks name where a need came from (``# via`` lines): ``-r requirements/runtime.in``
-    #: for a file, ``env.yaml:needs`` for an inline list.
-    label: str
-    #: Normalized requirement strings, in the order first seen.
-    requirements: tuple[str, ...] = ()
-    #: Format options, e.g. ``--no-binary stevedore``.
-    options: tuple[str, ...] = ()
-    #: Normalized constraint strings (from ``-c`` files).
-    constraints: tuple[str, ...] = ()
-    #: Every file read for them (the needs file and what it includes), absolute.
-    files: tuple[Path, ...] = ()
-
-    def items(self) -> list[str]:
-        """What a lock records: requirements, options and ``-c`` constraints, sorted."""
-        return sorted({*self.requirements, *self.options, *(f"-c {c}" for c in self.constraints)})
-
-
-def _normalize(req: Requirement) -> str:
-    """One spelling per requirement: canonical name, sorted extras, packaging's specifier order."""
-    req.name = canonicalize_name(req.name)
-    return str(req)
-
-
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, content) with comments removed and backslash continuations joined."""
-    out: list[tuple[int, str]] = []
-    buf, start = "", 0
-    for no, raw in enumerate(text.splitlines(), 1):
-        content = re.split(r"(?:^|\s)#", raw, maxsplit=1)[0]
-        if not buf:
-            start = no
-        if content.rstrip().endswith("\\"):
-            buf += content.rstrip()[:-1] + " "
-            continue
-        buf += content
-        if buf.strip():
-            out.append((start, buf.strip()))
-        buf = ""
-    if buf.strip():
-        out.append((start, buf.strip()))
-    return out
-
-
-class _Collector:
-    """Reads needs entries (inline strings or file lines), following ``-r``/``-c`` files."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.requirements: dict[str, None] = {}
-        self.options: dict[str, None] = {}
-        self.constraints: dict[str, None] = {}
-        self.problems: list[Problem] = []
-        self.files: dict[Path, None] = {}
-
-    def entry(self, where: str, text: str, base: Path, *, constraint: bool = False) -> None:
-        head, _, rest = text.partition(" ")
-        if "=" in head and head.startswith("-"):
-            head, _, value = head.partition("=")
-            rest = f"{value} {rest}".strip()
-        rest = rest.strip()
-        if head in _INCLUDE:
-            if not rest:
-                self.problems.append(Problem(where, f"{head} needs a file name"))
-                return
-            self.file(where, base / rest, constraint=constraint or _INCLUDE[head] == "-c")
-        elif head in _FORMAT_OPTIONS:
-            if not rest:
-                self.problems.append(Problem(where, f"{head} needs a package name, :all: or :none:"))
-                return
-            self.options[f"{head} {rest}"] = None
-        elif head in _FLAG_OPTIONS:
-            self.options[head] = None
-        elif head in _INDEX_OPTIONS:
-            self.problems.append(Problem(where, f"{head} is not allowed here: the index comes from "
-                                                "env.yaml's `index` alone"))
-        elif head.startswith("-"):
-            self.problems.append(Problem(where, f"option {head} is not supported in needs (allowed: "
-                                                "-r, -c, --no-binary, --only-binary, --prefer-binary, "
-                                                "--pre); local trees go under `develop`"))
-        else:
-            self.requirement(where, text, constraint=constraint)
-
-    def requirement(self, where: str, text: str, *, constraint: bool) -> None:
-        try:
-            req = Requirement(text)
-        except InvalidRequirement as exc:
-            self.problems.append(Problem(where, f"{text!r} is not a requirement: {exc}"))
-            return
-        if req.url:
-            self.problems.append(Problem(where, f"{text!r} is a direct reference: a lock pins "
-                                                "name==version from the index; put local trees "
-                                                "under `develop`"))
-            return
-        (self.constraints if constraint else self.requirements)[_normalize(req)] = None
-
-    def file(self, where: str, path: Path, *, constraint: bool = False) -> None:
-        from ..spec import display_path
-
-        path = path.resolve()
-        if path in self.files:
-            return  # included twice (or in a cycle): its needs are already in
-        self.files[path] = None
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.problems.append(Problem(where, f"cannot read {display_path(path)}: {exc}"))
-            return
-        shown = display_path(path)
-        for no, content in _logical_lines(text):
-            self.entry(f"{shown}:{no}", content, path.parent, constraint=constraint)
-
-
-def read_needs(ns: NeedsSpec, spec_file: Path) -> tuple[Needs, list[Problem]]:
-    """Read ``ns`` (a file or an inline list of env.yaml); return the needs and every problem."""
-    root = spec_file.parent
-    collector = _Collector(root)
-    if ns.file is not None:
-        collector.file(ns.where[0] if ns.where else ns.key, ns.file)
-        label = f"-r {_relative(ns.file, root)}"
-    else:
-        for where, item in zip(ns.where, ns.items, strict=True):
-            collector.entry(where, item.strip(), root)
-        label = f"{spec_file.name}:{ns.key}"
-    needs = Needs(key=ns.key, label=label, requirements=tuple(collector.requirements),
-                  options=tuple(collector.options), constraints=tuple(collector.constraints),
-                  files=tuple(collector.files))
-    return needs, collector.problems
-
-
-def needs_problems(ns: NeedsSpec, spec_file: Path) -> list[Problem]:
-    """Every problem in ``ns`` (for load_spec, which reports all problems together)."""
-    return read_needs(ns, spec_file)[1]
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
-
 
 # --- the record in a lock's header ------------------------------------------------------
 
@@ -223,10 +64,10 @@ def record_items(spec: Spec, key: str) -> list[str] | None:
     ns = spec.needs if key == "needs" else spec.build_needs
     if ns is None:
         return [] if key == "build_needs" and spec.needs is not None else None
-    needs, _ = read_needs(ns, spec.file)
+    needs, _ = read_needs(ns, spec.root)
     items = needs.items()
     if key == "needs":
-        items = sorted(items + [f"-e {_relative(d, spec.root)}" for d in spec.develop])
+        items = sorted(items + [f"-e {relative(d, spec.root)}" for d in spec.develop])
     return items
 
 
@@ -238,7 +79,7 @@ def render_record(key: str, items: list[str]) -> list[str]:
 def read_record(path: Path, key: str) -> NeedsRecord | None:
     """The record of ``key`` in the header of the lock at ``path``, or None (not written by pinfold)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
     except (OSError, UnicodeDecodeError):
         return None
     lines = text.splitlines()
@@ -296,8 +137,6 @@ def stale_problems(spec: Spec) -> list[Problem]:
     removed makes it stale. A lock without a record (written by hand or by pip-compile)
     is accepted when it pins every need at a fitting version.
     """
-    from ..spec import display_path
-
     problems: list[Problem] = []
     locks: list[tuple[str, Lock | None, NeedsSpec | None]] = [
         ("needs", spec.requirements, spec.needs),
@@ -315,7 +154,20 @@ def stale_problems(spec: Spec) -> list[Problem]:
                                                f"`pinfold lock` wrote it ({_changes(recorded, items)})"))
             continue
         if ns is not None:
-            needs, _ = read_needs(ns, spec.file)
+            needs, _ = read_needs(ns, spec.root)
             problems += [Problem(shown, f"does not match env.yaml's `{key}`: {why}")
                          for why in _unsatisfied(needs, lock)]
     return problems
+
+
+def require_current_locks(spec: Spec) -> None:
+    """Raise :class:`SpecError` (exit 2) when a lock no longer matches env.yaml's needs.
+
+    The policy of the commands that install from the locks; ``check``, ``rollback`` and
+    ``gc`` work on environments already built and do not ask.
+    """
+    if spec.needs is None and spec.build_needs is None:
+        return
+    if stale := stale_problems(spec):
+        raise SpecError(f"{display_path(spec.file)}: the locks do not match its needs", stale,
+                        tip="run `pinfold lock` to update them (it keeps every other pin)")

@@ -18,8 +18,8 @@ from packaging.version import InvalidVersion, Version
 from ..errors import CommandError
 from ..interpreter import inspect_interpreter
 from ..locks import Lock, Pin, split_pin
+from ..paths import display_path
 from ..runner import Runner
-from ..spec import display_path
 from ..target import Target, neutral_dir, run_inside
 from . import Outcome
 
