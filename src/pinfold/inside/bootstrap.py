@@ -1,7 +1,7 @@
 """A consumer's bootstrap, the seed bug's exact path: ``installReactor(name)`` first thing.
 
-Usage: ``python -I -B bootstrap.py RESULT.json REACTOR [--exactly] [PACKAGE ...]``. This is what an
-Ampoule worker does before anything else. Before Twisted is imported, an audit hook
+Usage: ``python -I -B _launch.py bootstrap.py RESULT.json REACTOR [--exactly] [PACKAGE ...]``.
+This is what an Ampoule worker does before anything else. Before Twisted is imported, an audit hook
 refuses every write into the plugin folders (as a read-only deployed tree would, and
 unlike ``chmod``, also for root), so a stale or missing cache cannot be repaired as a
 side effect. Then ``twisted.application.reactors.installReactor(REACTOR)`` must

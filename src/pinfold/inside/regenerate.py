@@ -1,6 +1,6 @@
 """Regenerate every Twisted plugin cache of the environment, and say what went wrong.
 
-Usage: ``python -I -B regenerate.py RESULT.json [PACKAGE ...]`` (the packages listed in
+Usage: ``python -I -B _launch.py regenerate.py RESULT.json [PACKAGE ...]`` (the packages listed in
 env.yaml; ``twisted.plugins`` and the packages calling ``pluginPackagePaths`` are found
 here, see ``_common.plugin_packages``). For each plugin package: remove its old caches
 (a module that broke after it was cached would otherwise keep its old entry and look
