@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from pinfold import BuildError, BuildResult, PreflightError, build, bytecode, load_spec
+from pinfold import BuildError, BuildResult, PreflightError, build, load_spec
 from pinfold.cli import main
 from pinfold.errors import CommandError
+from pinfold.inside import script
 from pinfold.runner import Runner
 from pinfold.uptodate import up_to_date
 from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_wheel
@@ -168,7 +169,7 @@ def test_a_file_that_does_not_compile_is_a_warning(tmp_path: Path) -> None:
     """Real packages ship Python 2 test data: like pip, that does not fail the build."""
     write(tmp_path / "good.py", "x = 1\n")
     write(tmp_path / "bad.py", "print 'python 2'\n")
-    done = subprocess.run([sys.executable, "-I", bytecode.__file__, str(tmp_path)], capture_output=True,
+    done = subprocess.run([sys.executable, "-I", str(script("compile")), str(tmp_path)], capture_output=True,
                           text=True, check=True)
     assert done.stdout.splitlines()[0].startswith(f"FAILED {tmp_path / 'bad.py'}: "), done.stdout
     assert "compiled 1 of 2 files" in done.stdout
@@ -180,7 +181,7 @@ def test_compile_replaces_hard_linked_bytecode(tmp_path: Path) -> None:
     (py_compile writes a temporary file and renames it), never write through the link."""
     old, new = tmp_path / "old", tmp_path / "new"
     write(old / "mod.py", "x = 1\n")
-    command = [sys.executable, "-I", bytecode.__file__]  # what the compile stage runs
+    command = [sys.executable, "-I", str(script("compile"))]  # what the compile stage runs
     subprocess.run([*command, str(old)], check=True)
     pyc = next(old.glob("__pycache__/mod.*.pyc"))
     before = pyc.read_bytes()

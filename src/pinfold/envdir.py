@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .envlayout import site_packages
 from .errors import BuildError, SpecError
 
 __all__ = ["STATE_FILE", "Environments", "damage"]
@@ -33,7 +34,7 @@ def damage(env_dir: Path, installed: list[str]) -> str | None:
     """Why a finished environment is damaged (cheap file checks: no interpreter run), or None."""
     if not (env_dir / "bin" / "python").exists():
         return "its interpreter link is broken"
-    site = next(iter(env_dir.glob("lib/python*/site-packages")), None)
+    site = next(iter(site_packages(env_dir)), None)
     if site is None:
         return "it has no site-packages"
 

@@ -1,9 +1,9 @@
 """Twisted plugin caches (``dropin.cache``): regenerate them, make them strictly newer, check them.
 
 Twisted re-imports a plugin module when its file's mtime is ``>=`` its folder's cache's
-mtime (see shared/notes/twisted-plugin-cache.md). A cache written at install time can
-therefore look stale at once: pip gives files the install time (same clock tick), and
-trees whose mtimes were normalised (SOURCE_DATE_EPOCH-style: every file, cache
+mtime (``twisted.plugin.getCache`` compares the two as floats). A cache written at
+install time can therefore look stale at once: pip gives files the install time (same
+clock tick), and trees whose mtimes were normalised (SOURCE_DATE_EPOCH-style: every file, cache
 included, set to one instant) make every module stale for good. After regeneration,
 each cache's mtime is set to at least the *whole second after* its newest module
 (:func:`strictly_newer_mtime_ns`): strictly newer under Twisted's float comparison, and
@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .envlayout import site_packages
 from .errors import BuildError, Problem
-from .inside._common import EXACTLY, strictly_newer_mtime_ns
+from .inside.shared import EXACTLY, SECOND_NS, strictly_newer_mtime_ns
 from .runner import Runner
 from .target import Target, run_inside
 
@@ -34,9 +35,6 @@ __all__ = [
     "strictly_newer_mtime_ns",
     "twisted_installed",
 ]
-
-_NS = 1_000_000_000
-
 
 @dataclass(frozen=True, slots=True)
 class PluginPackages:
@@ -54,7 +52,7 @@ class PluginPackages:
 
 def twisted_installed(env_dir: Path, develop: Sequence[Path] = ()) -> bool:
     """Whether the environment (or one of its develop trees) holds ``twisted/plugin.py``."""
-    roots = [*env_dir.glob("lib/python*/site-packages"), *env_dir.glob("lib64/python*/site-packages")]
+    roots = site_packages(env_dir)
     roots += [r for tree in develop for r in (tree, tree / "src")]
     return any((root / "twisted" / "plugin.py").is_file() for root in roots)
 
@@ -115,7 +113,8 @@ def regenerate(runner: Runner, target: Target, packages: PluginPackages) -> Rege
             tip="a plugin module that fails to import is skipped by Twisted and imported again "
                 "on every lookup: fix it, or remove it from the environment")
     caches = tuple(CacheFile(package=c["package"], path=Path(c["path"]), modules=c["modules"],
-                             mtime_ns=c["mtime_ns"], raised=c["raised_ns"] / _NS) for c in data["caches"])
+                             mtime_ns=c["mtime_ns"], raised=c["raised_ns"] / SECOND_NS)
+                   for c in data["caches"])
     return Regenerated(packages=tuple(data["packages"]), caches=caches,
                        removed=tuple(Path(p) for p in data["removed"]),
                        freshness=_freshness(data["packages"], data["freshness"], []))

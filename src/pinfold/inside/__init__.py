@@ -1,14 +1,24 @@
-"""Scripts that run *inside* the target interpreter, never imported by pinfold itself.
+"""Scripts that run *inside* the target interpreter, and the one module pinfold shares with them.
 
-Each script is run by path as ``python -I -B _launch.py <script> RESULT.json ARGS...`` from an
-empty temporary working directory (see :mod:`pinfold.target`), so that neither the
-working directory nor pinfold's own environment is on the target's ``sys.path``. They
-use only the standard library and what the environment has installed (Twisted), stay
-compatible with older Pythons (3.9+), and write one JSON document to ``RESULT.json``:
-output printed by plugins on import can never be mistaken for a result.
+pinfold imports only :mod:`pinfold.inside.shared` (constants and helpers both sides use,
+standard library only) and :func:`script` below; every other file here is a script run by
+path in the target interpreter, never imported by pinfold. The scripts use only the
+standard library and what the environment has installed (Twisted), and stay compatible
+with every target Python from 3.8 on. Two ways to run them:
 
-:mod:`pinfold.inside._common` holds what the scripts share; ``_launch.py``
-loads it once by file path, so nothing is added to the target's ``sys.path``.
+- Through ``_launch.py``: ``python -I -B _launch.py [--pycache DIR] SCRIPT RESULT.json ARGS...``
+  from an empty temporary working directory (see :mod:`pinfold.target`), so that neither
+  the working directory nor pinfold's own environment is on the target's ``sys.path``.
+  ``_launch.py`` loads ``shared.py`` and ``_common.py`` (what these scripts share) once,
+  by file path, so nothing is added to the target's ``sys.path``. Each script writes one
+  JSON document to ``RESULT.json``: output printed by plugins on import can never be
+  mistaken for a result. The plugin scripts (regenerate, freshness, hygiene, bootstrap,
+  importer) and distributions run this way.
+- Directly: ``python -I SCRIPT ARGS...``, for the two that work on files alone, print
+  lines and exit non-zero on failure: ``compile.py`` (the compile stage) and
+  ``record_hashes.py`` (uv's RECORD check). They run process pools, whose workers may
+  re-run the script by path (spawn, forkserver), without ``_launch.py``: so they need
+  nothing it loads (``record_hashes.py`` loads ``shared.py`` by path itself).
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ __all__ = ["script"]
 
 
 def script(name: str) -> Path:
-    """The path of the inside script ``name`` (e.g. ``"caches"``)."""
+    """The path of the inside script ``name`` (e.g. ``"regenerate"``)."""
     path = Path(__file__).with_name(f"{name}.py")
     if not path.is_file():
         raise FileNotFoundError(path)

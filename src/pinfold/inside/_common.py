@@ -1,7 +1,8 @@
 """What the inside scripts share: finding plugin packages and folders, reading caches, results.
 
-Runs in the target interpreter (Python 3.9+, standard library only; Twisted is imported
-only where a function says so). The scripts load this file by path, never by import.
+Runs in the target interpreter (see :mod:`pinfold.inside`: standard library only; Twisted
+is imported only where a function says so). ``_launch.py`` loads this file by path, after
+:mod:`pinfold.inside.shared`; the scripts take it from ``sys.modules``, never by import.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ import pickle
 import sys
 import sysconfig
 import traceback
-from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pinfold.inside import shared
+
+    #: A plugin module as Twisted's ``getCache`` sees it: (cache key, dotted name, file).
+    Module = tuple[str, str, str]  # annotations only: a runtime tuple[...] needs Python 3.9
+else:
+    # Loaded by path just before this file, by _launch.py.
+    shared = sys.modules["_pinfold_shared"]
 
 #: What marks a package as a Twisted plugin package: its ``__init__`` extends ``__path__``.
 MARK = b"pluginPackagePaths("
 TWISTED_PLUGINS = "twisted.plugins"
-EXACTLY = "--exactly"
-CACHE = "dropin.cache"
-
-#: A plugin module as Twisted's ``getCache`` sees it: (cache key, dotted name, file).
-Module = tuple[str, str, str]
 
 
 def search_path() -> list[str]:
@@ -70,7 +74,7 @@ def plugin_packages(args: list[str]) -> list[str]:
     scan below reads every ``__init__.py``: ~0.2 s in a large environment). Otherwise
     ``twisted.plugins`` (when Twisted is installed), the packages found, then those given.
     """
-    if args[:1] == [EXACTLY]:
+    if args[:1] == [shared.EXACTLY]:
         return list(dict.fromkeys(args[1:]))
     listed = args
     entries = search_path()
@@ -109,19 +113,6 @@ def buckets(package: str) -> list[tuple[str, list[Module]]]:
     return list(groups.items())
 
 
-_NS = 1_000_000_000
-
-
-def strictly_newer_mtime_ns(cache_ns: int, module_ns: Iterable[int]) -> int:
-    """The mtime (ns) a cache needs: its own, or the whole second after its newest module's.
-
-    Strictly newer under Twisted's float ``>=`` comparison, and still strictly newer after
-    a copy that keeps whole seconds only (tar without pax headers, coarse filesystems).
-    """
-    newest = max(module_ns, default=-1)
-    return max(cache_ns, (newest // _NS + 1) * _NS)
-
-
 def freshness(package: str, folder: str, modules: list[Module]) -> dict[str, Any]:
     """Judge one folder's cache by Twisted's own rule; read-only, imports nothing.
 
@@ -129,7 +120,7 @@ def freshness(package: str, folder: str, modules: list[Module]) -> dict[str, Any
     mtime is ``>=`` the cache's; an unreadable cache means every module is imported; an
     entry for a module that is gone makes Twisted rewrite the cache.
     """
-    path = os.path.join(folder, CACHE)
+    path = os.path.join(folder, shared.CACHE)
     report: dict[str, Any] = {"package": package, "folder": folder, "path": path,
                               "modules": len(modules), "problems": []}
     problems: list[str] = report["problems"]

@@ -1,8 +1,9 @@
 """Start an inside script: ``python -I -B _launch.py [--pycache DIR] SCRIPT RESULT.json ARGS...``.
 
-Loads ``_common.py`` once, by file path, as the module ``_pinfold_common``, then runs
-SCRIPT as ``__main__``. Nothing is added to ``sys.path``, which is where Twisted looks
-for plugin folders; the scripts take ``common`` from ``sys.modules``.
+Loads ``shared.py`` and ``_common.py`` once, by file path, as the modules ``_pinfold_shared``
+and ``_pinfold_common``, then runs SCRIPT as ``__main__``. Nothing is added to ``sys.path``,
+which is where Twisted looks for plugin folders; the scripts take ``shared`` and ``common``
+from ``sys.modules``.
 
 ``--pycache DIR`` is for an environment built without bytecode (``compile: false``):
 the modules of the environment (and of develop trees) keep their bytecode in DIR, outside
@@ -52,17 +53,23 @@ def _cache_outside(prefix: str) -> None:
     sys.path_importer_cache.clear()
 
 
+def _load(name: str, filename: str) -> None:
+    """Load ``filename`` (next to this file) by path as the module ``name``."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), filename)
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
 def _main() -> None:
     args = sys.argv[1:]
     if args[:1] == ["--pycache"]:
         _cache_outside(args[1])
         args = args[2:]
-    here = os.path.dirname(os.path.abspath(__file__))
-    spec = importlib.util.spec_from_file_location("_pinfold_common", os.path.join(here, "_common.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["_pinfold_common"] = module
-    spec.loader.exec_module(module)
+    _load("_pinfold_shared", "shared.py")  # first: _common.py uses it
+    _load("_pinfold_common", "_common.py")
     sys.argv = args
     runpy.run_path(args[0], run_name="__main__")
 

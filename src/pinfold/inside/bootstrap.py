@@ -1,7 +1,7 @@
 """A consumer's bootstrap, the seed bug's exact path: ``installReactor(name)`` first thing.
 
-Usage: ``python -I -B bootstrap.py RESULT.json REACTOR [--exactly] [PACKAGE ...]``. This is what an
-Ampoule worker does before anything else. Before Twisted is imported, an audit hook
+Usage: ``python -I -B _launch.py bootstrap.py RESULT.json REACTOR [--exactly] [PACKAGE ...]``.
+This is what an Ampoule worker does before anything else. Before Twisted is imported, an audit hook
 refuses every write into the plugin folders (as a read-only deployed tree would, and
 unlike ``chmod``, also for root), so a stale or missing cache cannot be repaired as a
 side effect. Then ``twisted.application.reactors.installReactor(REACTOR)`` must
@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pinfold.inside import _common as common
+    from pinfold.inside import shared
 else:
     # Loaded once, by path, by _launch.py (see pinfold.target).
     common = sys.modules["_pinfold_common"]
+    shared = sys.modules["_pinfold_shared"]
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 #: Audit events that change a folder, and which of their arguments are paths.
@@ -49,7 +51,7 @@ class ReadOnlyFolders:
             if not isinstance(path, (str, bytes, os.PathLike)):
                 continue  # a file descriptor
             full = os.path.abspath(os.fsdecode(path))
-            if os.path.dirname(full) in self.folders or os.path.basename(full).startswith(common.CACHE):
+            if os.path.dirname(full) in self.folders or os.path.basename(full).startswith(shared.CACHE):
                 self.refused.append(f"{event} {full}")
                 # OSError is what Twisted expects from a read-only folder; it then goes on.
                 raise PermissionError(errno.EROFS, "refused by pinfold: plugin folders are read-only "
@@ -59,7 +61,7 @@ class ReadOnlyFolders:
 def _cache_states(folders: set[str]) -> dict[str, list[int] | None]:
     states: dict[str, list[int] | None] = {}
     for folder in sorted(folders):
-        path = os.path.join(folder, common.CACHE)
+        path = os.path.join(folder, shared.CACHE)
         try:
             st = os.stat(path)
         except OSError:

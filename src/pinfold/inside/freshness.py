@@ -1,7 +1,7 @@
 """Read-only freshness test of the plugin caches: writes nothing, imports no plugin module.
 
-Usage: ``python -I -B freshness.py RESULT.json [--exactly] [PACKAGE ...]``. Re-applies the rule of
-Twisted's ``getCache`` to every folder of every plugin package (see
+Usage: ``python -I -B _launch.py freshness.py RESULT.json [--exactly] [PACKAGE ...]``.
+Re-applies the rule of Twisted's ``getCache`` to every folder of every plugin package (see
 ``_common.freshness``). Only the plugin *packages* are imported (their ``__path__``
 says where the folders are); caches are read with a pickle reader that loads no class.
 """

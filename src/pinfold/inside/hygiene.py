@@ -1,7 +1,7 @@
 """Import each plugin module alone and record what the import did.
 
-Usage: ``python -I -B hygiene.py RESULT.json TIMEOUT JOBS [--exactly] [PACKAGE ...]``. The parent
-imports ``twisted.plugin`` and the plugin packages (to list their modules), then forks
+Usage: ``python -I -B _launch.py hygiene.py RESULT.json TIMEOUT JOBS [--exactly] [PACKAGE ...]``.
+The parent imports ``twisted.plugin`` and the plugin packages (to list their modules), then forks
 one child per plugin module, ``JOBS`` at a time: a child imports its module and reports
 whether ``twisted.internet.reactor`` got into ``sys.modules`` (and through which import
 chain), the exception if the import failed, and the threads it started. A child that

@@ -1,6 +1,6 @@
 """Regenerate every Twisted plugin cache of the environment, and say what went wrong.
 
-Usage: ``python -I -B regenerate.py RESULT.json [PACKAGE ...]`` (the packages listed in
+Usage: ``python -I -B _launch.py regenerate.py RESULT.json [PACKAGE ...]`` (the packages listed in
 env.yaml; ``twisted.plugins`` and the packages calling ``pluginPackagePaths`` are found
 here, see ``_common.plugin_packages``). For each plugin package: remove its old caches
 (a module that broke after it was cached would otherwise keep its old entry and look
@@ -22,14 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pinfold.inside import _common as common
+    from pinfold.inside import shared
 else:
     # Loaded once, by path, by _launch.py (see pinfold.target).
     common = sys.modules["_pinfold_common"]
+    shared = sys.modules["_pinfold_shared"]
 
 
 def _remove_old_caches(folders: list[str], result: dict[str, Any]) -> None:
     for folder in folders:
-        path = os.path.join(folder, common.CACHE)
+        path = os.path.join(folder, shared.CACHE)
         try:
             os.remove(path)
         except FileNotFoundError:
@@ -73,14 +75,14 @@ def _regenerate(name: str, result: dict[str, Any], logged: list[str]) -> None:
                 errors.append({"module": f"{dropin.moduleName}.{plugin.name}", "path": "",
                                "error": f"cached plugin does not load: {common.describe(exc)}"})
     for folder, modules in groups:
-        path = os.path.join(folder, common.CACHE)
+        path = os.path.join(folder, shared.CACHE)
         if not os.path.isfile(path):
             said = [line for line in logged if path in line] or ["no log message"]
             errors.append({"module": "", "path": path,
                            "error": f"the cache was not written ({said[-1]})"})
             continue
         st = os.stat(path)
-        wanted = common.strictly_newer_mtime_ns(st.st_mtime_ns,
+        wanted = shared.strictly_newer_mtime_ns(st.st_mtime_ns,
                                                 [os.stat(p).st_mtime_ns for _, _, p in modules])
         if wanted != st.st_mtime_ns:
             os.utime(path, ns=(st.st_atime_ns, wanted))

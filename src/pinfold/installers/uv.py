@@ -28,7 +28,7 @@ the cache (uv's default; ``--link-mode copy`` costs 5 s more for the 300 MB benc
 environment on 2 cores). uv does not re-hash cached files, and a file of any environment
 edited in place (an editor keeping hard links) would change the cached file behind every
 later build; so after every install pinfold checks each installed file in site-packages
-against the RECORD hash of its wheel (:mod:`._record`, 0.4 s there) and fails naming
+against the RECORD hash of its wheel (``inside/record_hashes.py``, 0.4 s there) and fails naming
 the files that differ.
 """
 
@@ -46,8 +46,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from ..envlayout import site_packages
 from ..errors import BuildError, CommandError, Problem
 from ..index import file_digest, index_environ
+from ..inside import script
 from ..locks import Pin
 from ..paths import display_path
 from ..runner import Runner
@@ -177,10 +179,10 @@ class Uv:
 
     def _verify(self, python: Path) -> None:
         """Every installed file is still what its hashed wheel held (see the module doc)."""
-        sites = sorted(python.parent.parent.glob("lib/python*/site-packages"))
+        sites = site_packages(python.parent.parent)
         for site in sites:
             try:
-                self.runner.run([python, "-I", str(Path(__file__).with_name("_record.py")), site],
+                self.runner.run([python, "-I", "-B", script("record_hashes"), site],
                                 what="checking the installed files against their RECORD hashes")
             except CommandError as exc:
                 lines = [ln for ln in exc.output.splitlines() if ": " in ln and ln.startswith("/")]

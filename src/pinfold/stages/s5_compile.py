@@ -3,7 +3,7 @@
 pip compiles one file at a time while it installs (half of a plain pip install's time,
 measured) and uv does not compile unless asked, so both backends install with
 compilation off and this stage compiles all of site-packages at once, with a worker per
-core (:mod:`pinfold.bytecode`: compileall's work, split by size into one batch per core,
+core (``pinfold/inside/compile.py``: compileall's work, split by size into one batch per core,
 25% faster than ``compileall -j 0`` on the benchmark environment). It runs after install
 and develop and *before* the Twisted plugin caches: compiling writes only ``__pycache__``
 files, never a module, so a cache generated afterwards stays fresh.
@@ -20,18 +20,18 @@ packages) does not fail the build; it is reported as a warning.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
-from .. import bytecode
+from ..envlayout import site_packages
 from ..errors import BuildError, Problem
+from ..inside import script
 from .base import Context
 
 __all__ = ["Compile"]
 
 
 class Compile:
-    """``<env python> -I pinfold/bytecode.py <site-packages>``."""
+    """``<env python> -I pinfold/inside/compile.py <site-packages>...``."""
 
     name: ClassVar[str] = "compile"
 
@@ -42,12 +42,12 @@ class Compile:
         return None if ctx.spec.compile else "disabled (compile: false)"
 
     def run(self, ctx: Context) -> str:
-        sites = sorted(ctx.env_dir.glob("lib/python*/site-packages"))
+        sites = site_packages(ctx.env_dir)
         if not sites:
             raise BuildError(f"{ctx.env_dir} has no site-packages to compile")
-        script = Path(bytecode.__file__)
         # -I: nothing from the caller's environment or the working directory gets in.
-        done = ctx.runner.run([ctx.env_python, "-I", script, *sites], what="byte-compiling the environment")
+        done = ctx.runner.run([ctx.env_python, "-I", script("compile"), *sites],
+                              what="byte-compiling the environment")
         lines = done.output.splitlines()
         failed = [ln[len("FAILED "):] for ln in lines if ln.startswith("FAILED ")]
         ctx.warnings += [f"not byte-compiled: {f}" for f in failed]

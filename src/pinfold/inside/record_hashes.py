@@ -1,6 +1,6 @@
 """Check installed files against their wheels' RECORD hashes; run with the environment's Python.
 
-Usage: ``python -I _record.py <site-packages>``. Prints one line per file whose sha256
+Usage: ``python -I -B record_hashes.py <site-packages>``. Prints one line per file whose sha256
 differs from its RECORD entry (or cannot be read) and exits 1 if there is any.
 
 The uv backend installs by hard-linking files out of uv's cache, and uv does not re-hash
@@ -8,17 +8,38 @@ cached files: a file edited in place in any environment would silently change ev
 build. This check (a worker per core, about 0.4 s for 9,500 files on 2 cores) proves that
 what is installed is still what the hashed wheels held. Only files inside site-packages
 are checked: console scripts are written by the installer (and rewritten by pinfold's
-hard-link clone), not taken from the wheel. Standard library only.
+hard-link clone), not taken from the wheel. Standard library only, and standalone: run
+directly, not through ``_launch.py`` (see :mod:`pinfold.inside`), it loads ``shared.py``
+by path itself, at import, so that a worker that re-runs this file has it too.
 """
 
 from __future__ import annotations
 
 import base64
 import csv
-import hashlib
+import importlib.util
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+
+def _load_shared() -> ModuleType:
+    """``shared.py``, next to this file, loaded by path: nothing is added to ``sys.path``."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shared.py")
+    spec = importlib.util.spec_from_file_location("_pinfold_shared", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["_pinfold_shared"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    from pinfold.inside import shared
+else:
+    shared = _load_shared()
 
 
 def _entries(site: str) -> list[tuple[str, str]]:
@@ -39,11 +60,7 @@ def _check(chunk: list[tuple[str, str]]) -> list[str]:
     bad = []
     for path, want in chunk:
         try:
-            sha = hashlib.sha256()
-            with open(path, "rb") as fh:  # file_digest is 3.11+; environments may be older
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    sha.update(block)
-            digest = sha.digest()
+            digest = shared.file_sha256(path)
         except OSError as exc:
             bad.append(f"{path}: cannot read it ({exc.strerror})")
             continue
@@ -53,6 +70,7 @@ def _check(chunk: list[tuple[str, str]]) -> list[str]:
 
 
 def main(site: str) -> int:
+    """Check every RECORD of ``site``; print each difference and a count; the exit status."""
     entries = _entries(site)
     workers = os.cpu_count() or 1
     chunks = [entries[i::workers * 4] for i in range(workers * 4)]

@@ -1,10 +1,9 @@
-"""Byte-compile folders in parallel: run as ``<env python> -I bytecode.py <folder>...``.
+"""Byte-compile folders in parallel: run as ``<env python> -I compile.py <folder>...``.
 
-What ``python -m compileall -q -j 0`` does, measured 10% slower on the 7,000-file
-benchmark environment (2 cores): compileall hands files to its workers four at a time,
-in walk order, and the slowest chunk decides the end. Here every ``.py`` file is known
-up front and split into one batch per core by size (largest first, each to the
-lightest batch), one forked worker per batch.
+What ``python -m compileall -q -j 0`` does, faster (README, "Speed", has the figure):
+compileall hands files to its workers four at a time, in walk order, and the slowest
+chunk decides the end. Here every ``.py`` file is known up front and split into one batch
+per core by size (largest first, each to the lightest batch), one forked worker per batch.
 
 A ``.pyc`` is rewritten only when its header does not match the source (magic number,
 flags, mtime *and size*; compileall compares the mtime alone, so a same-second change
@@ -15,8 +14,8 @@ files, as in py_compile.
 
 Prints ``FAILED <path>: <error>`` for each file that does not compile (like pip, that is
 not an error of the build) and a ``compiled N of M`` summary; exits 0 unless the
-compiler itself could not run. Standard library only: it runs in the environment's
-interpreter, whatever its version (3.8+).
+compiler itself could not run. Standard library only, and standalone (run directly, not
+through ``_launch.py``: see :mod:`pinfold.inside`); it runs in the environment's interpreter.
 """
 
 from __future__ import annotations
@@ -89,6 +88,7 @@ def compile_batch(paths: list[str]) -> tuple[int, list[str]]:
 
 
 def main(folders: list[str]) -> int:
+    """Compile what is stale under ``folders``; print failures and a summary; the exit status."""
     files = sources(folders)
     workers = max(1, min(os.cpu_count() or 1, len(files)))
     parts = [b for b in batches(files, workers) if b]

@@ -1,0 +1,44 @@
+"""What pinfold and its inside scripts both use: one copy, standard library only.
+
+The one module of :mod:`pinfold.inside` that pinfold imports (``from pinfold.inside.shared
+import ...``). The inside scripts never import it: they run in the target interpreter,
+where pinfold is not importable, and load this file by path instead (``_launch.py`` as
+``_pinfold_shared``, ``record_hashes.py`` itself). So it must import nothing but the standard
+library and stay valid on every target Python (3.8+): no runtime use of newer syntax or
+builtin generics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+
+__all__ = ["CACHE", "EXACTLY", "SECOND_NS", "file_sha256", "strictly_newer_mtime_ns"]
+
+#: The plugin scripts' first argument for "exactly these plugin packages, do not scan".
+EXACTLY = "--exactly"
+#: The file name of a Twisted plugin cache, one per plugin folder.
+CACHE = "dropin.cache"
+#: Nanoseconds per second: caches' mtimes are handled in ``st_mtime_ns``.
+SECOND_NS = 1_000_000_000
+
+
+def strictly_newer_mtime_ns(cache_ns: int, module_ns: Iterable[int]) -> int:
+    """The mtime (ns) a cache needs: its own, or the whole second after its newest module's.
+
+    Twisted re-imports a plugin module whose file's mtime is ``>=`` its cache's (a float
+    comparison). The result is strictly newer under that rule, and still strictly newer
+    after a copy that keeps whole seconds only (tar without pax headers, coarse filesystems).
+    """
+    newest = max(module_ns, default=-1)
+    return max(cache_ns, (newest // SECOND_NS + 1) * SECOND_NS)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> bytes:
+    """The sha256 digest of a file's bytes, read in 1 MiB blocks (raises :class:`OSError`)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:  # hashlib.file_digest is 3.11+; targets may be older
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return sha.digest()
