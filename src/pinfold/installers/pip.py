@@ -1,7 +1,8 @@
 """pip as the installer, run from pinfold's own pinned pip into the target environment.
 
-pinfold's tool environment pins pip (>= 26.2 is needed: its ``--build-constraint``
-with hashes fails closed, see hermetic-builds.md section 2). That pip runs in the target
+pinfold's tool environment pins pip (>= 26.2 is needed: with hashes in it, its
+``--build-constraint`` file reaches every build environment and fails closed on a build
+dependency that is missing or differs; README "How a build stays hermetic"). That pip runs in the target
 interpreter, so the environment never needs a pip of its own, and the machine's pip is
 never used: :func:`pip_in` starts it the way ``pip --python`` does, without first
 starting pip in pinfold's interpreter only to start it again (0.2-0.3 s a call).

@@ -1,6 +1,7 @@
 """What each sdist (and develop tree) needs to build: asked of its own build backend.
 
-``pip download`` and pip-compile cannot tell (hermetic-builds.md, section 3): the build
+``pip download`` and pip-compile cannot tell (they prepare an sdist's metadata in a
+throwaway build environment and report only its runtime requirements): the build
 dependencies of a third-party sdist are ``build-system.requires`` plus whatever the
 backend's ``get_requires_for_build_wheel`` hook returns, and that hook is where
 ``setup_requires`` (e.g. ``pbr``) shows up. So pinfold does what pip does at build time:

@@ -3,7 +3,8 @@
 pip-compile runs as pinfold's tool Python through the Runner: a scrubbed environment
 with the index given as flags *and* as ``PIP_*`` variables, exactly as the installer
 does, because pip's build subprocesses (which prepare sdist metadata) re-read the
-environment (hermetic-builds.md, sections 1 and 4). Its output is parsed back into
+environment: flags alone would let a caller's ``PIP_INDEX_URL`` or pip config reach them.
+Its output is parsed back into
 pins; pinfold writes the lock files itself, so their bytes depend on the pins only.
 """
 
