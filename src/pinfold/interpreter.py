@@ -3,6 +3,10 @@
 Markers and tags must come from the interpreter the environment is for, not from the
 one running pinfold. The target may lack ``packaging``, so the probe puts pinfold's own
 copy (pure Python) on its path for that one call.
+
+The oldest target pinfold builds for is :data:`MIN_TARGET` (3.8), stated here once: the
+scripts pinfold runs inside the environment (:mod:`pinfold.inside`) and its ``packaging``
+copy need it. An older interpreter is refused here, before anything is created.
 """
 
 from __future__ import annotations
@@ -13,13 +17,19 @@ from pathlib import Path
 
 import packaging
 
-from .errors import CommandError, Problem, interpreter_failed
+from .errors import CommandError, Problem, SpecError, interpreter_failed
 from .runner import Runner
 
-__all__ = ["Interpreter", "inspect_interpreter"]
+__all__ = ["MIN_TARGET", "Interpreter", "inspect_interpreter"]
+
+#: The oldest target interpreter (``python`` in env.yaml) pinfold supports.
+MIN_TARGET = (3, 8)
 
 _PROBE = r"""
 import json, sys
+if sys.version_info < tuple(int(p) for p in sys.argv[2].split(".")):
+    print(json.dumps({"too_old": ".".join(map(str, sys.version_info[:3]))}))
+    sys.exit(0)
 sys.path.insert(0, sys.argv[1])
 from packaging import markers, tags
 base = getattr(sys, "_base_executable", sys.executable) if sys.prefix != sys.base_prefix else sys.executable
@@ -52,14 +62,19 @@ def inspect_interpreter(python: str, runner: Runner) -> Interpreter:
     """Ask ``python`` about itself; raise :class:`BuildError` if it cannot run or is too old."""
     site = str(Path(packaging.__file__).parent.parent)
     try:
-        done = runner.run([python, "-I", "-c", _PROBE, site], what=f"inspecting {python}",
-                          timeout=60)
+        done = runner.run([python, "-I", "-c", _PROBE, site, ".".join(map(str, MIN_TARGET))],
+                          what=f"inspecting {python}", timeout=60)
     except CommandError as exc:
         raise interpreter_failed(python, exc.problems) from None
     try:
         data = json.loads(done.output.strip().splitlines()[-1])
     except (IndexError, ValueError):
         raise interpreter_failed(python, [Problem("output", done.output.strip()[-500:])]) from None
+    if "too_old" in data:
+        oldest = ".".join(map(str, MIN_TARGET))
+        raise SpecError(f"the target interpreter {python} is Python {data['too_old']}: pinfold builds "
+                        f"environments for Python {oldest} or newer",
+                        tip=f"set `python` in env.yaml to a Python {oldest} or newer interpreter")
     return Interpreter(
         executable=data["executable"],
         version=data["version"],
