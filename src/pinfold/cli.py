@@ -181,7 +181,7 @@ def _run(args: argparse.Namespace, out: _Output, stdout: IO[str]) -> int:
         result = {"removed": [str(p) for p in removed]}
     else:
         res = check(spec, on_event=out.event, runner=runner)
-        _report_probes(args, out, res.facts.get("probes", []))
+        _report_probes(args, out, [r.to_json() for r in res.outputs.probe_results])
         for warning in res.warnings:
             out.line(f"warning: {warning}")
         out.line(f"{spec.path}: all probes passed")
@@ -192,7 +192,7 @@ def _run(args: argparse.Namespace, out: _Output, stdout: IO[str]) -> int:
 
 def _render_build(args: argparse.Namespace, out: _Output, res: BuildResult) -> dict[str, Any]:
     """Print a build's probes, warnings and outcome; return its JSON result."""
-    _report_probes(args, out, res.facts.get("probes", []))
+    _report_probes(args, out, [r.to_json() for r in res.outputs.probe_results])
     for warning in res.warnings:
         out.line(f"warning: {warning}")
     if res.up_to_date:
