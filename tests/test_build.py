@@ -348,7 +348,7 @@ def test_update_moves_and_drops_pins(tmp_path: Path, wheelhouse: Wheelhouse, ins
     write(tmp_path / "runtime.txt", lock_text([*kept, newer]))
     runner = Runner()
     second = build(load_spec(spec_file), runner=runner)
-    assert second.facts["plan"]["mode"] == "update", second.facts["plan"]
+    assert second.plan is not None and second.plan.mode == "update", second.plan
     assert f"update with {installer}: +plain-wheel==2.0 -plain-sdist" in second.stages[2].detail
     assert installed(tmp_path / "env")["plain-wheel"] == "2.0"
     assert "plain-sdist" not in installed(tmp_path / "env")

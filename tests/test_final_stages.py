@@ -235,26 +235,27 @@ def test_without_the_stage_install_reactor_fails_on_a_read_only_plugin_folder(
 
 @pytest.mark.slow
 def test_build_writes_fresh_caches_and_the_bootstrap_works_read_only(good: BuildResult) -> None:
-    caches = good.facts["plugin_caches"]
-    assert caches["packages"] == ["twisted.plugins", "myapp.plugins"]
-    written = {Path(c["path"]).relative_to(site_packages(good.env_dir)).as_posix() for c in caches["caches"]}
+    caches = good.outputs.plugin_caches
+    assert caches is not None
+    assert caches.packages == ("twisted.plugins", "myapp.plugins")
+    written = {c.path.relative_to(site_packages(good.env_dir)).as_posix() for c in caches.caches}
     assert written == {"twisted/plugins/dropin.cache", "myapp/plugins/dropin.cache"}
 
     done = consumer(good.env_dir)
     assert done.returncode == 0, done.stderr
     assert "installed PollReactor" in done.stdout
 
-    probes = by_name(good.facts["probes"])
-    assert probes["consumer-bootstrap"]["status"] == "ok"
-    assert "twisted.plugins.twisted_reactors" in str(probes["consumer-bootstrap"]["summary"])
-    assert all(p["status"] == "ok" for n, p in probes.items() if n != "plugin-hygiene"), probes
+    probes = {p.name: p for p in good.outputs.probe_results}
+    assert probes["consumer-bootstrap"].status == "ok"
+    assert "twisted.plugins.twisted_reactors" in str(probes["consumer-bootstrap"].summary)
+    assert all(p.status == "ok" for n, p in probes.items() if n != "plugin-hygiene"), probes
 
 
 @pytest.mark.slow
 def test_hygiene_names_the_module_that_installs_the_reactor(good: BuildResult) -> None:
-    hygiene = by_name(good.facts["probes"])["plugin-hygiene"]
-    assert hygiene["status"] == "warn"
-    evidence = "\n".join(hygiene["evidence"])
+    hygiene = {p.name: p for p in good.outputs.probe_results}["plugin-hygiene"]
+    assert hygiene.status == "warn"
+    evidence = "\n".join(hygiene.evidence)
     assert f"{OFFENDER}: installs the reactor on import" in evidence
     assert "twisted/plugins/reactor_on_import.py:1" in evidence  # the import chain
     assert "allowed by final.probes.allow_reactor_import" in evidence
@@ -318,7 +319,7 @@ def test_check_fails_when_a_cache_was_deleted(good: BuildResult, tmp_path: Path)
     # Without a cache, the bootstrap imports every plugin: exactly the seed bug.
     assert results["consumer-bootstrap"].status == "fail"
     assert "ReactorAlreadyInstalledError" in results["consumer-bootstrap"].summary
-    assert check(load_spec(good.spec_file)).facts["probes"]
+    assert check(load_spec(good.spec_file)).outputs.probe_results
 
 
 @pytest.mark.slow
@@ -342,10 +343,11 @@ def test_normalised_mtimes_still_give_fresh_caches(good: BuildResult, when: str)
     PluginCaches().run(ctx)
     fresh = check_freshness(runner, Target(good.env_dir / "bin" / "python"), PluginPackages())
     assert fresh.problems == []
-    for cache in ctx.facts["plugin_caches"]["caches"]:
-        assert Path(cache["path"]).stat().st_mtime >= epoch + 1
+    assert ctx.outputs.plugin_caches is not None
+    for cache in ctx.outputs.plugin_caches.caches:
+        assert cache.path.stat().st_mtime >= epoch + 1
     assert consumer(good.env_dir).returncode == 0
-    assert check(spec).facts["probes"]
+    assert check(spec).outputs.probe_results
 
 
 @pytest.mark.slow
@@ -413,7 +415,7 @@ def test_without_twisted_the_stage_and_twisted_probes_are_skipped(wheels: Wheels
     stages = {s.name: s for s in result.stages}
     assert stages["plugins"].status == "skipped"
     assert "Twisted is not installed" in stages["plugins"].detail
-    assert [p["name"] for p in result.facts["probes"]] == ["pip-check", "lock"]
+    assert [p.name for p in result.outputs.probe_results] == ["pip-check", "lock"]
 
 
 @pytest.mark.slow
@@ -442,10 +444,10 @@ def test_without_bytecode_the_final_stages_share_a_cache_outside_the_environment
                    "compile: false\n" + GOOD_FINAL)
     result = build(load_spec(spec))
     assert {s.name: s.status for s in result.stages}["plugins"] == "ok"
-    assert all(p["status"] != "fail" for p in result.facts["probes"])
+    assert all(p.status != "fail" for p in result.outputs.probe_results)
     assert list(result.env_dir.rglob("*.pyc")) == []
     assert list(temp.iterdir()) == []
-    assert check(load_spec(spec)).facts["probes"]
+    assert check(load_spec(spec)).outputs.probe_results
     assert list(result.env_dir.rglob("*.pyc")) == [] and list(temp.iterdir()) == []
 
 

@@ -10,13 +10,12 @@ and applies only the pin diff; anything that could change how artifacts were bui
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
 
 from . import __version__
 from .envdir import Environments, damage
 from .locks import split_pin
+from .record import read_record
+from .results import Plan
 from .runner import Runner
 from .spec import Spec
 from .uptodate import digest, identity
@@ -59,28 +58,6 @@ def pins_of(spec: Spec, markers: dict[str, str]) -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Plan:
-    """What ``pinfold build`` would do now."""
-
-    mode: Literal["noop", "update", "full"]
-    #: Why: which inputs changed, or why a full build is needed.
-    reasons: tuple[str, ...] = ()
-    #: ``name==version`` pins to install (update: only those that moved or are new).
-    install: tuple[str, ...] = ()
-    #: Names to uninstall (update: pins removed from the lock, or whose hashes changed).
-    remove: tuple[str, ...] = ()
-    #: The current environment (the base of an update), if any.
-    current: Path | None = None
-    #: The digests of the spec's inputs, recorded in the new environment.
-    inputs: dict[str, str] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {"mode": self.mode, "reasons": list(self.reasons), "install": list(self.install),
-                "remove": list(self.remove), "current": str(self.current) if self.current else None}
-
-
 def make_plan(spec: Spec, envs: Environments, runner: Runner, *, fresh: bool = False,
               inputs: dict[str, str] | None = None) -> Plan:
     """Compare the current environment's record with ``spec``; start no pip.
@@ -91,9 +68,9 @@ def make_plan(spec: Spec, envs: Environments, runner: Runner, *, fresh: bool = F
     current = envs.current()
     if current is None:
         return Plan(mode="full", reasons=("there is no environment yet",), inputs=inputs)
-    state = envs.state(current) or {}
-    old_inputs: dict[str, str] = state.get("inputs", {})
-    installed: list[str] = state.get("installed", [])
+    record = read_record(current)
+    # No record it can read: every input counts as changed (the interpreter too: a full build).
+    old_inputs = record.inputs if record is not None else {}
     changed = [k for k in inputs if old_inputs.get(k) != inputs[k]]
     reasons = [_WHAT[k] for k in changed]
 
@@ -102,22 +79,21 @@ def make_plan(spec: Spec, envs: Environments, runner: Runner, *, fresh: bool = F
 
     if fresh:
         return full("--fresh")
-    if (why := damage(current, installed)) is not None:
+    if (why := damage(current, record.installed if record is not None else ())) is not None:
         return full(f"the current environment is damaged: {why}")
     if not changed:
         return Plan(mode="noop", current=current, inputs=inputs)
-    if any(k in _FULL for k in changed):
+    if record is None or any(k in _FULL for k in changed):
         return full()
-    if sorted(state.get("develop", [])) != sorted(str(d) for d in spec.develop):
+    if sorted(str(d) for d in record.develop) != sorted(str(d) for d in spec.develop):
         return full("the develop trees changed")
-    markers: dict[str, str] = state.get("python", {}).get("markers", {})
-    desired = pins_of(spec, markers)
-    have = {split_pin(p)[0]: p for p in installed}
-    old_hashes: dict[str, list[str]] = state.get("hashes", {})
-    new_hashes: dict[str, list[str]] = {
-        p.name: sorted(p.hashes) for p in spec.requirements.pins if p.name in desired}
+    desired = pins_of(spec, record.python.markers)
+    have = {split_pin(p)[0]: p for p in record.installed}
+    new_hashes: dict[str, tuple[str, ...]] = {
+        p.name: tuple(sorted(p.hashes)) for p in spec.requirements.pins if p.name in desired}
     # Same version, other artifacts (a rebuilt wheel): pip would call it satisfied, so remove first.
-    rehashed = [n for n in desired if have.get(n) == desired[n] and old_hashes.get(n) != new_hashes[n]]
+    rehashed = [n for n in desired
+                if have.get(n) == desired[n] and record.hashes.get(n) != new_hashes[n]]
     install = sorted(desired[n] for n in desired if have.get(n) != desired[n] or n in rehashed)
     remove = sorted([n for n in have if n not in desired] + rehashed)
     return Plan(mode="update", reasons=tuple(reasons), install=tuple(install), remove=tuple(remove),

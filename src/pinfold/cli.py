@@ -175,7 +175,7 @@ def _build(args: argparse.Namespace, ctx: _Context) -> _Outcome:
 
         # Nothing changed since the last build: answered without validating env.yaml again.
         if (quick := up_to_date(args.spec, ctx.runner)) is not None:
-            _report_build(args, ctx.out, quick.facts.get("probes", []), quick.warnings)
+            _report_build(args, ctx.out, [r.to_json() for r in quick.outputs.probe_results], quick.warnings)
             ctx.out.lines(render.build_lines(quick))
             return EXIT_OK, quick.to_json()
     from .pipeline import build
@@ -184,7 +184,7 @@ def _build(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     res = build(spec, on_event=ctx.out.event, runner=ctx.runner, fresh=args.fresh,
                 wait=not args.no_wait,
                 on_wait=lambda: ctx.out.line(render.waiting_line(spec.path)))
-    _report_build(args, ctx.out, res.facts.get("probes", []), res.warnings)
+    _report_build(args, ctx.out, [r.to_json() for r in res.outputs.probe_results], res.warnings)
     ctx.out.lines(render.build_lines(res))
     return EXIT_OK, res.to_json()
 
@@ -194,7 +194,7 @@ def _check(args: argparse.Namespace, ctx: _Context) -> _Outcome:
 
     spec = ctx.spec(args)
     res = check(spec, on_event=ctx.out.event, runner=ctx.runner)
-    _report_build(args, ctx.out, res.facts.get("probes", []), res.warnings)
+    _report_build(args, ctx.out, [r.to_json() for r in res.outputs.probe_results], res.warnings)
     ctx.out.lines(render.check_lines(spec.path))
     return EXIT_OK, res.to_json()
 

@@ -12,25 +12,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from .envlayout import site_packages
 from .errors import BuildError, SpecError
+from .record import STATE_FILE, EnvRecord, write_record
 
 __all__ = ["STATE_FILE", "Environments", "damage"]
 
-#: Written last into a finished environment: its fingerprint and what it holds.
-STATE_FILE = "pinfold.json"
 
-
-def damage(env_dir: Path, installed: list[str]) -> str | None:
+def damage(env_dir: Path, installed: Sequence[str]) -> str | None:
     """Why a finished environment is damaged (cheap file checks: no interpreter run), or None."""
     if not (env_dir / "bin" / "python").exists():
         return "its interpreter link is broken"
@@ -66,14 +62,6 @@ class Environments:
             )
         return None
 
-    def state(self, env_dir: Path) -> dict[str, Any] | None:
-        """The recorded state of a finished environment, or None."""
-        try:
-            data = json.loads((env_dir / STATE_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
-
     @contextlib.contextmanager
     def locked(self, *, wait: bool, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Hold the build lock of this ``path``: two builds never interleave."""
@@ -104,11 +92,9 @@ class Environments:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}"
         return self.versions / f"{stamp}-{secrets.token_hex(3)}"
 
-    def finish(self, env_dir: Path, state: dict[str, Any]) -> None:
-        """Record the state (atomically), then point ``path`` at ``env_dir`` (atomically)."""
-        tmp = env_dir / f".{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, env_dir / STATE_FILE)
+    def finish(self, env_dir: Path, record: EnvRecord) -> None:
+        """Write the record (atomically), then point ``path`` at ``env_dir`` (atomically)."""
+        write_record(env_dir, record)
         self.switch(env_dir)
 
     def finished(self) -> list[Path]:

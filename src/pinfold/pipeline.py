@@ -7,7 +7,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from .changes import Plan, fingerprint, make_plan
 from .envdir import Environments
 from .errors import BuildError, PinfoldError
 from .locking.needs import require_current_locks
+from .record import EnvRecord, PythonRecord
 from .results import BuildResult, StageEvent, StageReport
 from .runner import Runner
 from .spec import Spec
@@ -25,6 +25,27 @@ if TYPE_CHECKING:
     from .stages import Context, Stage
 
 __all__ = ["BuildResult", "StageEvent", "StageReport", "build", "check", "gc", "plan", "rollback"]
+
+
+def _stages(plan: Plan) -> list[Stage]:
+    """The stages of a build: an update starts from a clone of the current environment."""
+    from .stages import (
+        ApplyPlan,
+        CloneCurrent,
+        Compile,
+        CreateFresh,
+        Develop,
+        InstallLock,
+        KeptDevelop,
+        PluginCaches,
+        Preflight,
+        Probes,
+    )
+
+    if plan.mode == "update" and plan.current is not None:
+        return [Preflight(), CloneCurrent(plan.current), ApplyPlan(plan), KeptDevelop(), Compile(),
+                PluginCaches(), Probes()]
+    return [Preflight(), CreateFresh(), InstallLock(), Develop(), Compile(), PluginCaches(), Probes()]
 
 
 def _report(spec: Spec, env_dir: Path, start: float) -> BuildResult:
@@ -74,10 +95,11 @@ def build(
         return _report(spec, plan.current, start)
     # Imported here, not at the top: the no-op path above must stay cheap.
     from .index import ArtifactIndex
-    from .stages import BUILD_STAGES, Context
+    from .stages import Context
 
     ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=envs.new_dir())
-    stages = [cls() for cls in BUILD_STAGES]
+    # What a stage needs does not depend on the plan: both stage lists have the same problems.
+    stages = _stages(plan)
     problems = [p for stage in stages for p in stage.problems(ctx)]
     if problems:
         raise BuildError("cannot build: the tools are not ready; nothing was changed", problems)
@@ -97,39 +119,39 @@ def build(
         reports.append(StageReport(stage.name, "ok", seconds, detail))
 
     # Pre-flight only reads: it runs before the lock, so a bad index creates nothing at all.
-    preflight_stage, *rest = stages
-    run_stage(preflight_stage)
+    run_stage(stages[0])
     with envs.locked(wait=wait, on_wait=on_wait):
         # Named once the lock is held: names sort in build order, which rollback relies on.
         ctx.env_dir = envs.new_dir()
         envs.cleanup()
         # Another build may have changed the environment while this one waited: plan again,
         # against the same inputs (they describe the spec loaded at the start).
-        ctx.plan = plan = make_plan(spec, envs, runner, fresh=fresh, inputs=plan.inputs)
+        plan = make_plan(spec, envs, runner, fresh=fresh, inputs=plan.inputs)
         if plan.mode == "noop" and plan.current is not None:
             return _report(spec, plan.current, start)
         try:
             with _bytecode_outside(ctx):
-                for stage in rest:
+                # This plan's stages (it may differ from the first one); pre-flight has run.
+                for stage in _stages(plan)[1:]:
                     run_stage(stage)
             assert ctx.preflight is not None and ctx.interpreter is not None and plan.inputs
-            state = {
-                "fingerprint": fingerprint(plan.inputs),
-                "inputs": plan.inputs,
-                "watch": watch,
-                "pinfold": __version__,
-                "spec": str(spec.file),
-                "python": {"executable": ctx.interpreter.executable,
-                           "version": ctx.interpreter.version, "abi": ctx.interpreter.abi,
-                           "markers": ctx.interpreter.markers},
-                "installed": sorted(str(p) for p in ctx.preflight.runtime),
-                "hashes": {p.name: sorted(p.hashes) for p in ctx.preflight.runtime},
-                "develop": [str(d) for d in spec.develop],
-                "plan": plan.to_json(),
-                "stages": [asdict(r) for r in reports],
-                "facts": ctx.facts,
-            }
-            envs.finish(ctx.env_dir, state)
+            interp = ctx.interpreter
+            record = EnvRecord(
+                fingerprint=fingerprint(plan.inputs),
+                inputs=plan.inputs,
+                watch=watch,
+                pinfold=__version__,
+                spec=spec.file,
+                python=PythonRecord(executable=interp.executable, version=interp.version,
+                                    abi=interp.abi, markers=interp.markers),
+                installed=tuple(sorted(str(p) for p in ctx.preflight.runtime)),
+                hashes={p.name: tuple(sorted(p.hashes)) for p in ctx.preflight.runtime},
+                develop=spec.develop,
+                plan=plan,
+                stages=tuple(reports),
+                outputs=ctx.outputs,
+            )
+            envs.finish(ctx.env_dir, record)
         except BaseException:
             # Nothing half-built stays behind; `path` still points at the previous environment.
             shutil.rmtree(ctx.env_dir, ignore_errors=True)
@@ -137,7 +159,7 @@ def build(
         envs.cleanup()
     return BuildResult(spec_file=spec.file, path=spec.path, env_dir=ctx.env_dir,
                        up_to_date=False, stages=tuple(reports), warnings=tuple(ctx.warnings),
-                       seconds=time.monotonic() - start, facts={**ctx.facts, "plan": plan.to_json()})
+                       seconds=time.monotonic() - start, plan=plan, outputs=ctx.outputs)
 
 
 def plan(spec: Spec, *, runner: Runner | None = None, fresh: bool = False) -> Plan:
@@ -194,4 +216,4 @@ def check(
     return BuildResult(spec_file=spec.file, path=spec.path, env_dir=current, up_to_date=True,
                        stages=(StageReport(probes.name, "ok", seconds, detail),),
                        warnings=tuple(ctx.warnings), seconds=time.monotonic() - start,
-                       facts=ctx.facts)
+                       outputs=ctx.outputs)

@@ -21,6 +21,7 @@ from typing import Any
 from .envlayout import site_packages
 from .errors import BuildError, Problem
 from .inside.shared import EXACTLY, SECOND_NS, strictly_newer_mtime_ns
+from .results import CacheFile
 from .runner import Runner
 from .target import Target, run_inside
 
@@ -55,25 +56,6 @@ def twisted_installed(env_dir: Path, develop: Sequence[Path] = ()) -> bool:
     roots = site_packages(env_dir)
     roots += [r for tree in develop for r in (tree, tree / "src")]
     return any((root / "twisted" / "plugin.py").is_file() for root in roots)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class CacheFile:
-    """One cache the stage wrote."""
-
-    #: The plugin package, e.g. ``twisted.plugins``.
-    package: str
-    path: Path
-    #: How many plugin modules its folder holds.
-    modules: int
-    mtime_ns: int
-    #: Seconds its mtime was moved forward past the newest module (0.0 when not needed).
-    raised: float
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {"package": self.package, "path": str(self.path), "modules": self.modules,
-                "mtime_ns": self.mtime_ns, "raised_seconds": round(self.raised, 6)}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

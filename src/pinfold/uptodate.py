@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -26,6 +26,7 @@ from . import __version__
 from .envdir import Environments, damage
 from .errors import CommandError, PinfoldError, interpreter_failed
 from .paths import env_path, find_python
+from .record import Watch, read_record
 from .results import BuildResult
 from .runner import Runner
 
@@ -51,7 +52,7 @@ def identity(python: str, runner: Runner) -> str:
     return done.output.strip()
 
 
-def watch_of(spec: Spec) -> dict[str, Any]:
+def watch_of(spec: Spec) -> Watch:
     """What the no-op fast path must find unchanged: everything validating ``spec`` read."""
     from .needs import read_needs
 
@@ -63,26 +64,20 @@ def watch_of(spec: Spec) -> dict[str, Any]:
             files += read_needs(ns, spec.root)[0].files
     for tree in spec.develop:
         files += [tree / name for name in ("pyproject.toml", "setup.py") if (tree / name).is_file()]
-    return {
-        "spec": str(spec.file),
-        "files": {str(f): digest(f) for f in dict.fromkeys(files)},
-        "folders": [str(d) for d in (*spec.index.find_links, *spec.develop)],
-        "python": spec.python,
-    }
+    return Watch(spec=str(spec.file), files={str(f): digest(f) for f in dict.fromkeys(files)},
+                 folders=tuple(str(d) for d in (*spec.index.find_links, *spec.develop)),
+                 python=spec.python)
 
 
-def _unchanged(watch: dict[str, Any], spec_file: Path, python: str) -> bool:
-    if watch.get("spec") != str(spec_file) or watch.get("python") != python:
-        return False
-    files = watch.get("files")
-    if not isinstance(files, dict) or str(spec_file) not in files:
+def _unchanged(watch: Watch, spec_file: Path, python: str) -> bool:
+    if watch.spec != str(spec_file) or watch.python != python or str(spec_file) not in watch.files:
         return False
     try:
-        if any(digest(Path(name)) != value for name, value in files.items()):
+        if any(digest(Path(name)) != value for name, value in watch.files.items()):
             return False
     except OSError:  # a file went away: validation will say so
         return False
-    return all(Path(folder).is_dir() for folder in watch.get("folders", []))
+    return all(Path(folder).is_dir() for folder in watch.folders)
 
 
 def up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
@@ -115,15 +110,13 @@ def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
     envs = Environments(path)
     if not path.is_symlink() or (current := envs.current()) is None:
         return None
-    state = envs.state(current) or {}
-    watch, inputs = state.get("watch"), state.get("inputs")
-    if (state.get("pinfold") != __version__ or not isinstance(watch, dict) or not isinstance(inputs, dict)
-            or not _unchanged(watch, file, python)):
+    record = read_record(current)
+    if record is None or record.pinfold != __version__ or not _unchanged(record.watch, file, python):
         return None
-    if damage(current, state.get("installed", [])) is not None:
+    if damage(current, record.installed) is not None:
         return None
     try:
-        if identity(python, runner) != inputs.get("python"):
+        if identity(python, runner) != record.inputs.get("python"):
             return None
     except PinfoldError:  # the full path runs it again and reports it
         return None

@@ -15,14 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, cast
 
 from ..errors import PinfoldError
+from ..results import ProbeResult, Status
 
 __all__ = ["Outcome", "Probe", "ProbeResult", "Status", "run_probes"]
-
-#: ``warn`` is a finding that does not fail the build (e.g. an allowed reactor import).
-Status = Literal["ok", "warn", "fail"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -34,28 +31,6 @@ class Outcome:
     summary: str
     #: The details behind a warning or failure, one finding per line.
     evidence: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ProbeResult:
-    """A probe's outcome, with its name and duration."""
-
-    name: str
-    status: Status
-    seconds: float
-    summary: str
-    evidence: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the form kept in ``facts["probes"]``)."""
-        return {"name": self.name, "status": self.status, "seconds": round(self.seconds, 3),
-                "summary": self.summary, "evidence": list(self.evidence)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ProbeResult:
-        """The inverse of :meth:`to_json`."""
-        return cls(name=data["name"], status=cast(Status, data["status"]), seconds=data["seconds"],
-                   summary=data["summary"], evidence=tuple(data.get("evidence", ())))
 
 
 @dataclass(frozen=True, slots=True)

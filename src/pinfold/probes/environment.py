@@ -19,6 +19,7 @@ from ..errors import CommandError
 from ..interpreter import inspect_interpreter
 from ..locks import Lock, Pin, split_pin
 from ..paths import display_path
+from ..record import STATE_FILE, EnvRecord
 from ..runner import Runner
 from ..target import Target, neutral_dir, run_inside
 from . import Outcome
@@ -76,18 +77,17 @@ class Expected:
         return cls.from_pins(pins, lock, develop)
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], where: str) -> Expected:
+    def from_state(cls, record: EnvRecord) -> Expected:
         """What a finished environment recorded it was built with (``installed``, ``develop``).
 
         After a rollback the environment is the one an older lock made: it must match
         that lock, not the one on disk now (``pinfold status`` tells those apart).
         """
         versions = {}
-        for line in state["installed"]:
+        for line in record.installed:
             name, version = split_pin(str(line))
             versions[canonicalize_name(name)] = Version(version)
-        return cls(versions=versions, origin=dict.fromkeys(versions, where),
-                   develop=tuple(Path(d) for d in state.get("develop", [])))
+        return cls(versions=versions, origin=dict.fromkeys(versions, STATE_FILE), develop=record.develop)
 
 
 def _version(text: str) -> Version | str:

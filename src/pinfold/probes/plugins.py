@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..plugincache import PluginPackages, check_freshness
+from ..results import PluginCachesOutput
 from ..runner import Runner
 from ..target import Target, run_inside
 from . import Outcome
@@ -35,14 +36,14 @@ def freshness(runner: Runner, target: Target, packages: PluginPackages) -> Outco
                                         f"(newest module {margin:.2f}s older than its cache)")
 
 
-def freshness_checked(facts: dict[str, Any]) -> Outcome:
+def freshness_checked(written: PluginCachesOutput) -> Outcome:
     """The freshness test this build's plugins stage ran right after writing the caches.
 
     Nothing runs between the two stages, so repeating it would only cost time;
     ``pinfold check`` runs :func:`freshness` for real.
     """
-    caches, margin = facts["caches"], facts.get("margin")
-    modules = sum(c["modules"] for c in caches)
+    caches, margin = written.caches, written.margin
+    modules = sum(c.modules for c in caches)
     newest = f", newest module {margin:.2f}s older than its cache" if margin is not None else ""
     return Outcome(status="ok", summary=f"{len(caches)} cache(s) fresh for {modules} plugin modules "
                                         f"(tested by the plugins stage right after writing them{newest})")

@@ -1,22 +1,36 @@
 """The build stages, in the order they run (the file names say it too).
 
-Each stage is one small class with ``problems`` (checked for every stage before
-anything is touched), ``skip_reason`` and ``run``.
+Each stage is one small class (a :class:`Stage`) with ``problems`` (checked for every
+stage before anything is touched), ``skip_reason`` and ``run``; the base class gives
+the first two defaults. Stages couple only through the typed fields of the
+:class:`Context` (``ctx.outputs`` for their results). Which stages a build runs, a full
+build or an update, is chosen by :mod:`pinfold.pipeline`: an update clones the current
+environment (:class:`CloneCurrent`), applies the plan's pin diff (:class:`ApplyPlan`)
+and keeps the develop installs (:class:`KeptDevelop`).
 """
 
 from __future__ import annotations
 
 from .base import Context, Stage
 from .s1_preflight import Preflight
-from .s2_create import Create
-from .s3_install import Install
-from .s4_develop import Develop
+from .s2_create import CloneCurrent, CreateFresh
+from .s3_install import ApplyPlan, InstallLock
+from .s4_develop import Develop, KeptDevelop
 from .s5_compile import Compile
 from .s6_plugins import PluginCaches
 from .s7_probes import Probes
 
-__all__ = ["BUILD_STAGES", "Context", "Stage"]
-
-#: The stage sequence of ``pinfold build``.
-BUILD_STAGES: tuple[type[Stage], ...] = (Preflight, Create, Install, Develop, Compile, PluginCaches,
-                                         Probes)
+__all__ = [
+    "ApplyPlan",
+    "CloneCurrent",
+    "Compile",
+    "Context",
+    "CreateFresh",
+    "Develop",
+    "InstallLock",
+    "KeptDevelop",
+    "PluginCaches",
+    "Preflight",
+    "Probes",
+    "Stage",
+]

@@ -1,17 +1,17 @@
-"""What every stage shares: the context it reads and writes, and the stage protocol."""
+"""What every stage shares: the context it reads and writes, and the stage base class."""
 
 from __future__ import annotations
 
-import sys
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar
 
-from ..changes import Plan
 from ..errors import Problem
 from ..index import ArtifactIndex
 from ..interpreter import Interpreter
 from ..preflight import PreflightReport
+from ..results import StageOutputs
 from ..runner import Runner
 from ..spec import Spec
 from ..target import Target
@@ -30,22 +30,14 @@ class Context:
     env_dir: Path
     interpreter: Interpreter | None = None
     preflight: PreflightReport | None = None
-    #: What this build does; for an update, ``plan.current`` is cloned and only the diff applied.
-    plan: Plan | None = None
-    #: The Python running pinfold (its pip installs into the environment).
-    tool_python: str = sys.executable
     #: Findings that do not fail the build, shown to the user.
     warnings: list[str] = field(default_factory=list)
-    #: Stage outputs for the result and for later stages (e.g. plugin caches written).
-    facts: dict[str, Any] = field(default_factory=dict)
+    #: The typed outputs of the stages that ran, for the result and for later stages
+    #: (the probes read the plugin caches written).
+    outputs: StageOutputs = field(default_factory=StageOutputs)
     #: For an environment without bytecode (``compile: false``): a temporary folder where
     #: the final stages keep the bytecode of what they import (see :class:`Target`).
     pycache: Path | None = None
-
-    @property
-    def base(self) -> Path | None:
-        """The environment this build updates (a hard-link clone of it), or None for a full build."""
-        return self.plan.current if self.plan is not None and self.plan.mode == "update" else None
 
     @property
     def env_python(self) -> Path:
@@ -58,20 +50,22 @@ class Context:
         return Target(self.env_python, self.pycache)
 
 
-class Stage(Protocol):
-    """One step of the build."""
+class Stage(ABC):
+    """One step of the build. Which stages a build runs (a full build or an update) is the
+    pipeline's choice; a stage does its one job."""
 
     #: Short name shown in progress lines and JSON.
     name: ClassVar[str]
 
     def problems(self, ctx: Context) -> list[Problem]:
-        """What makes this stage impossible, found before anything is touched."""
-        ...
+        """What makes this stage impossible, found before anything is touched (default: nothing)."""
+        return []
 
     def skip_reason(self, ctx: Context) -> str | None:
-        """Why the stage has nothing to do in this build, or None."""
-        ...
+        """Why the stage has nothing to do in this build, or None (default: it always runs)."""
+        return None
 
+    @abstractmethod
     def run(self, ctx: Context) -> str:
-        """Do the work; return a one-line detail for the progress line."""
-        ...
+        """Do the work (storing any typed output in ``ctx.outputs``); return a one-line detail
+        for the progress line."""

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..errors import Problem
 from ..interpreter import inspect_interpreter
 from ..preflight import preflight
-from .base import Context
+from .base import Context, Stage
 
 __all__ = ["Preflight"]
 
 
-class Preflight:
+class Preflight(Stage):
     """Every pin has a fitting artifact whose hash is in the lock; nothing is created."""
 
     name: ClassVar[str] = "preflight"
-
-    def problems(self, ctx: Context) -> list[Problem]:
-        return []
-
-    def skip_reason(self, ctx: Context) -> str | None:
-        return None
 
     def run(self, ctx: Context) -> str:
         if ctx.interpreter is None:

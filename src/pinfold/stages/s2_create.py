@@ -7,35 +7,41 @@ from a hard-link clone of the current environment instead.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import ClassVar
 
-from ..errors import Problem
-from .base import Context
+from ..envdir import Environments
+from .base import Context, Stage
 
-__all__ = ["Create"]
+__all__ = ["CloneCurrent", "CreateFresh"]
 
 
-class Create:
-    """``virtualenv --no-seed`` for the target interpreter."""
+class CreateFresh(Stage):
+    """``virtualenv --no-seed`` for the target interpreter (a full build)."""
 
     name: ClassVar[str] = "create"
 
-    def problems(self, ctx: Context) -> list[Problem]:
-        return []
-
-    def skip_reason(self, ctx: Context) -> str | None:
-        return None
-
     def run(self, ctx: Context) -> str:
         assert ctx.interpreter is not None
-        if ctx.base is not None:
-            from ..envdir import Environments
-
-            count = Environments(ctx.spec.path).clone(ctx.base, ctx.env_dir)
-            return f"{ctx.env_dir.name}: {count} files hard-linked from {ctx.base.name}"
+        # virtualenv is a dependency of pinfold: it runs from pinfold's own interpreter.
         ctx.runner.run(
-            [ctx.tool_python, "-m", "virtualenv", "--quiet", "--no-seed", "--no-periodic-update",
+            [sys.executable, "-m", "virtualenv", "--quiet", "--no-seed", "--no-periodic-update",
              "--python", ctx.interpreter.executable, str(ctx.env_dir)],
             what="creating the virtualenv",
         )
         return f"{ctx.env_dir.name} for {ctx.interpreter.executable}"
+
+
+class CloneCurrent(Stage):
+    """A hard-link clone of the current environment (an update)."""
+
+    name: ClassVar[str] = "create"
+
+    def __init__(self, base: Path) -> None:
+        #: The environment this update starts from.
+        self.base = base
+
+    def run(self, ctx: Context) -> str:
+        count = Environments(ctx.spec.path).clone(self.base, ctx.env_dir)
+        return f"{ctx.env_dir.name}: {count} files hard-linked from {self.base.name}"

@@ -9,13 +9,13 @@ from packaging.utils import canonicalize_name
 from ..errors import Problem
 from ..installers import installer_for, tool_problem
 from ..installers.pip import MIN_PIP
-from ..locks import split_pin
-from .base import Context
+from ..results import Plan
+from .base import Context, Stage
 
-__all__ = ["Install"]
+__all__ = ["ApplyPlan", "InstallLock"]
 
 
-class Install:
+class _Installing(Stage):
     """pip or uv, hermetic: index from the spec only, hashed runtime lock, hashed build constraints."""
 
     name: ClassVar[str] = "install"
@@ -28,19 +28,30 @@ class Install:
             problems.append(Problem("pip", reason))
         return problems
 
-    def skip_reason(self, ctx: Context) -> str | None:
-        return None
+
+class InstallLock(_Installing):
+    """A full build: the whole runtime lock into the new, empty environment."""
 
     def run(self, ctx: Context) -> str:
         installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight)
-        if ctx.base is not None and ctx.plan is not None:
-            installer.uninstall(ctx.env_python, list(ctx.plan.remove))
-            by_name = ctx.spec.requirements.by_name()
-            moved = [by_name[canonicalize_name(split_pin(p)[0])] for p in ctx.plan.install]
-            installer.install_pins(ctx.env_python, moved)
-            parts = [f"+{p}" for p in ctx.plan.install] + [f"-{n}" for n in ctx.plan.remove]
-            changed = " ".join(parts) if parts else "no distribution changed"
-            return f"update with {installer.name}: {changed}"
         installer.install_lock(ctx.env_python)
         count = len(ctx.preflight.runtime) if ctx.preflight else len(ctx.spec.requirements.pins)
         return f"{count} distributions with {installer.name}"
+
+
+class ApplyPlan(_Installing):
+    """An update: into the clone, uninstall what the plan removes, install what it moves."""
+
+    def __init__(self, plan: Plan) -> None:
+        #: The update's pin diff.
+        self.plan = plan
+
+    def run(self, ctx: Context) -> str:
+        installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight)
+        installer.uninstall(ctx.env_python, list(self.plan.remove))
+        by_name = ctx.spec.requirements.by_name()
+        moved = [by_name[canonicalize_name(p.split("==")[0])] for p in self.plan.install]
+        installer.install_pins(ctx.env_python, moved)
+        parts = [f"+{p}" for p in self.plan.install] + [f"-{n}" for n in self.plan.remove]
+        changed = " ".join(parts) if parts else "no distribution changed"
+        return f"update with {installer.name}: {changed}"

@@ -20,23 +20,22 @@ packages) does not fail the build; it is reported as a warning.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from ..envlayout import site_packages
-from ..errors import BuildError, Problem
+from ..errors import BuildError
 from ..inside import script
-from .base import Context
+from ..results import CompileOutput
+from .base import Context, Stage
 
 __all__ = ["Compile"]
 
 
-class Compile:
+class Compile(Stage):
     """``<env python> -I pinfold/inside/compile.py <site-packages>...``."""
 
     name: ClassVar[str] = "compile"
-
-    def problems(self, ctx: Context) -> list[Problem]:
-        return []
 
     def skip_reason(self, ctx: Context) -> str | None:
         return None if ctx.spec.compile else "disabled (compile: false)"
@@ -51,7 +50,7 @@ class Compile:
         lines = done.output.splitlines()
         failed = [ln[len("FAILED "):] for ln in lines if ln.startswith("FAILED ")]
         ctx.warnings += [f"not byte-compiled: {f}" for f in failed]
-        ctx.facts["compile"] = {"failed": failed}
+        ctx.outputs = replace(ctx.outputs, compile=CompileOutput(failed=tuple(failed)))
         summary = next((ln for ln in reversed(lines) if ln.startswith("compiled ")), "compiled")
         note = f"; {len(failed)} file(s) do not compile (warnings)" if failed else ""
         return f"{summary} in {', '.join(s.relative_to(ctx.env_dir).as_posix() for s in sites)}{note}"

@@ -10,12 +10,14 @@ imports every plugin module, and one that imports the reactor breaks
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import BuildError, Problem
+from ..errors import BuildError
 from ..plugincache import PluginPackages, regenerate, twisted_installed
-from .base import Context
+from ..results import PluginCachesOutput
+from .base import Context, Stage
 
 __all__ = ["PluginCaches"]
 
@@ -24,13 +26,10 @@ def _inside(path: Path, env_dir: Path) -> bool:
     return path.resolve().is_relative_to(env_dir.resolve())
 
 
-class PluginCaches:
+class PluginCaches(Stage):
     """Remove, regenerate, validate; then prove every cache fresh with a read-only test."""
 
     name: ClassVar[str] = "plugins"
-
-    def problems(self, ctx: Context) -> list[Problem]:
-        return []
 
     def skip_reason(self, ctx: Context) -> str | None:
         options = ctx.spec.final.plugin_caches
@@ -49,14 +48,10 @@ class PluginCaches:
         ctx.warnings += [f"plugin cache written outside the environment (a develop tree): {p}"
                          for p in outside]
         margins = [f.margin for f in done.freshness.folders if f.margin is not None]
-        ctx.facts["plugin_caches"] = {
-            "packages": list(done.packages),
-            "caches": [c.to_json() for c in done.caches],
-            "removed": [str(p) for p in done.removed],
-            # The read-only freshness test passed; the probes stage reports it, not repeats it.
-            "fresh": True,
-            "margin": min(margins, default=None),
-        }
+        # The read-only freshness test passed; the probes stage reports it, not repeats it.
+        written = PluginCachesOutput(packages=done.packages, caches=done.caches, removed=done.removed,
+                                     fresh=True, margin=min(margins, default=None))
+        ctx.outputs = replace(ctx.outputs, plugin_caches=written)
         modules = sum(c.modules for c in done.caches)
         raised = sum(c.raised > 0 for c in done.caches)
         note = f"; mtime raised past the newest module on {raised}" if raised else ""

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import ClassVar
 
-from ..envdir import STATE_FILE, Environments
 from ..errors import ProbeError, Problem
 from ..plugincache import PluginPackages, twisted_installed
 from ..probes import Probe, environment, plugins, run_probes
 from ..probes.environment import Expected
-from .base import Context
+from ..record import read_record
+from ..results import ProbesOutput
+from .base import Context, Stage
 
 __all__ = ["Probes", "plan"]
 
@@ -38,9 +40,9 @@ def _expected(ctx: Context) -> Callable[[], Expected]:
     spec = ctx.spec
     if ctx.preflight is not None:  # building: pre-flight knows the pins that apply
         return partial(Expected.from_pins, ctx.preflight.runtime, spec.requirements, spec.develop)
-    state = Environments(spec.path).state(ctx.env_dir) or {}
-    if isinstance(state.get("installed"), list):
-        return partial(Expected.from_state, state, STATE_FILE)
+    record = read_record(ctx.env_dir)
+    if record is not None:
+        return partial(Expected.from_state, record)
     return partial(Expected.from_lock, ctx.runner, ctx.env_python, spec.requirements, spec.develop)
 
 
@@ -48,14 +50,14 @@ def plan(ctx: Context) -> list[Probe]:
     """The probes for this environment, in report order (Twisted ones only with Twisted)."""
     spec, options = ctx.spec, ctx.spec.final.probes
     target, runner = ctx.target, ctx.runner
-    caches = ctx.facts.get("plugin_caches")
+    caches = ctx.outputs.plugin_caches
     # The plugins stage of this build found the plugin packages already: no second scan.
-    packages = (PluginPackages(tuple(caches["packages"]), exact=True) if caches
+    packages = (PluginPackages(caches.packages, exact=True) if caches is not None
                 else PluginPackages(spec.final.plugin_caches.packages))
     jobs = os.cpu_count() or 2
     probes: list[Probe] = []
     if twisted_installed(ctx.env_dir, spec.develop):
-        fresh = (partial(plugins.freshness_checked, caches) if caches and caches.get("fresh")
+        fresh = (partial(plugins.freshness_checked, caches) if caches is not None and caches.fresh
                  else partial(plugins.freshness, runner, target, packages))
         probes += [
             Probe("plugin-caches", fresh),
@@ -79,20 +81,17 @@ def plan(ctx: Context) -> list[Probe]:
     return probes
 
 
-class Probes:
+class Probes(Stage):
     """Run every probe in parallel; fail with all their results if any fails."""
 
     name: ClassVar[str] = "probes"
-
-    def problems(self, ctx: Context) -> list[Problem]:
-        return []
 
     def skip_reason(self, ctx: Context) -> str | None:
         return None if ctx.spec.final.probes.enabled else "disabled (final.probes.enabled is false)"
 
     def run(self, ctx: Context) -> str:
         results = run_probes(plan(ctx))
-        ctx.facts["probes"] = [r.to_json() for r in results]
+        ctx.outputs = replace(ctx.outputs, probes=ProbesOutput(results=tuple(results)))
         ctx.warnings += [f"probe {r.name}: {line}" for r in results if r.status == "warn"
                          for line in r.evidence or (r.summary,)]
         failed = [r for r in results if r.status == "fail"]

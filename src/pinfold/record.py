@@ -1,0 +1,196 @@
+"""The environment record, ``pinfold.json``: what a finished environment was built from and holds.
+
+Written last into a finished environment (:func:`write_record`, atomically), read by the
+plan (:mod:`pinfold.changes`), the no-op fast path (:mod:`pinfold.uptodate`) and the lock
+probe of ``pinfold check`` (:mod:`pinfold.stages.s7_probes`), all through
+:func:`read_record`. The reader is lenient: a record that is missing, unparseable, from
+a newer pinfold or otherwise not of the known shape reads as None, "not known", and the
+callers then do a full build (or compare with the lock on disk).
+
+Schemas: 1 is the record of pinfold before the ``schema`` key existed (the same keys, no
+``schema``): it is read as it is. 2 adds ``schema``. Standard library only and cheap to
+import: the no-op fast path reads the record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .results import (
+    Plan,
+    StageOutputs,
+    StageReport,
+    json_object,
+    json_str,
+    json_strs,
+)
+
+__all__ = ["SCHEMA", "STATE_FILE", "EnvRecord", "PythonRecord", "Watch", "read_record", "write_record"]
+
+#: The record's file name inside a finished environment (its presence marks it finished).
+STATE_FILE = "pinfold.json"
+#: The schema this pinfold writes; a record without a ``schema`` key is schema 1.
+SCHEMA = 2
+
+
+def _str_map(value: object) -> dict[str, str]:
+    data = json_object(value)
+    return {json_str(k): json_str(v) for k, v in data.items()}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PythonRecord:
+    """The target interpreter the environment was built for."""
+
+    #: The real (non-venv) executable.
+    executable: str
+    #: ``platform.python_version()``, e.g. ``3.11.9``.
+    version: str
+    #: e.g. ``cpython-311``.
+    abi: str
+    #: The PEP 508 marker environment (what an update evaluates the lock's markers with).
+    markers: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"executable": self.executable, "version": self.version, "abi": self.abi,
+                "markers": dict(self.markers)}
+
+    @classmethod
+    def from_json(cls, data: object) -> PythonRecord:
+        """The inverse of :meth:`to_json`."""
+        data = json_object(data)
+        return cls(executable=json_str(data["executable"]), version=json_str(data["version"]),
+                   abi=json_str(data["abi"]), markers=_str_map(data["markers"]))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Watch:
+    """What the no-op fast path must find unchanged: everything validating env.yaml read."""
+
+    #: env.yaml, absolute.
+    spec: str
+    #: Every file read (env.yaml, the locks, the needs files and their includes, the develop
+    #: trees' ``pyproject.toml``/``setup.py``): path -> sha256 of its bytes.
+    files: dict[str, str]
+    #: Folders that had to exist: the wheelhouses and the develop trees.
+    folders: tuple[str, ...]
+    #: The interpreter env.yaml named (as found on PATH or relative to env.yaml).
+    python: str
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"spec": self.spec, "files": dict(self.files), "folders": list(self.folders),
+                "python": self.python}
+
+    @classmethod
+    def from_json(cls, data: object) -> Watch:
+        """The inverse of :meth:`to_json`."""
+        data = json_object(data)
+        return cls(spec=json_str(data["spec"]), files=_str_map(data["files"]),
+                   folders=json_strs(data["folders"]), python=json_str(data["python"]))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EnvRecord:
+    """One finished environment's record (``pinfold.json``)."""
+
+    #: The record's layout version (:data:`SCHEMA` when written by this pinfold).
+    schema: int = SCHEMA
+    #: One digest of ``inputs``.
+    fingerprint: str
+    #: Digests of what the environment was built from: ``env.yaml``, ``requirements``,
+    #: ``build_requirements``, ``python`` (the interpreter's identity) and ``pinfold`` (its version).
+    inputs: dict[str, str]
+    #: What the no-op fast path checks.
+    watch: Watch
+    #: The pinfold version that built it.
+    pinfold: str
+    #: The env.yaml it was built from.
+    spec: Path
+    #: The target interpreter.
+    python: PythonRecord
+    #: The runtime pins installed, ``name==version``, sorted.
+    installed: tuple[str, ...]
+    #: The hashes the lock gave each installed pin: name -> sorted ``sha256:...``.
+    hashes: dict[str, tuple[str, ...]]
+    #: The develop trees installed editable.
+    develop: tuple[Path, ...] = ()
+    #: What the build did.
+    plan: Plan
+    #: How each stage went.
+    stages: tuple[StageReport, ...] = ()
+    #: The stage outputs (kept under ``facts`` in the file, as in ``--json``).
+    outputs: StageOutputs = field(default_factory=StageOutputs)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict, the file's content."""
+        return {
+            "schema": self.schema,
+            "fingerprint": self.fingerprint,
+            "inputs": dict(self.inputs),
+            "watch": self.watch.to_json(),
+            "pinfold": self.pinfold,
+            "spec": str(self.spec),
+            "python": self.python.to_json(),
+            "installed": list(self.installed),
+            "hashes": {name: list(hashes) for name, hashes in self.hashes.items()},
+            "develop": [str(d) for d in self.develop],
+            "plan": self.plan.to_json(),
+            "stages": [{"name": s.name, "status": s.status, "seconds": s.seconds, "detail": s.detail}
+                       for s in self.stages],
+            "facts": self.outputs.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> EnvRecord:
+        """The inverse of :meth:`to_json`; raises ``KeyError``, ``TypeError`` or ``ValueError``.
+
+        A record without ``schema`` is schema 1; one from a newer pinfold is refused.
+        """
+        data = json_object(data)
+        schema = data.get("schema", 1)
+        if isinstance(schema, bool) or not isinstance(schema, int) or not 1 <= schema <= SCHEMA:
+            raise ValueError(f"unknown record schema {schema!r:.30}")
+        stages = data["stages"]
+        if not isinstance(stages, list):
+            raise TypeError("stages: expected a list")
+        return cls(
+            schema=schema,
+            fingerprint=json_str(data["fingerprint"]),
+            inputs=_str_map(data["inputs"]),
+            watch=Watch.from_json(data["watch"]),
+            pinfold=json_str(data["pinfold"]),
+            spec=Path(json_str(data["spec"])),
+            python=PythonRecord.from_json(data["python"]),
+            installed=json_strs(data["installed"]),
+            hashes={json_str(k): json_strs(v) for k, v in json_object(data["hashes"]).items()},
+            develop=tuple(Path(d) for d in json_strs(data["develop"])),
+            plan=Plan.from_json(data["plan"]),
+            stages=tuple(StageReport.from_json(s) for s in stages),
+            outputs=StageOutputs.from_json(data["facts"]),
+        )
+
+
+def read_record(env_dir: Path) -> EnvRecord | None:
+    """The record of the environment in ``env_dir``, or None when there is none it can read.
+
+    None (missing, unparseable, foreign or of an unknown schema) means "not known": do a
+    full build. Never raises for the file's content.
+    """
+    try:
+        data = json.loads((env_dir / STATE_FILE).read_bytes())
+        return EnvRecord.from_json(data)
+    except (OSError, ValueError, KeyError, TypeError):  # JSONDecodeError is a ValueError
+        return None
+
+
+def write_record(env_dir: Path, record: EnvRecord) -> None:
+    """Write ``record`` into ``env_dir`` atomically: a reader sees the old file or the new one."""
+    tmp = env_dir / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, env_dir / STATE_FILE)
