@@ -6,11 +6,15 @@ Exit codes: 0 ok, 1 build or probe failure, 2 bad input.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__
@@ -304,8 +308,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
             stdout.write("\n")
         return code
 
+    from .runner import Terminated
+
     try:
-        return _run(args, out, stdout)
+        with _signals_stop_pinfold():
+            return _run(args, out, stdout)
     except PinfoldError as exc:
         if args.traceback:
             traceback.print_exc(file=stderr)
@@ -317,8 +324,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
                            error=None if extra["probes"] else str(exc))
         return fail(text, exc.exit_code, {"error": exc.summary, **extra,
                                           "problems": [str(p) for p in exc.problems]})
-    except KeyboardInterrupt:
-        return fail("interrupted; the previous environment is unchanged", 130, {"error": "interrupted"})
+    except (KeyboardInterrupt, Terminated) as exc:  # 130 for Ctrl-C, 128 + signum for the others
+        return fail("interrupted; the previous environment is unchanged",
+                    exc.exit_code if isinstance(exc, Terminated) else 130, {"error": "interrupted"})
     except Exception as exc:  # a bug in pinfold: still one line, with the way to see more
         if args.traceback:
             traceback.print_exc(file=stderr)
@@ -326,3 +334,43 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
                     "tip: run again with --traceback and report it", EXIT_FAILURE,
                     {"error": f"{type(exc).__name__}: {exc}"})
 
+
+@contextlib.contextmanager
+def _signals_stop_pinfold() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP end pinfold like Ctrl-C, and every signal ends the commands.
+
+    SIGTERM and SIGHUP raise :class:`~pinfold.runner.Terminated` (exit 128 + signum), SIGINT
+    raises KeyboardInterrupt (exit 130), in the main thread: the paths that clean up after a
+    Ctrl-C run for all three. The runner ends the command the main thread waits for (pip
+    and its build backends), the pipeline removes the half-built environment, and ``path``
+    stays as it was. Each handler first ends the commands other threads wait for (the probes
+    run in a pool, which would otherwise wait for them). SIGTERM and SIGHUP are raised once:
+    a second one (a service manager's) must not cut that cleanup short; SIGINT raises each
+    time, as Python's own handler does. The previous handlers are restored on the way out.
+    Only the CLI installs handlers (in the main thread, where Python allows it).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from .runner import Terminated, end_running_commands, resume_commands
+
+    raised = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal raised
+        if signum == signal.SIGINT:
+            end_running_commands()
+            raise KeyboardInterrupt
+        if not raised:
+            raised = True
+            end_running_commands()
+            raise Terminated(signum)
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, stop) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        resume_commands()
