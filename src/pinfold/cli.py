@@ -2,18 +2,23 @@
 
 The library returns data; what people read is built by :mod:`pinfold.render`, and which
 exit code an error gives is decided here, in :data:`EXIT_CODES`.
-Exit codes: 0 ok, 1 build or probe failure, 2 bad input, 130 interrupted.
+Exit codes: 0 ok, 1 build or probe failure, 2 bad input, 130 interrupted (Ctrl-C), 143 and 129
+ended by SIGTERM and SIGHUP.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__, render
@@ -26,6 +31,7 @@ from .errors import (
     ProbeError,
     SpecError,
 )
+from .runner import Terminated
 
 if TYPE_CHECKING:  # the pipeline is imported lazily: --help and the no-op build stay fast
     from .results import StageEvent
@@ -41,7 +47,8 @@ sanity probes). Only `pinfold fetch` and `pinfold lock --upstream` go online.
 """
 
 _EPILOG = """\
-exit codes: 0 ok, 1 build or probe failure, 2 bad input (env.yaml, locks, arguments).
+exit codes: 0 ok, 1 build or probe failure, 2 bad input (env.yaml, locks, arguments),
+130 interrupted (Ctrl-C), 143/129 ended by SIGTERM/SIGHUP (the previous environment is kept).
 See README.md for env.yaml's keys.
 """
 
@@ -53,12 +60,16 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (SpecError, EXIT_BAD_INPUT),
     (PinfoldError, EXIT_FAILURE),
     (KeyboardInterrupt, EXIT_INTERRUPTED),
+    # SIGTERM and SIGHUP: 128 + the signal's number, as a shell reports it (see exit_code_for).
+    (Terminated, EXIT_INTERRUPTED),
     (Exception, EXIT_FAILURE),
 )
 
 
 def exit_code_for(exc: BaseException) -> int:
     """The exit code of a command that raised ``exc`` (from :data:`EXIT_CODES`)."""
+    if isinstance(exc, Terminated):
+        return exc.exit_code
     return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), EXIT_FAILURE)
 
 
@@ -357,8 +368,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
         _emit_json(args, stdout, {"ok": False, "exit_code": code, **extra})
         return code
 
+    from .runner import Terminated
+
     try:
-        return _run(args, out, stdout)
+        with _signals_stop_pinfold():
+            return _run(args, out, stdout)
     except PinfoldError as exc:
         if args.traceback:
             traceback.print_exc(file=stderr)
@@ -369,9 +383,50 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
                            error=None if extra["probes"] else str(exc))
         return fail(render.error_lines(exc), exc, {"error": exc.summary, **extra,
                                                    "problems": [str(p) for p in exc.problems]})
-    except KeyboardInterrupt as exc:
+    except (KeyboardInterrupt, Terminated) as exc:  # 130 for Ctrl-C, 128 + signum for the others
         return fail([render.INTERRUPTED], exc, {"error": "interrupted"})
     except Exception as exc:  # a bug in pinfold: still one line, with the way to see more
         if args.traceback:
             traceback.print_exc(file=stderr)
         return fail(render.internal_error_lines(exc), exc, {"error": f"{type(exc).__name__}: {exc}"})
+
+
+@contextlib.contextmanager
+def _signals_stop_pinfold() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP end pinfold like Ctrl-C, and every signal ends the commands.
+
+    SIGTERM and SIGHUP raise :class:`~pinfold.runner.Terminated` (exit 128 + signum), SIGINT
+    raises KeyboardInterrupt (exit 130), in the main thread: the paths that clean up after a
+    Ctrl-C run for all three. The runner ends the command the main thread waits for (pip
+    and its build backends), the pipeline removes the half-built environment, and ``path``
+    stays as it was. Each handler first ends the commands other threads wait for (the probes
+    run in a pool, which would otherwise wait for them). SIGTERM and SIGHUP are raised once:
+    a second one (a service manager's) must not cut that cleanup short; SIGINT raises each
+    time, as Python's own handler does. The previous handlers are restored on the way out.
+    Only the CLI installs handlers (in the main thread, where Python allows it).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from .runner import end_running_commands, resume_commands
+
+    raised = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal raised
+        if signum == signal.SIGINT:
+            end_running_commands()
+            raise KeyboardInterrupt
+        if not raised:
+            raised = True
+            end_running_commands()
+            raise Terminated(signum)
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, stop) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        resume_commands()

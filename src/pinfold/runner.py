@@ -3,23 +3,63 @@
 Each command runs in an environment built from nothing: a few harmless variables
 are copied from the caller, then pip's configuration is switched off. This is what
 keeps a caller's ``PIP_FIND_LINKS``, ``PIP_INDEX_URL`` or pip config file from
-widening the index of a build (see shared/notes/hermetic-builds.md, section 1):
-pip's build subprocesses re-read the environment, so flags alone are not enough.
+widening the index of a build: pip's build subprocesses re-read the environment, so
+flags alone are not enough.
+
+Each command also runs in its own session (so its own process group), under a
+timeout, and keeps a bounded tail of its output in memory. When the command ends --
+it exited, timed out, or pinfold was interrupted -- the whole group ends with it:
+SIGTERM, a short grace, then SIGKILL. So neither a build backend nor a probe's
+background process outlives the call, and none of them can make pinfold wait for it
+(a background process holding the output pipe open is ended, not waited for).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CommandError
 
-__all__ = ["Completed", "Runner", "scrubbed_environ"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "OUTPUT_LIMIT",
+    "Completed",
+    "Runner",
+    "Terminated",
+    "end_running_commands",
+    "resume_commands",
+    "scrubbed_environ",
+]
+
+#: Seconds a command may run when its caller gives no timeout: generous enough for an
+#: install that builds sdists, finite so that nothing can hang pinfold forever.
+DEFAULT_TIMEOUT = 3600.0
+
+#: Characters of a command's output kept in memory (the tail; earlier lines are counted
+#: and dropped). pip-compile --verbose prints well under 1 MB on a lock of a hundred pins,
+#: and what is parsed from failures (ResolutionImpossible, "Failed to build") is near the
+#: end, so 8 MiB keeps every parser working while an endless printer cannot grow memory.
+OUTPUT_LIMIT = 8 * 1024 * 1024
+
+#: A line longer than this is read (kept, streamed) in pieces of this many characters,
+#: so that output without any newline is bounded too.
+_PIECE = 64 * 1024
+
+#: Seconds between SIGTERM and SIGKILL when a command's process group is ended.
+_GRACE = 2.0
+
+#: Seconds to wait for the output reader once the group is gone: only a process that
+#: left the group (its own setsid) can still hold the pipe, and pinfold does not wait for it.
+_READER_JOIN = 2.0
 
 #: Copied from the caller: none of them can change what pip, uv or virtualenv install.
 _KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TERM", "SOURCE_DATE_EPOCH")
@@ -71,23 +111,225 @@ def scrubbed_environ(
     return env
 
 
+class Terminated(BaseException):
+    """pinfold itself was asked to stop (SIGTERM, SIGHUP): raised like a KeyboardInterrupt.
+
+    The CLI's signal handlers raise it in the main thread, so that every cleanup path that
+    runs for Ctrl-C runs for it too: the runner ends the command's process group, the
+    pipeline removes the half-built environment. A BaseException, not an Exception, for
+    the same reason KeyboardInterrupt is one: ``except Exception`` must not swallow it.
+    The library never installs signal handlers; only the CLI does.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for a process ended by a signal: 128 + its number."""
+        return 128 + self.signum
+
+
 @dataclass(frozen=True, slots=True)
 class Completed:
-    """A finished command: its argv, merged output and duration in seconds."""
+    """A finished command: its argv, merged output and duration in seconds.
+
+    ``output`` is the tail of at most :data:`OUTPUT_LIMIT` characters; when earlier
+    output was dropped it starts with a line saying how much, also in ``dropped_lines``
+    and ``dropped_chars``.
+    """
 
     argv: tuple[str, ...]
     output: str
     seconds: float
+    dropped_lines: int = 0
+    dropped_chars: int = 0
+
+
+class _Tail:
+    """The last ``limit`` characters of output, in pieces, with a count of what was dropped.
+
+    Written by the reader thread, read by the caller: a lock keeps the two apart (the
+    caller may read while the reader of an escaped process still runs).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pieces: deque[str] = deque()
+        self.size = 0
+        self.dropped_lines = 0
+        self.dropped_chars = 0
+        self.lock = threading.Lock()
+
+    def add(self, piece: str) -> None:
+        with self.lock:
+            self.pieces.append(piece)
+            self.size += len(piece)
+            while self.size > self.limit and len(self.pieces) > 1:
+                old = self.pieces.popleft()
+                self.size -= len(old)
+                self.dropped_chars += len(old)
+                self.dropped_lines += old.endswith("\n")
+
+    def text(self) -> str:
+        with self.lock:
+            body = "".join(self.pieces)
+            if not self.dropped_chars:
+                return body
+            return (f"[pinfold: the first {self.dropped_chars} characters of output "
+                    f"({self.dropped_lines} lines) were not kept; run with -v to see them]\n{body}")
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    # Already gone, or a member that is no longer ours to signal (it ran a setuid program).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process is still in the group ``pgid``.
+
+    Zombies count as members for kill(2), and an orphan stays a zombie for as long as
+    its new parent does not reap it (PID 1 of some containers never does), so
+    ``killpg(pgid, 0)`` alone would wait out the grace for processes already dead.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True  # no procfs: assume the worst, the caller escalates to SIGKILL
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue  # exited meanwhile
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def _end_group(proc: subprocess.Popen[str], grace: float = _GRACE) -> None:
+    """End the command's whole process group: SIGTERM, up to ``grace`` seconds, SIGKILL.
+
+    Returns once the leader is reaped and no live member is left. The group's id is
+    the leader's pid: the caller has not reaped the leader, and once this reaps it, the
+    members left keep the id from being reused, so the signals reach only the group.
+    """
+    pgid = proc.pid
+    try:
+        _signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while proc.poll() is None or _group_alive(pgid):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+    finally:
+        # Also reached when a second Ctrl-C cuts the grace short: never leave the group.
+        if proc.poll() is None or _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+        proc.wait()
+
+
+class _Watch:
+    """Ends one command's process group when its time is up, or early when asked to.
+
+    One daemon thread per command waits for the first of: the timeout, :meth:`end`
+    (:func:`end_running_commands`, from any thread), :meth:`done` (the command exited).
+    Ending sends SIGTERM to the group, then SIGKILL after a grace if the leader still runs.
+    The caller reaps the leader only after :meth:`done`, so the group id stays the group's.
+    """
+
+    def __init__(self, pgid: int, timeout: float) -> None:
+        self.pgid = pgid
+        self.timeout = timeout
+        self.expired = False
+        self.stopped = False
+        self._wake = threading.Event()
+        self._finished = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="pinfold-watch")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _watch(self) -> None:
+        self._wake.wait(self.timeout)
+        if self._finished.is_set():
+            return
+        self.expired = not self.stopped
+        _signal_group(self.pgid, signal.SIGTERM)
+        if not self._finished.wait(_GRACE):
+            _signal_group(self.pgid, signal.SIGKILL)
+
+    def end(self) -> None:
+        """Ask for the group to be ended now; returns at once (safe in a signal handler)."""
+        self.stopped = True
+        self._wake.set()
+
+    def done(self) -> None:
+        """The leader exited (or the caller unwinds): stop watching, before it is reaped."""
+        self._finished.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+#: The commands running now, in every thread and Runner, for end_running_commands().
+_RUNNING: set[_Watch] = set()
+#: Reentrant: end_running_commands() may run in a signal handler that interrupted the
+#: main thread while it held this lock.
+_RUNNING_LOCK = threading.RLock()
+_refusing = False
+
+
+def end_running_commands() -> None:
+    """End every command now running (any thread, any Runner) and refuse new ones.
+
+    For a signal handler of the program that embeds pinfold (the CLI's): the main thread
+    gets the exception and cleans up, but commands waited for in other threads (the probes
+    run in a thread pool) would run to their end, and the pool waits for them. Returns at
+    once; each command's own thread ends its group (SIGTERM, grace, SIGKILL) and raises
+    :class:`CommandError`. Until :func:`resume_commands`, :meth:`Runner.run` refuses to start
+    anything.
+    """
+    global _refusing
+    with _RUNNING_LOCK:
+        _refusing = True
+        watches = list(_RUNNING)
+    for watch in watches:
+        watch.end()
+
+
+def resume_commands() -> None:
+    """Let :meth:`Runner.run` start commands again after :func:`end_running_commands`."""
+    global _refusing
+    with _RUNNING_LOCK:
+        _refusing = False
 
 
 class Runner:
     """Runs commands with a scrubbed environment and captured, optionally streamed, output.
 
-    ``on_output`` receives each output line as it arrives (the CLI's ``-v``).
+    ``on_output`` receives each output line as it arrives (the CLI's ``-v``), every line,
+    however many are dropped from memory. ``timeout`` is the default of :meth:`run`;
+    ``output_limit`` the characters of output kept per command.
     """
 
-    def __init__(self, on_output: Callable[[str], None] | None = None) -> None:
+    def __init__(self, on_output: Callable[[str], None] | None = None, *,
+                 timeout: float = DEFAULT_TIMEOUT, output_limit: int = OUTPUT_LIMIT) -> None:
         self.on_output = on_output
+        self.timeout = timeout
+        self.output_limit = output_limit
         #: Every argv run, in order: lets callers and tests see what was started.
         self.history: list[tuple[str, ...]] = []
 
@@ -105,72 +347,96 @@ class Runner:
         """Run ``argv``; raise :class:`CommandError` (naming ``what``) when it fails.
 
         ``what`` is the user-facing description: "installing the runtime lock".
+        ``timeout`` is in seconds; None means the runner's (:data:`DEFAULT_TIMEOUT` unless
+        set), never "forever". Whatever ends the call -- the command's exit, its timeout,
+        an exception in the waiting thread (Ctrl-C, :class:`Terminated`) -- ends the
+        command's whole process group before it returns or raises.
         """
         args = tuple(str(a) for a in argv)
+        limit = self.timeout if timeout is None else timeout
         self.history.append(args)
         start = time.monotonic()
-        lines: list[str] = []
-        try:
-            proc = subprocess.Popen(
-                args,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=scrubbed_environ(env, online=online),
-                cwd=cwd,
-                text=True,
-                errors="replace",
-            )
-        except OSError as exc:
-            raise CommandError(
-                f"{what} failed: cannot start {args[0]}", argv=args, returncode=-1, output=str(exc)
-            ) from exc
-        with proc:  # closes the pipe whatever happens
-            assert proc.stdout is not None
-            stdout = proc.stdout
-
-            def pump() -> None:
-                # A thread reads, so that wait() below can honour the timeout.
-                for line in stdout:
-                    lines.append(line)
-                    if self.on_output is not None:
-                        self.on_output(line.rstrip("\n"))
-
-            reader = threading.Thread(target=pump, daemon=True)
-            reader.start()
-            # A timer kills on timeout, so that wait() blocks in waitpid: wait(timeout=...)
-            # polls with sleeps of up to 50 ms, paid at the end of every command.
-            expired = threading.Event()
-
-            def expire() -> None:
-                expired.set()
-                proc.kill()
-
-            timer = None
-            if timeout is not None:
-                timer = threading.Timer(timeout, expire)
-                timer.daemon = True
-                timer.start()
+        tail = _Tail(self.output_limit)
+        with _RUNNING_LOCK:  # started and registered together: a stop cannot slip in between
+            if _refusing:
+                raise CommandError(f"{what}: not started, pinfold is stopping", argv=args,
+                                   returncode=-1, output="")
             try:
-                returncode = proc.wait()
-            except BaseException:
-                # Ctrl-C or a kill of pinfold: never leave pip running on its own.
-                proc.kill()
-                proc.wait()
-                raise
-            finally:
-                if timer is not None:
-                    timer.cancel()
-            if expired.is_set():
-                reader.join(5)
-                raise CommandError(
-                    f"{what} timed out after {timeout:g} s",
-                    argv=args,
-                    returncode=-9,
-                    output="".join(lines),
+                proc = subprocess.Popen(
+                    args,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=scrubbed_environ(env, online=online),
+                    cwd=cwd,
+                    text=True,
+                    errors="replace",
+                    # Its own session, so its own process group: the group is what gets
+                    # ended, and a Ctrl-C at the terminal reaches pinfold alone, which ends it.
+                    start_new_session=True,
                 )
-            reader.join()
-        output = "".join(lines)
+            except OSError as exc:
+                raise CommandError(
+                    f"{what} failed: cannot start {args[0]}", argv=args, returncode=-1, output=str(exc)
+                ) from exc
+            # A thread ends the group on timeout, so that the wait below blocks in the
+            # kernel: wait(timeout=...) polls with sleeps of up to 50 ms, paid by every command.
+            watch = _Watch(proc.pid, limit)
+            _RUNNING.add(watch)
+        assert proc.stdout is not None
+        stdout = proc.stdout
+        on_output = self.on_output
+
+        def pump() -> None:
+            # A thread reads, so that the wait below can honour the timeout. readline with a
+            # size: a line without end arrives in pieces instead of growing one string.
+            nonlocal on_output
+            while piece := stdout.readline(_PIECE):
+                tail.add(piece)
+                if on_output is not None:
+                    try:
+                        on_output(piece.rstrip("\n"))
+                    except Exception:  # a broken terminal must not stop the draining
+                        on_output = None
+
+        reader = threading.Thread(target=pump, daemon=True, name="pinfold-output")
+        try:
+            reader.start()
+            watch.start()
+            try:
+                # Wait for the exit without reaping: until the watch is done, the group id
+                # cannot be reused, whatever signal the watch sends.
+                if hasattr(os, "waitid"):
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+                else:  # pragma: no cover - reaped at once; the watch's late signal is a no-op
+                    proc.wait()
+            finally:
+                watch.done()
+            # The command is done: what it left running in its group (a background
+            # process, maybe holding the pipe open) is ended with it, not waited for.
+            # Ended before the leader is reaped: its zombie keeps the group id ours.
+            _end_group(proc)
+            returncode = proc.wait()
+        except BaseException:
+            # Ctrl-C or a termination of pinfold: never leave pip or a backend running on its own.
+            _end_group(proc)
+            raise
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(watch)
+            reader.join(_READER_JOIN)
+            if not reader.is_alive():  # else a process outside the group holds the pipe: leave it
+                stdout.close()
+        output = tail.text()
+        if watch.expired:
+            raise CommandError(
+                f"{what} timed out after {limit:g} s", argv=args, returncode=-9, output=output
+            )
+        if watch.stopped:
+            raise CommandError(f"{what} stopped: pinfold is stopping", argv=args,
+                               returncode=returncode, output=output)
         if check and returncode != 0:
             raise CommandError(f"{what} failed", argv=args, returncode=returncode, output=output)
-        return Completed(args, output, time.monotonic() - start)
+        return Completed(args, output, time.monotonic() - start, tail.dropped_lines,
+                         tail.dropped_chars)
