@@ -31,11 +31,10 @@ from .errors import (
     ProbeError,
     SpecError,
 )
-from .runner import Terminated
+from .runner import Runner, Terminated, end_running_commands, resume_commands
 
 if TYPE_CHECKING:  # the pipeline is imported lazily: --help and the no-op build stay fast
     from .results import StageEvent
-    from .runner import Runner
     from .spec import Purpose, Spec
 
 __all__ = ["EXIT_CODES", "exit_code_for", "main"]
@@ -288,8 +287,6 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, _Context], _Outcome]] = {
 
 
 def _run(args: argparse.Namespace, out: _Output, stdout: IO[str]) -> int:
-    from .runner import Runner
-
     handler = _COMMANDS[args.command]  # argparse accepts only these names
     ctx = _Context(out=out, stdout=stdout,
                    runner=Runner(on_output=out.subprocess_line if args.verbose else None))
@@ -368,8 +365,6 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
         _emit_json(args, stdout, {"ok": False, "exit_code": code, **extra})
         return code
 
-    from .runner import Terminated
-
     try:
         with _signals_stop_pinfold():
             return _run(args, out, stdout)
@@ -408,8 +403,6 @@ def _signals_stop_pinfold() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    from .runner import end_running_commands, resume_commands
-
     raised = False
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -17,13 +17,13 @@ from typing import Any
 
 from .errors import CommandError, PreflightError, Problem, SpecError
 from .index import ArtifactIndex, IndexFile, upstream_flags
-from .installers.pip import pip_in
 from .interpreter import Interpreter, inspect_interpreter
 from .locks import Pin
 from .paths import display_path
 from .preflight import check_pins, preflight
 from .runner import Runner
 from .spec import IndexSpec, Spec
+from .tools import pip_in
 
 __all__ = ["FetchReport", "fetch"]
 

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 
 from ..runner import Runner
 from ..spec import Spec
-from .base import Installer, pins_file, tool_problem
+from .base import Installer, pins_file
 from .pip import Pip
 from .uv import Uv
 
 if TYPE_CHECKING:
     from ..preflight import PreflightReport
 
-__all__ = ["Installer", "installer_for", "pins_file", "tool_problem"]
+__all__ = ["Installer", "installer_for", "pins_file"]
 
 
 def installer_for(spec: Spec, runner: Runner, *, preflight: PreflightReport | None = None) -> Installer:

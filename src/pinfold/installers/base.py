@@ -1,4 +1,4 @@
-"""What every installer backend shares: the protocol, the tool-version check, the pins file.
+"""What every installer backend shares: the protocol and the pins file.
 
 pip.py and uv.py import from here (and the index flags from :mod:`pinfold.index`), and
 the package's ``__init__`` imports them: one direction, no cycle.
@@ -9,15 +9,12 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Iterator
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from packaging.version import Version
-
 from ..locks import Pin
 
-__all__ = ["Installer", "pins_file", "tool_problem"]
+__all__ = ["Installer", "pins_file"]
 
 
 class Installer(Protocol):
@@ -45,18 +42,6 @@ class Installer(Protocol):
     def install_editable(self, python: Path, trees: list[Path]) -> None:
         """Install local trees editable; their dependencies must already be in the lock."""
         ...
-
-
-def tool_problem(dist: str, minimum: str, *, why: str = "") -> str | None:
-    """Why pinfold's tool environment cannot provide ``dist`` >= ``minimum``, or None."""
-    fix = "run ./bootstrap.sh to recreate it from requirements/tool.txt"
-    try:
-        have = Version(version(dist))
-    except PackageNotFoundError:
-        return f"{why}pinfold's tool environment has no {dist} ({fix})"
-    if have < Version(minimum):
-        return f"pinfold's tool environment has {dist} {have}; it needs {dist} >= {minimum} ({fix})"
-    return None
 
 
 @contextlib.contextmanager

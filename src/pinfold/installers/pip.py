@@ -4,7 +4,7 @@ pinfold's tool environment pins pip (>= 26.2 is needed: with hashes in it, its
 ``--build-constraint`` file reaches every build environment and fails closed on a build
 dependency that is missing or differs; README "How a build stays hermetic"). That pip runs in the target
 interpreter, so the environment never needs a pip of its own, and the machine's pip is
-never used: :func:`pip_in` starts it the way ``pip --python`` does, without first
+never used: :func:`pinfold.tools.pip_in` starts it the way ``pip --python`` does, without first
 starting pip in pinfold's interpreter only to start it again (0.2-0.3 s a call).
 
 pip never byte-compiles here (``--no-compile``): the compile stage does it once for
@@ -13,34 +13,17 @@ the whole environment, in parallel, after the develop trees are installed.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import BuildError
 from ..index import index_environ, index_flags
 from ..locks import Pin
 from ..runner import Runner
 from ..spec import Spec
-from .base import pins_file, tool_problem
+from ..tools import MIN_PIP, pip_in, tool_problem
+from .base import pins_file
 
-__all__ = ["MIN_PIP", "Pip", "pip_in"]
-
-#: The oldest pip whose hashed build constraints reach build environments and fail closed.
-MIN_PIP = "26.2"
-
-
-def pip_in(python: Path) -> list[str]:
-    """The command that runs pinfold's own pip inside ``python``.
-
-    ``pip --python P`` re-runs the same pip as ``P <pip>/__pip-runner__.py``, a file pip
-    keeps for exactly this (and for its build environments); this is that command.
-    """
-    spec = importlib.util.find_spec("pip")
-    if spec is None or spec.origin is None:  # the install stage's pre-flight checks this
-        raise BuildError(tool_problem("pip", MIN_PIP) or "pinfold's tool environment has no pip")
-    return [str(python), str(Path(spec.origin).with_name("__pip-runner__.py"))]
-
+__all__ = ["Pip"]
 
 class Pip:
     """Installs locks and editable trees with pip, hermetically."""

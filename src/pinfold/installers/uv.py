@@ -54,7 +54,8 @@ from ..locks import Pin
 from ..paths import display_path
 from ..runner import Runner
 from ..spec import Spec
-from .base import pins_file, tool_problem
+from ..tools import tool_problem
+from .base import pins_file
 
 if TYPE_CHECKING:
     from ..preflight import PreflightReport

@@ -31,9 +31,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ..errors import CommandError
-from ..installers.pip import pip_in
 from ..interpreter import Interpreter
 from ..runner import Runner
+from ..tools import pip_in
 from .errors import BuildDepsUnavailable, LockError
 from .resolve import Source, explain_pip_failure
 

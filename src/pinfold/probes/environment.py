@@ -22,6 +22,7 @@ from ..paths import display_path
 from ..record import STATE_FILE, EnvRecord
 from ..runner import Runner
 from ..target import Target, neutral_dir, run_inside
+from ..tools import pip_in
 from . import Outcome
 
 __all__ = ["Expected", "command", "import_module", "lock_match", "pip_check"]
@@ -39,8 +40,6 @@ def _failed(exc: CommandError) -> Outcome:
 
 def pip_check(runner: Runner, python: Path) -> Outcome:
     """pinfold's own pip checks the environment's requirements (the environment needs no pip)."""
-    from ..installers.pip import pip_in
-
     with neutral_dir() as tmp:
         try:
             done = runner.run([*pip_in(python), "check"],

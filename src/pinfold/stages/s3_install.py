@@ -7,9 +7,9 @@ from typing import ClassVar
 from packaging.utils import canonicalize_name
 
 from ..errors import Problem
-from ..installers import installer_for, tool_problem
-from ..installers.pip import MIN_PIP
+from ..installers import installer_for
 from ..results import Plan
+from ..tools import MIN_PIP, tool_problem
 from .base import Context, Stage
 
 __all__ = ["ApplyPlan", "InstallLock"]
