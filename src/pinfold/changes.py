@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from . import __version__
+from ._version import __version__
 from .envdir import Environments, damage
 from .locks import split_pin
 from .record import read_record

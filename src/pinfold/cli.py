@@ -21,7 +21,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
-from . import __version__, render
+from . import render
+from ._version import __version__
 from .errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,

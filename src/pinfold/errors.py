@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .probes import ProbeResult
+    from .results import ProbeResult
 
 __all__ = [
     "BuildError",

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__
+from ._version import __version__
 from .changes import Plan, fingerprint, make_plan
 from .envdir import Environments
 from .errors import BuildError, PinfoldError

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from . import __version__
+from ._version import __version__
 from .envdir import Environments, damage
 from .errors import CommandError, PinfoldError, interpreter_failed
 from .paths import env_path, find_python
