@@ -201,7 +201,23 @@ def good(wheels: Wheels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
     finally:
         os.chdir(before)
     assert list(checkout.rglob("dropin.cache")) == []
+    before_tests = snapshot(result.env_dir)
     yield result
+    # The tests share it only if none changes it: one that did must work on a copy_of() instead.
+    after = snapshot(result.env_dir)
+    changed = sorted(k for k in before_tests.keys() | after.keys() if before_tests.get(k) != after.get(k))
+    assert changed == [], f"a test changed the shared environment: {changed[:10]}"
+
+
+def snapshot(env: Path) -> dict[str, tuple[int, int, int]]:
+    """Every file of ``env`` but bytecode: path -> (inode, size, mtime)."""
+    out = {}
+    for folder, dirs, files in os.walk(env):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            st = os.lstat(os.path.join(folder, name))
+            out[os.path.relpath(os.path.join(folder, name), env)] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return out
 
 
 @dataclass(frozen=True)
