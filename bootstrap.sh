@@ -14,8 +14,9 @@ usage: ./bootstrap.sh [--offline] [-v] [--test [PYTEST-ARGS...]]
   --offline    never go online: the tool environment and env.yaml's environment must
                come from wheelhouse/ alone (a missing artifact is named, and nothing is built).
   -v           show pip's output.
-  --test       create the tool environment if needed, then run ruff, mypy and the whole
-               test suite (extra arguments go to pytest). This is what CI runs.
+  --test       create the tool environment if needed, then run ruff, mypy, the import
+               contract (lint-imports) and the whole test suite (extra arguments go to
+               pytest). This is what CI runs.
 
 Environment: PINFOLD_PYTHON picks the interpreter for .venv (default: python3, >= 3.11).
 USAGE
@@ -122,6 +123,9 @@ if [ "$mode" = test ]; then
     "$bin/ruff" check
     say "mypy"
     "$bin/mypy" --no-error-summary
+    say "import contract"
+    # pyproject.toml's [tool.importlinter] layers; the cache lives and dies with the tool env.
+    "$bin/lint-imports" --cache-dir "$tool/.import_linter_cache"
     say "pytest"
     # pytest's exit status is the script's (set -e), so CI sees failures.
     scrubbed "$bin/python" -m pytest "$@"

@@ -4,8 +4,9 @@ The wheelhouse holds real Twisted (and its dependencies) plus small plugin packa
 tests write themselves: one whose plugin imports ``twisted.internet.reactor`` on import
 (the seed bug's txpkgupload), one whose plugin raises, and an application with its own
 plugin package (``pluginPackagePaths``), a console script and an extra wheel someone
-could pip-install by hand. One good environment is built per module and shared; tests
-that change it put it back.
+could pip-install by hand. One good environment is built per module and shared by the
+tests that only read it; a test that changes an environment works on its own copy
+(:func:`copy_of`), so the tests pass in any order.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from packaging.version import Version
 
 from pinfold import BuildError, BuildResult, build, check, load_spec
 from pinfold.cli import main
+from pinfold.envdir import Environments
 from pinfold.errors import ProbeError
 from pinfold.index import ArtifactIndex
 from pinfold.plugincache import PluginPackages, check_freshness, strictly_newer_mtime_ns
@@ -200,7 +202,67 @@ def good(wheels: Wheels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
     finally:
         os.chdir(before)
     assert list(checkout.rglob("dropin.cache")) == []
+    before_tests = snapshot(result.env_dir)
     yield result
+    # The tests share it only if none changes it: one that did must work on a copy_of() instead.
+    after = snapshot(result.env_dir)
+    changed = sorted(k for k in before_tests.keys() | after.keys() if before_tests.get(k) != after.get(k))
+    assert changed == [], f"a test changed the shared environment: {changed[:10]}"
+
+
+def snapshot(env: Path) -> dict[str, tuple[int, int, int]]:
+    """Every file of ``env`` but bytecode: path -> (inode, size, mtime)."""
+    out = {}
+    for folder, dirs, files in os.walk(env):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            st = os.lstat(os.path.join(folder, name))
+            out[os.path.relpath(os.path.join(folder, name), env)] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return out
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A project of its own with a copy of the good environment."""
+
+    spec_file: Path
+    env_dir: Path
+
+
+def copy_of(good: BuildResult, dest: Path, *, deep: bool = False) -> Copy:
+    """The good project (env.yaml, lock) in ``dest``, its environment cloned as a build update does.
+
+    The clone is hard links (cheap): right for tests that add, delete or rename files, as
+    pip and the plugin stage do, since that never reaches the shared environment. A test
+    that changes files in place (their mtimes) asks for ``deep``: every file a copy of its own.
+    """
+    for name in ("env.yaml", "runtime.txt"):
+        shutil.copy2(good.spec_file.parent / name, dest / name)
+    envs = Environments(dest / "env")
+    env_dir = envs.versions / good.env_dir.name
+    envs.versions.mkdir(parents=True)
+    envs.clone(good.env_dir, env_dir)
+    if deep:
+        for folder, _, files in os.walk(env_dir):
+            for name in files:
+                path = Path(folder, name)
+                if not path.is_symlink():
+                    copied = path.with_name(f".{name}.copy")
+                    shutil.copy2(path, copied)
+                    os.replace(copied, path)
+    envs.switch(env_dir)
+    return Copy(dest / "env.yaml", env_dir)
+
+
+#: The probes of GOOD_FINAL, in order, and how each ends on a good environment.
+GOOD_PROBES = {"plugin-caches": "ok", "plugin-hygiene": "warn", "consumer-bootstrap": "ok", "pip-check": "ok",
+               "lock": "ok", "import twisted": "ok", "import myapp": "ok", "script myapp-hello": "ok",
+               "command python -c import myapp.plugins": "ok"}
+
+
+def statuses(result: BuildResult) -> dict[str, str]:
+    """Probe name -> status, in the order the probes ran."""
+    return {r.name: r.status for r in result.outputs.probe_results}
 
 
 # --- without pinfold: the seed bug ------------------------------------------------------
@@ -269,10 +331,10 @@ def test_check_passes_and_writes_junit_listing_every_probe(good: BuildResult, tm
     assert code == 0, err
     data = json.loads(out)
     names = [p["name"] for p in data["facts"]["probes"]]
-    assert names == ["plugin-caches", "plugin-hygiene", "consumer-bootstrap", "pip-check", "lock",
-                     "import twisted", "import myapp", "script myapp-hello",
-                     "command python -c import myapp.plugins"]
-    assert all(isinstance(p["seconds"], float) for p in data["facts"]["probes"])
+    assert names == list(GOOD_PROBES)
+    assert {p["name"]: p["status"] for p in data["facts"]["probes"]} == GOOD_PROBES
+    seconds = [p["seconds"] for p in data["facts"]["probes"]]
+    assert all(s > 0 for s in seconds), seconds  # every probe was timed
     assert "all probes passed" in err
     assert "WARN" in err and OFFENDER in err  # one line per probe, evidence under the warning
 
@@ -280,19 +342,19 @@ def test_check_passes_and_writes_junit_listing_every_probe(good: BuildResult, tm
     assert suite is not None
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == names
+    assert [c.get("time") for c in cases] == [f"{s:.3f}" for s in seconds]  # the same timings
     assert suite.get("tests") == str(len(names)) and suite.get("failures") == "0"
     assert not any(c.find("failure") is not None for c in cases)
 
 
 @pytest.mark.slow
-def test_check_fails_when_a_package_was_pip_installed_by_hand(good: BuildResult, wheels: Wheels) -> None:
-    pip = [sys.executable, "-m", "pip", "--python", str(good.env_dir / "bin" / "python")]
+def test_check_fails_when_a_package_was_pip_installed_by_hand(good: BuildResult, wheels: Wheels,
+                                                               tmp_path: Path) -> None:
+    mine = copy_of(good, tmp_path)
+    pip = [sys.executable, "-m", "pip", "--python", str(mine.env_dir / "bin" / "python")]
     Runner().run([*pip, "install", "--no-index", "--find-links", wheels.path, "hand-installed"],
                  what="pip install by hand")
-    try:
-        code, out, err = cli("check", str(good.spec_file), "--json")
-    finally:
-        Runner().run([*pip, "uninstall", "--yes", "hand-installed"], what="pip uninstall")
+    code, out, err = cli("check", str(mine.spec_file), "--json")
     assert code == 1
     data = json.loads(out)
     assert data["ok"] is False
@@ -300,76 +362,79 @@ def test_check_fails_when_a_package_was_pip_installed_by_hand(good: BuildResult,
     assert lock["status"] == "fail"
     assert any("not in the lock: hand-installed==0.1" in e for e in lock["evidence"]), lock
     assert "not in the lock: hand-installed==0.1" in err
-    assert cli("check", str(good.spec_file))[0] == 0  # put back: passes again
+    Runner().run([*pip, "uninstall", "--yes", "hand-installed"], what="pip uninstall")
+    assert cli("check", str(mine.spec_file))[0] == 0  # uninstalled: passes again
 
 
 @pytest.mark.slow
 def test_check_fails_when_a_cache_was_deleted(good: BuildResult, tmp_path: Path) -> None:
-    cache = site_packages(good.env_dir) / "twisted" / "plugins" / "dropin.cache"
+    mine = copy_of(good, tmp_path)
+    cache = site_packages(mine.env_dir) / "twisted" / "plugins" / "dropin.cache"
     kept = tmp_path / "dropin.cache"
     os.replace(cache, kept)  # a rename keeps the mtime, so putting it back restores freshness
-    try:
-        with pytest.raises(ProbeError) as caught:
-            check(load_spec(good.spec_file))
-    finally:
-        os.replace(kept, cache)
+    with pytest.raises(ProbeError) as caught:
+        check(load_spec(mine.spec_file))
+    os.replace(kept, cache)
     results = {r.name: r for r in caught.value.results}
     assert results["plugin-caches"].status == "fail"
     assert any(f"{cache}: missing" in e for e in results["plugin-caches"].evidence)
     # Without a cache, the bootstrap imports every plugin: exactly the seed bug.
     assert results["consumer-bootstrap"].status == "fail"
     assert "ReactorAlreadyInstalledError" in results["consumer-bootstrap"].summary
-    assert check(load_spec(good.spec_file)).outputs.probe_results
+    assert {r.name: r.status for r in caught.value.results} == {
+        **GOOD_PROBES, "plugin-caches": "fail", "consumer-bootstrap": "fail"}
+    assert statuses(check(load_spec(mine.spec_file))) == GOOD_PROBES  # put back: passes again
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["past", "future"])
-def test_normalised_mtimes_still_give_fresh_caches(good: BuildResult, when: str) -> None:
+def test_normalised_mtimes_still_give_fresh_caches(good: BuildResult, when: str, tmp_path: Path) -> None:
     """SOURCE_DATE_EPOCH-style trees: every file, caches included, set to one instant.
 
     With Twisted's ``>=`` that makes every module stale; regenerating must give caches
     strictly newer than their modules, also when the instant is later than now.
     """
     epoch = 1_577_836_800 if when == "past" else int(time.time()) + 86_400
-    for folder, _, files in os.walk(good.env_dir):
+    mine = copy_of(good, tmp_path, deep=True)  # utime changes an inode: hard links would share it
+    for folder, _, files in os.walk(mine.env_dir):
         for name in files:
             os.utime(Path(folder, name), (epoch, epoch), follow_symlinks=False)
-    spec = load_spec(good.spec_file)
+    spec = load_spec(mine.spec_file)
     runner = Runner()
-    stale = check_freshness(runner, Target(good.env_dir / "bin" / "python"), PluginPackages())
+    stale = check_freshness(runner, Target(mine.env_dir / "bin" / "python"), PluginPackages())
     assert len(stale.problems) == 2 and all("older than (or as old as)" in p.message for p in stale.problems)
 
-    ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=good.env_dir)
+    ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=mine.env_dir)
     PluginCaches().run(ctx)
-    fresh = check_freshness(runner, Target(good.env_dir / "bin" / "python"), PluginPackages())
+    fresh = check_freshness(runner, Target(mine.env_dir / "bin" / "python"), PluginPackages())
     assert fresh.problems == []
     assert ctx.outputs.plugin_caches is not None
     for cache in ctx.outputs.plugin_caches.caches:
         assert cache.path.stat().st_mtime >= epoch + 1
-    assert consumer(good.env_dir).returncode == 0
-    assert check(spec).outputs.probe_results
+    assert consumer(mine.env_dir).returncode == 0
+    assert statuses(check(spec)) == GOOD_PROBES
 
 
 @pytest.mark.slow
 def test_a_cache_that_cannot_be_written_fails_the_stage(good: BuildResult, tmp_path: Path) -> None:
     """Twisted only logs "Unable to write to plugin cache" and goes on; the stage must fail."""
-    folder = site_packages(good.env_dir) / "myapp" / "plugins"
-    cache, kept = folder / "dropin.cache", tmp_path / "dropin.cache"
-    os.replace(cache, kept)
+    mine = copy_of(good, tmp_path)
+    folder = site_packages(mine.env_dir) / "myapp" / "plugins"
+    cache = folder / "dropin.cache"
+    cache.unlink()
     # chattr +i stops root too, which a chmod would not.
     frozen = shutil.which("chattr") and subprocess.run(["chattr", "+i", folder], capture_output=True,
                                                         check=False).returncode == 0
     try:
         if not frozen:
             pytest.skip("chattr +i is not available or not permitted here")
-        spec = load_spec(good.spec_file)
-        ctx = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=good.env_dir)
+        spec = load_spec(mine.spec_file)
+        ctx = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=mine.env_dir)
         with pytest.raises(BuildError) as caught:
             PluginCaches().run(ctx)
     finally:
-        if frozen:
+        if frozen:  # else pytest could not remove tmp_path
             subprocess.run(["chattr", "-i", folder], check=True)
-        os.replace(kept, cache)
     problems = {p.where: p.message for p in caught.value.problems}
     assert "the cache was not written (Unable to write to plugin cache" in problems[str(cache)], problems
 
@@ -447,7 +512,7 @@ def test_without_bytecode_the_final_stages_share_a_cache_outside_the_environment
     assert all(p.status != "fail" for p in result.outputs.probe_results)
     assert list(result.env_dir.rglob("*.pyc")) == []
     assert list(temp.iterdir()) == []
-    assert check(load_spec(spec)).outputs.probe_results
+    assert statuses(check(load_spec(spec))) == GOOD_PROBES
     assert list(result.env_dir.rglob("*.pyc")) == [] and list(temp.iterdir()) == []
 
 

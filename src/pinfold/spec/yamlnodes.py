@@ -100,7 +100,7 @@ def compose_text(text: str, shown: str) -> yaml.Node | None:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise YamlProblem(Problem(_where(shown, mark), f"not valid YAML: {problem}")) from None
+        raise YamlProblem(Problem(_where(shown, mark), problem)) from None
     return root
 
 
