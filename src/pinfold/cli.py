@@ -34,7 +34,10 @@ from .errors import (
 )
 from .runner import Runner, Terminated, end_running_commands, resume_commands
 
-if TYPE_CHECKING:  # the pipeline is imported lazily: --help and the no-op build stay fast
+# The imports inside the handlers are there for one reason, said once here: `--help` and a
+# `pinfold build` with nothing changed (pinfold.uptodate, ~0.15 s) must not load the pipeline,
+# the spec loader, YAML validation or `packaging`; each handler loads what it uses.
+if TYPE_CHECKING:
     from .results import StageEvent
     from .spec import Purpose, Spec
 
@@ -165,7 +168,7 @@ class _Context:
 
     def spec(self, args: argparse.Namespace) -> Spec:
         """Read and validate env.yaml (the one place the CLI does)."""
-        from .spec import load_spec
+        from .spec import load_spec  # lazy: see the note at the imports
 
         # rollback, gc and check work on environments already built: they read env.yaml
         # leniently. Whether the locks match the needs is asked by what installs from them.
@@ -182,14 +185,14 @@ _Outcome = tuple[int, dict[str, Any]]
 
 def _build(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     if not args.fresh:
-        from .uptodate import up_to_date
+        from .uptodate import up_to_date  # lazy: the fast path itself, loaded only for build
 
         # Nothing changed since the last build: answered without validating env.yaml again.
         if (quick := up_to_date(args.spec, ctx.runner)) is not None:
             _report_build(args, ctx.out, [r.to_json() for r in quick.outputs.probe_results], quick.warnings)
             ctx.out.lines(render.build_lines(quick))
             return EXIT_OK, quick.to_json()
-    from .pipeline import build
+    from .pipeline import build  # lazy: see the note at the imports
 
     spec = ctx.spec(args)
     res = build(spec, on_event=ctx.out.event, runner=ctx.runner, fresh=args.fresh,
@@ -201,7 +204,7 @@ def _build(args: argparse.Namespace, ctx: _Context) -> _Outcome:
 
 
 def _check(args: argparse.Namespace, ctx: _Context) -> _Outcome:
-    from .pipeline import check
+    from .pipeline import check  # lazy: see the note at the imports
 
     spec = ctx.spec(args)
     res = check(spec, on_event=ctx.out.event, runner=ctx.runner)
@@ -211,7 +214,7 @@ def _check(args: argparse.Namespace, ctx: _Context) -> _Outcome:
 
 
 def _fetch(args: argparse.Namespace, ctx: _Context) -> _Outcome:
-    from .fetch import fetch
+    from .fetch import fetch  # lazy: see the note at the imports
 
     spec = ctx.spec(args)
     report = fetch(spec, runner=ctx.runner, index_url=args.index_url, on_progress=ctx.out.line)
@@ -222,7 +225,7 @@ def _fetch(args: argparse.Namespace, ctx: _Context) -> _Outcome:
 def _lock(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     _lock_arguments(args)  # before reading env.yaml: it may name another one
     spec = ctx.spec(args)
-    from .locking import LockOptions, check_locks, lock
+    from .locking import LockOptions, check_locks, lock  # lazy: see the note at the imports
 
     if args.check:
         current = check_locks(spec)
@@ -236,7 +239,7 @@ def _lock(args: argparse.Namespace, ctx: _Context) -> _Outcome:
 
 
 def _plan_or_status(args: argparse.Namespace, ctx: _Context, *, detailed: bool) -> _Outcome:
-    from .pipeline import plan
+    from .pipeline import plan  # lazy: see the note at the imports
 
     spec = ctx.spec(args)
     the_plan = plan(spec, runner=ctx.runner, fresh=getattr(args, "fresh", False))
@@ -255,7 +258,7 @@ def _status(args: argparse.Namespace, ctx: _Context) -> _Outcome:
 
 
 def _rollback(args: argparse.Namespace, ctx: _Context) -> _Outcome:
-    from .pipeline import rollback
+    from .pipeline import rollback  # lazy: see the note at the imports
 
     spec = ctx.spec(args)
     old, new = rollback(spec)
@@ -264,7 +267,7 @@ def _rollback(args: argparse.Namespace, ctx: _Context) -> _Outcome:
 
 
 def _gc(args: argparse.Namespace, ctx: _Context) -> _Outcome:
-    from .pipeline import gc
+    from .pipeline import gc  # lazy: see the note at the imports
 
     spec = ctx.spec(args)
     if args.keep < 1:
@@ -311,8 +314,8 @@ def _report_probes(args: argparse.Namespace, out: _Output, probes: list[dict[str
     junit: Path | None = getattr(args, "junit_xml", None)
     if not probes and junit is None:
         return  # e.g. a no-op build: nothing to render, and no reason to import the probes
-    from .probes import ProbeResult
-    from .probes.report import write_junit
+    from .probes.report import write_junit  # lazy: xml.etree, only with probes to report
+    from .results import ProbeResult
 
     results = [ProbeResult.from_json(p) for p in probes]
     out.lines(render.probe_lines(results, warn_evidence=failed))
@@ -339,7 +342,7 @@ def _lock_arguments(args: argparse.Namespace) -> None:
     if args.check and (args.upgrade or args.upgrade_package or args.upstream is not None):
         raise SpecError("--check only compares the locks with env.yaml's needs: "
                         "it takes no --upgrade, --upgrade-package or --upstream")
-    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.requirements import InvalidRequirement, Requirement  # lazy: packaging
 
     for value in args.upgrade_package:
         try:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .envlayout import site_packages
 from .errors import BuildError, SpecError
+from .paths import write_atomic
 from .record import STATE_FILE, EnvRecord, write_record
 
 __all__ = ["STATE_FILE", "Environments", "damage"]
@@ -153,10 +154,8 @@ class Environments:
                 continue
             data = path.read_bytes()
             if old.encode() in data:
-                tmp = path.with_name(f".{path.name}.tmp")
-                tmp.write_bytes(data.replace(old.encode(), new.encode()))
-                shutil.copymode(path, tmp)
-                os.replace(tmp, path)
+                # A new inode: the previous environment's file (a hard link) stays as it was.
+                write_atomic(path, data.replace(old.encode(), new.encode()), like=path)
         return count
 
     def cleanup(self, *, keep: int = 3) -> list[Path]:

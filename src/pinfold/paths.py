@@ -1,4 +1,4 @@
-"""Paths as env.yaml names them: ``path`` and ``python`` resolved, files read safely, paths shown.
+"""Paths as env.yaml names them (``path``, ``python``), files read and written safely, paths shown.
 
 Kept apart from :mod:`pinfold.spec` (YAML nodes, locks, ``packaging``) so that the
 no-op fast path (:mod:`pinfold.uptodate`) resolves ``path`` and ``python`` exactly as
@@ -13,7 +13,16 @@ import stat
 import sys
 from pathlib import Path
 
-__all__ = ["MAX_TEXT_BYTES", "display_path", "env_path", "find_python", "path_problem", "read_text", "reason"]
+__all__ = [
+    "MAX_TEXT_BYTES",
+    "display_path",
+    "env_path",
+    "find_python",
+    "path_problem",
+    "read_text",
+    "reason",
+    "write_atomic",
+]
 
 #: The largest text file pinfold reads (env.yaml, a lock, a needs file): far above any real
 #: one (a 2,000-pin lock with every hash is about 2 MB), and a bound for ``/dev/zero``.
@@ -109,3 +118,24 @@ def reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror[0].lower() + exc.strerror[1:]
     return str(exc)
+
+
+def write_atomic(path: Path, data: bytes, *, like: Path | None = None) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half.
+
+    A temporary file beside ``path`` (same file system), then one ``os.replace``: a kill
+    leaves at most the temporary file, never a truncated ``path``. The new file gets the
+    mode a new file gets under the umask, or that of ``like`` (e.g. the file it replaces)
+    when given. A file that ``path`` was a hard link to is left as it was.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        if like is not None:
+            os.chmod(tmp, stat.S_IMODE(like.stat().st_mode))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -8,40 +8,38 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .changes import Plan, fingerprint, make_plan
 from .envdir import Environments
 from .errors import BuildError, PinfoldError
+from .index import ArtifactIndex
 from .locking.needs import require_current_locks
 from .record import EnvRecord, PythonRecord
 from .results import BuildResult, StageEvent, StageReport
 from .runner import Runner
 from .spec import Spec
+from .stages import (
+    ApplyPlan,
+    CloneCurrent,
+    Compile,
+    Context,
+    CreateFresh,
+    Develop,
+    InstallLock,
+    KeptDevelop,
+    PluginCaches,
+    Preflight,
+    Probes,
+    Stage,
+)
 from .uptodate import watch_of
-
-if TYPE_CHECKING:
-    from .stages import Context, Stage
 
 __all__ = ["BuildResult", "StageEvent", "StageReport", "build", "check", "gc", "plan", "rollback"]
 
 
 def _stages(plan: Plan) -> list[Stage]:
     """The stages of a build: an update starts from a clone of the current environment."""
-    from .stages import (
-        ApplyPlan,
-        CloneCurrent,
-        Compile,
-        CreateFresh,
-        Develop,
-        InstallLock,
-        KeptDevelop,
-        PluginCaches,
-        Preflight,
-        Probes,
-    )
-
     if plan.mode == "update" and plan.current is not None:
         return [Preflight(), CloneCurrent(plan.current), ApplyPlan(plan), KeptDevelop(), Compile(),
                 PluginCaches(), Probes()]
@@ -93,10 +91,6 @@ def build(
     plan = make_plan(spec, envs, runner, fresh=fresh)
     if plan.mode == "noop" and plan.current is not None:
         return _report(spec, plan.current, start)
-    # Imported here, not at the top: the no-op path above must stay cheap.
-    from .index import ArtifactIndex
-    from .stages import Context
-
     ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=envs.new_dir())
     # What a stage needs does not depend on the plan: both stage lists have the same problems.
     stages = _stages(plan)
@@ -189,10 +183,6 @@ def check(
     runner: Runner | None = None,
 ) -> BuildResult:
     """Run the probes on the existing environment of ``spec``, without rebuilding."""
-    from .index import ArtifactIndex
-    from .stages import Context
-    from .stages.s7_probes import Probes
-
     runner = runner or Runner()
     emit = on_event or (lambda _: None)
     start = time.monotonic()

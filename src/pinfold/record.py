@@ -15,11 +15,11 @@ import: the no-op fast path reads the record.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .paths import write_atomic
 from .results import (
     Plan,
     StageOutputs,
@@ -191,6 +191,5 @@ def read_record(env_dir: Path) -> EnvRecord | None:
 
 def write_record(env_dir: Path, record: EnvRecord) -> None:
     """Write ``record`` into ``env_dir`` atomically: a reader sees the old file or the new one."""
-    tmp = env_dir / f".{STATE_FILE}.tmp"
-    tmp.write_text(json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, env_dir / STATE_FILE)
+    text = json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n"
+    write_atomic(env_dir / STATE_FILE, text.encode("utf-8"))

@@ -54,7 +54,7 @@ def identity(python: str, runner: Runner) -> str:
 
 def watch_of(spec: Spec) -> Watch:
     """What the no-op fast path must find unchanged: everything validating ``spec`` read."""
-    from .needs import read_needs
+    from .needs import read_needs  # lazy: packaging; watch_of runs on the full path only
 
     files: list[Path] = [spec.file, spec.requirements.path]
     if spec.build_requirements is not None:

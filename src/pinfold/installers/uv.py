@@ -51,7 +51,7 @@ from ..errors import BuildError, CommandError, Problem
 from ..index import file_digest, index_environ
 from ..inside import script
 from ..locks import Pin
-from ..paths import display_path
+from ..paths import display_path, write_atomic
 from ..runner import Runner
 from ..spec import Spec
 from ..tools import tool_problem
@@ -139,9 +139,7 @@ class Uv:
         with page.with_suffix(".lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
             if not page.is_file() or page.read_text(encoding="utf-8") != text:
-                tmp = page.with_name(f".{page.name}.{os.getpid()}.tmp")
-                tmp.write_text(text, encoding="utf-8")
-                os.replace(tmp, page)
+                write_atomic(page, text.encode("utf-8"))
             yield page
 
     def _build_constraints(self, folder: Path) -> Path:

@@ -26,6 +26,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from .. import fetch as fetching
 from ..errors import Problem, SpecError
 from ..index import ArtifactIndex, IndexFile, download, sha256_of
 from ..interpreter import Interpreter, inspect_interpreter
@@ -215,13 +216,11 @@ class _Locker:
 
     def fetch(self, runtime: Sequence[Pin], build: Sequence[Pin]) -> None:
         """Online: download the pins' artifacts into the (first) wheelhouse, as `pinfold fetch`."""
-        from ..fetch import fetch
-
         spec = dataclasses.replace(
             self.spec, index=self.local, requirements=Lock(self.spec.requirements.path, tuple(runtime)),
             # An empty build lock, not None: fetch's final pre-flight then accepts sdists.
             build_requirements=Lock(self._build_path() or self.workdir / "build.txt", tuple(build)))
-        report = fetch(spec, runner=self.runner, index_url=self.options.upstream or None,
+        report = fetching.fetch(spec, runner=self.runner, index_url=self.options.upstream or None,
                        on_progress=self.say, interp=self.interp)
         self.downloaded += report.downloaded
 

@@ -5,7 +5,6 @@ The text people read about probes is rendered by the CLI (:func:`pinfold.render.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import time
@@ -13,6 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..paths import write_atomic
 from . import ProbeResult
 
 __all__ = ["junit_xml", "write_junit"]
@@ -64,9 +64,4 @@ def write_junit(path: Path, results: Sequence[ProbeResult], *, suite: str,
                 error: str | None = None) -> None:
     """Write :func:`junit_xml` to ``path`` atomically (a temporary file, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(junit_xml(results, suite=suite, error=error))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, junit_xml(results, suite=suite, error=error))

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 import sys
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -169,9 +171,6 @@ class _Loader:
         url = url.rstrip("/") + "/"
         if url.startswith("file://") and self.strict:
             # A local index can be checked now; an http(s) one answers (or not) at pre-flight.
-            import urllib.parse
-            import urllib.request
-
             folder = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
             if not folder.is_dir():
                 self.read.error(node, "index.url", f"{url!r}: the folder {folder} does not exist")
