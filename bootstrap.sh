@@ -111,6 +111,17 @@ ${QUIET_LOG:-}"
     # pinfold itself, editable, built offline with the setuptools the lock just installed.
     quiet scrubbed "$tool/bin/python" -m pip install --no-deps --no-build-isolation --no-index -e . \
         || die "installing pinfold failed: ${QUIET_LOG:-}"
+    # pinfold's own interpreter runs isolated (-I), as every command it starts does: the
+    # caller's PYTHONPATH (a sitecustomize.py there runs at start-up), PYTHONHOME and user
+    # site-packages never reach pinfold itself. pip's console script cannot pass -I.
+    local py
+    py="$(cd "$tool/bin" && pwd)/python"
+    cat >"$tool/bin/pinfold" <<WRAPPER
+#!/bin/sh
+# Written by bootstrap.sh: pinfold runs isolated (-I) from the caller's PYTHON* settings.
+exec "$py" -I -m pinfold "\$@"
+WRAPPER
+    chmod +x "$tool/bin/pinfold"
     stamp >"$tool/.pinfold-stamp"
     trap - EXIT
 }

@@ -265,3 +265,21 @@ def test_a_signal_during_a_first_build_leaves_no_environment(tmp_path: Path, sig
     assert gone(sleep_pid)
     assert not (tmp_path / "env").is_symlink() and not (tmp_path / "env").exists()
     assert _unfinished(tmp_path, None) == []
+
+
+def test_pinfold_itself_runs_isolated_from_the_callers_python_settings(tmp_path: Path) -> None:
+    """A sitecustomize.py on the caller's PYTHONPATH runs in every Python that reads it; pinfold's
+    own interpreter (the command bootstrap.sh writes) must not, as its subprocesses do not."""
+    command = Path(sys.executable).with_name("pinfold")
+    site = tmp_path / "site"
+    site.mkdir()
+    marker = tmp_path / "ran"
+    (site / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    # The marker proves the trap is real: a plain interpreter does run it.
+    subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+    assert marker.exists()
+    marker.unlink()
+    done = subprocess.run([command, "--version"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("pinfold "), done
+    assert not marker.exists()

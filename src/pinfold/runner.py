@@ -145,6 +145,8 @@ class Completed:
     seconds: float
     dropped_lines: int = 0
     dropped_chars: int = 0
+    #: The exit status (0 unless the command was run with ``check=False``).
+    returncode: int = 0
 
 
 class _Tail:
@@ -439,4 +441,4 @@ class Runner:
         if check and returncode != 0:
             raise CommandError(f"{what} failed", argv=args, returncode=returncode, output=output)
         return Completed(args, output, time.monotonic() - start, tail.dropped_lines,
-                         tail.dropped_chars)
+                         tail.dropped_chars, returncode)

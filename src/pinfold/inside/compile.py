@@ -14,12 +14,15 @@ files, as in py_compile.
 
 Prints ``FAILED <path>: <error>`` for each file that does not compile (like pip, that is
 not an error of the build) and a ``compiled N of M`` summary; exits 0 unless the
-compiler itself could not run. Standard library only, and standalone (run directly, not
+compiler itself could not run, or 3 with a ``NOSPACE <path>: ...`` line when the disk
+(or a quota) is full: that is the build's problem, not a file's, and is said as such.
+Standard library only, and standalone (run directly, not
 through ``_launch.py``: see :mod:`pinfold.inside`); it runs in the environment's interpreter.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import multiprocessing
 import os
@@ -28,6 +31,8 @@ import struct
 import sys
 
 MAGIC = importlib.util.MAGIC_NUMBER
+#: Opens the line of a file that could not be written for want of space (then exit status 3).
+NO_SPACE = "NOSPACE"
 
 
 def sources(folders: list[str]) -> list[tuple[int, str]]:
@@ -82,7 +87,13 @@ def compile_batch(paths: list[str]) -> tuple[int, list[str]]:
         except py_compile.PyCompileError as exc:
             first = str(exc.msg).strip().splitlines()[-1] if str(exc.msg).strip() else exc.exc_type_name
             failed.append(f"FAILED {path}: {first}")
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                # Not this file's fault: every later file would fail the same way.
+                failed.append(f"{NO_SPACE} {path}: {exc.strerror}")
+                break
+            failed.append(f"FAILED {path}: {exc}")
+        except ValueError as exc:
             failed.append(f"FAILED {path}: {exc}")
     return done, failed
 
@@ -102,7 +113,7 @@ def main(folders: list[str]) -> int:
     for line in failed:
         print(line)
     print(f"compiled {sum(n for n, _ in results)} of {len(files)} files with {len(parts)} workers")
-    return 0
+    return 3 if any(line.startswith(NO_SPACE) for line in failed) else 0
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import ClassVar
 
 from ..envlayout import site_packages
-from ..errors import BuildError
+from ..errors import BuildError, CommandError, Problem
 from ..inside import script
 from ..results import CompileOutput
 from .base import Context, Stage
@@ -46,8 +46,15 @@ class Compile(Stage):
             raise BuildError(f"{ctx.env_dir} has no site-packages to compile")
         # -I: nothing from the caller's environment or the working directory gets in.
         done = ctx.runner.run([ctx.env_python, "-I", script("compile"), *sites],
-                              what="byte-compiling the environment")
+                              what="byte-compiling the environment", check=False)
         lines = done.output.splitlines()
+        if full := [ln.split(" ", 1)[1] for ln in lines if ln.startswith("NOSPACE ")]:
+            raise BuildError("byte-compiling the environment failed: no space left on device",
+                             [Problem(*full[0].split(": ", 1))],
+                             tip="free space where `path` lives (or set `compile: false`) and build again")
+        if done.returncode != 0:
+            raise CommandError("byte-compiling the environment failed", argv=done.argv,
+                               returncode=done.returncode, output=done.output)
         failed = [ln[len("FAILED "):] for ln in lines if ln.startswith("FAILED ")]
         ctx.warnings += [f"not byte-compiled: {f}" for f in failed]
         ctx.outputs = replace(ctx.outputs, compile=CompileOutput(failed=tuple(failed)))
