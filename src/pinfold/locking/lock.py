@@ -31,7 +31,7 @@ from ..errors import Problem, SpecError
 from ..index import ArtifactIndex, IndexFile, download, sha256_of
 from ..interpreter import Interpreter, inspect_interpreter
 from ..locks import Lock, Pin
-from ..needs import Needs, read_needs
+from ..needs import Needs, NeedsSpec, read_needs
 from ..paths import display_path
 from ..preflight import check_pins
 from ..runner import Runner
@@ -39,7 +39,7 @@ from ..spec import IndexSpec, Spec
 from .builddeps import BuildNeeds, Discovery, Needer
 from .diff import LockChanges, diff_pins
 from .errors import BuildDepsUnavailable, LockError, StaleLockError
-from .needs import read_record, record_items, stale_problems
+from .needs import read_record, record_items, spec_relative, stale_problems
 from .resolve import Source, compile_pins
 from .writer import render_lock, write_files
 
@@ -179,7 +179,8 @@ class _Locker:
     def develop_trees(self, constraints: Sequence[str]) -> list[BuildNeeds]:
         found = []
         for tree in self.spec.develop:
-            label = f"{display_path(tree)} (develop)"
+            # Relative to env.yaml's folder, like every path in a lock: never the cwd.
+            label = f"{spec_relative(tree, self.spec)} (develop)"
             self.say(f"asking the build backend of {label} for its requirements")
             found.append(self.discovery.run(Needer(label=label, path=tree, editable=True), constraints))
         return found
@@ -207,12 +208,34 @@ class _Locker:
         pins = compile_pins(self.runner, self.source, work, inputs=inputs, name="runtime", keep=keep,
                             upgrade=self.options.upgrade, upgrade_packages=self.options.upgrade_packages,
                             origins=origins, what="resolving the runtime needs")
+        pins = self.keep_hashes(pins, keep)
         # pip-compile's `-r <input>` annotations are gone from the parsed pins: name the
         # top-level needs (and develop trees) that ask for each pin directly instead.
         direct: dict[NormalizedName, set[str]] = {}
         for req, needers in origins.items():
             direct.setdefault(canonicalize_name(Requirement(req).name), set()).update(needers)
         return [dataclasses.replace(p, via=_via(direct.get(p.name, set()), p.via)) for p in pins]
+
+    def keep_hashes(self, pins: Sequence[Pin], old: Sequence[Pin]) -> list[Pin]:
+        """``pins`` with the hashes of the old lock's pin kept wherever the version stays.
+
+        pip-compile hashes what the index holds now (``--no-reuse-hashes``), and a
+        wheelhouse filled by `pinfold fetch` holds only this platform's files: taking its
+        answer alone would drop every other platform's hash on a relock that changed
+        nothing. So a pin that does not move keeps its hashes and gains those of artifacts
+        the index added; its hashes start afresh only when it moves, or ``--upgrade`` /
+        ``--upgrade-package`` names it. Locking is a fixed point.
+        """
+        if self.options.upgrade:
+            return list(pins)
+        before = {p.name: p for p in old if p.name not in self.upgraded}
+        out = []
+        for pin in pins:
+            was = before.get(pin.name)
+            if was is not None and was.version == pin.version and not was.hashes <= pin.hashes:
+                pin = dataclasses.replace(pin, hashes=pin.hashes | was.hashes)
+            out.append(pin)
+        return out
 
     def fetch(self, runtime: Sequence[Pin], build: Sequence[Pin]) -> None:
         """Online: download the pins' artifacts into the (first) wheelhouse, as `pinfold fetch`."""
@@ -270,10 +293,10 @@ class _Locker:
             self.say(f"resolving the build dependencies against {self.source.description}")
             (work / "build.in").write_text(text, encoding="utf-8")
             old = self.spec.build_requirements.pins if self.spec.build_requirements else ()
-            self._compiled[text] = compile_pins(
+            self._compiled[text] = self.keep_hashes(compile_pins(
                 self.runner, self.source, work, inputs=["build.in"], name="build", keep=old,
                 upgrade=self.options.upgrade, upgrade_packages=self.options.upgrade_packages,
-                origins=origins, what="resolving the build dependencies")
+                origins=origins, what="resolving the build dependencies"), old)
         pins = self._compiled[text]
         # `# via`: the sdists (and develop trees) that ask for a pin directly, then the
         # build dependencies that need it in turn (pip-compile's own annotation).
@@ -343,6 +366,14 @@ def _constraints(build_needs: Needs | None) -> list[str]:
     return out
 
 
+def _read_needs(ns: NeedsSpec, spec: Spec) -> Needs:
+    """``ns`` read, its ``-r FILE`` label written as every path in a lock is (:func:`spec_relative`)."""
+    needs, _ = read_needs(ns, spec.root)
+    if ns.file is not None:
+        needs = dataclasses.replace(needs, label=f"-r {spec_relative(ns.file, spec)}")
+    return needs
+
+
 def lock(spec: Spec, *, options: LockOptions | None = None, runner: Runner | None = None,
          on_progress: Callable[[str], None] | None = None) -> LockReport:
     """Compile both locks from ``spec``'s needs; write them unless ``options.dry_run``.
@@ -358,8 +389,8 @@ def lock(spec: Spec, *, options: LockOptions | None = None, runner: Runner | Non
         raise SpecError(f"{display_path(spec.file)}: needs: missing: `pinfold lock` compiles the locks "
                         "from env.yaml's top-level needs",
                         tip="add `needs: requirements.in` (a requirements file) or a list of requirements")
-    needs, _ = read_needs(spec.needs, spec.root)
-    build_needs = read_needs(spec.build_needs, spec.root)[0] if spec.build_needs else None
+    needs = _read_needs(spec.needs, spec)
+    build_needs = _read_needs(spec.build_needs, spec) if spec.build_needs else None
     with tempfile.TemporaryDirectory(prefix="pinfold-lock-") as tmp:
         locker = _Locker(spec, options, runner, say, Path(tmp))
         develop = locker.develop_trees(_constraints(build_needs))

@@ -42,8 +42,10 @@ _COMPILE_FLAGS = (
     "--no-config", "--verbose", "--no-header", "--generate-hashes", "--allow-unsafe",
     "--strip-extras", "--no-emit-index-url", "--no-emit-find-links", "--no-emit-trusted-host",
     "--no-emit-options",
-    # Hash what the index holds now, not what the previous lock listed: a wheel added to or
-    # removed from the wheelhouse changes the hashes of a pin that keeps its version.
+    # Hash what the index holds now, not only what the previous lock listed (pip-compile
+    # would reuse those and miss a wheel added since). The caller merges the old hashes
+    # back in for pins that stay (`_Locker.keep_hashes`): a wheelhouse missing other
+    # platforms' files must not drop their hashes.
     "--no-reuse-hashes",
 )  # fmt: skip
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,6 +63,21 @@ def render_lock(kind: str, spec_name: str, key: str, items: Sequence[str], pins:
     return "\n".join(lines) + "\n"
 
 
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """A new temporary file next to ``path``, open for writing, as a normal file is made.
+
+    Not ``tempfile.mkstemp``: it makes 0600 files, and a lock is a file to commit and
+    share. Mode 0666 filtered by the caller's umask is what any editor would create.
+    """
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name next to {path}")
+
+
 def write_files(files: Sequence[tuple[Path, str]]) -> list[Path]:
     """Write each (path, text) whose content changed; all temporary files first, then renames.
 
@@ -75,19 +91,20 @@ def write_files(files: Sequence[tuple[Path, str]]) -> list[Path]:
         except (OSError, UnicodeDecodeError):
             pass
         todo.append((path, text))
-    temps: list[tuple[str, Path]] = []
+    temps: list[tuple[Path, Path]] = []
     try:
         for path, text in todo:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            fd, tmp = _create_temp(path)
             temps.append((tmp, path))
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
-            # mkstemp makes 0600 files; a lock is as readable as the file it replaces.
-            mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-            os.chmod(tmp, mode)
+            # A lock that replaces a file keeps that file's mode; a new one has the mode
+            # the umask gives (the temporary file was created with it).
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         for tmp, path in temps:
             os.replace(tmp, path)
     except BaseException:
