@@ -110,6 +110,8 @@ def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
     envs = Environments(path)
     if not path.is_symlink() or (current := envs.current()) is None:
         return None
+    if envs.has_leftovers():  # a killed build's folder: the full path's no-op removes it
+        return None
     record = read_record(current)
     if record is None or record.pinfold != __version__ or not _unchanged(record.watch, file, python):
         return None
