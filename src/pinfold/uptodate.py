@@ -10,7 +10,9 @@ no-op; :func:`up_to_date` checks exactly that with the standard library, ``yaml`
 pipeline, ``packaging`` or the lock parser: a no-op then costs about 0.1 s.
 
 Anything different or unreadable and it answers None, "not known to be up to date":
-the full path (:func:`pinfold.pipeline.build`) decides, with its own messages.
+the full path (:func:`pinfold.pipeline.build`) decides, with its own messages. So it does
+when ``<path>.d`` holds an unfinished entry (a killed build's folder; one listing): the
+full path's no-op removes it under the build lock.
 """
 
 from __future__ import annotations
