@@ -283,6 +283,20 @@ class Environments:
         removed: list[Path] = []
         warnings: list[str] = []
         finished: list[Path] = []
+
+        def remove(entry: Path) -> None:
+            # A cleanup runs after a build succeeded: what it cannot remove is named, not raised.
+            try:
+                if not is_marked(entry):
+                    # An earlier pinfold's environment: marked first, so that a removal cut
+                    # short leaves a directory the next cleanup recognises.
+                    (entry / MARKER).write_bytes(_marker_text(entry))
+                _remove_marked(entry)
+            except OSError as exc:
+                warnings.append(f"{entry} could not be removed: {exc.strerror}")
+            else:
+                removed.append(entry)
+
         for entry in sorted(self.versions.iterdir()) if self.versions.is_dir() else []:
             if entry.name == _LOCK:
                 continue
@@ -290,8 +304,7 @@ class Environments:
                 finished.append(entry)
             elif not entry.is_symlink() and entry.is_dir() and is_marked(entry):
                 # Unfinished: a build that failed or was killed.
-                _remove_marked(entry)
-                removed.append(entry)
+                remove(entry)
             elif not entry.is_symlink() and entry.is_dir() and not (entry / STATE_FILE).exists() \
                     and (entry / "pyvenv.cfg").is_file():
                 warnings.append(f"{entry} looks like an unfinished build of an earlier pinfold, "
@@ -301,12 +314,7 @@ class Environments:
                                 "marker): left alone")
         for entry in finished[:-keep] if keep else finished:
             if entry != current:
-                if not is_marked(entry):
-                    # An earlier pinfold's environment: marked first, so that a removal cut
-                    # short leaves a directory the next cleanup recognises.
-                    (entry / MARKER).write_bytes(_marker_text(entry))
-                _remove_marked(entry)
-                removed.append(entry)
+                remove(entry)
         for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
             if stale.is_symlink():  # switch() makes these; a file of that name is not pinfold's
                 stale.unlink(missing_ok=True)
