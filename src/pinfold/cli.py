@@ -272,9 +272,10 @@ def _gc(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     spec = ctx.spec(args)
     if args.keep < 1:
         raise SpecError("--keep must be 1 or more: the current environment is always kept")
-    removed = gc(spec, keep=args.keep)
-    ctx.out.lines(render.gc_lines(spec.path, removed))
-    return EXIT_OK, {"removed": [str(p) for p in removed]}
+    done = gc(spec, keep=args.keep)
+    ctx.out.lines(render.warning_lines(done.warnings))
+    ctx.out.lines(render.gc_lines(spec.path, done.removed))
+    return EXIT_OK, {"removed": [str(p) for p in done.removed], "warnings": list(done.warnings)}
 
 
 #: One handler per command; the parser offers exactly these commands.

@@ -3,8 +3,15 @@
 Virtualenvs cannot be moved (shebangs and ``pyvenv.cfg`` hold absolute paths), so a new
 environment is built in its final place, ``<path>.d/<id>/``, and ``path`` is switched
 to it in one atomic rename of a symlink. ``path`` is therefore always the previous
-complete environment or the new complete one. A directory without ``pinfold.json``
-is an unfinished build, removed by the next build.
+complete environment or the new complete one.
+
+pinfold only ever deletes what it can prove it created: each versioned directory gets a
+marker (:data:`MARKER`, naming the directory) when it is created, before anything else
+goes in, and every removal checks it. A marked directory without ``pinfold.json`` is an
+unfinished build (failed or killed), removed by the next build. An environment of an
+earlier pinfold (no marker) counts as pinfold's when its ``pinfold.json`` is a record
+pinfold can read. Anything else under ``<path>.d`` is left alone and named; a
+``<path>.d`` that is a symlink is refused outright.
 """
 
 from __future__ import annotations
@@ -15,16 +22,51 @@ import fcntl
 import os
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .envlayout import site_packages
 from .errors import BuildError, SpecError
 from .paths import write_atomic
-from .record import STATE_FILE, EnvRecord, write_record
+from .record import STATE_FILE, EnvRecord, read_record, write_record
 
-__all__ = ["STATE_FILE", "Environments", "damage"]
+__all__ = ["MARKER", "STATE_FILE", "Cleanup", "Environments", "damage", "is_marked"]
+
+#: The file pinfold writes first into each versioned directory it creates: its proof of
+#: authorship. Nothing under ``<path>.d`` without it (or, for an environment of an earlier
+#: pinfold, without a readable record) is ever removed.
+MARKER = ".pinfold-build"
+#: The build lock, in ``<path>.d``.
+_LOCK = ".lock"
+
+
+def _marker_text(env_dir: Path) -> bytes:
+    # The directory's own name: a marker copied along with a folder does not vouch for the copy.
+    return f"pinfold build directory {env_dir.name}\n".encode()
+
+
+def is_marked(env_dir: Path) -> bool:
+    """Whether ``env_dir`` carries pinfold's marker for that very directory (a regular file)."""
+    try:
+        info = (env_dir / MARKER).lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > 4096:
+            return False
+        return (env_dir / MARKER).read_bytes() == _marker_text(env_dir)
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Cleanup:
+    """What a cleanup removed, and what it left alone under ``<path>.d`` (named, with why)."""
+
+    #: The directories removed (unfinished builds, old environments).
+    removed: tuple[Path, ...] = ()
+    #: One sentence per entry left alone: it is not provably pinfold's.
+    warnings: tuple[str, ...] = field(default=())
 
 
 def damage(env_dir: Path, installed: Sequence[str]) -> str | None:
@@ -50,11 +92,44 @@ class Environments:
         self.path = path
         self.versions = path.with_name(path.name + ".d")
 
+    def _own_versions(self) -> None:
+        """Refuse a ``<path>.d`` that is not a folder of pinfold's own (a symlink, a file)."""
+        if self.versions.is_symlink():
+            raise SpecError(
+                f"{self.versions} is a symlink; pinfold keeps its builds in a folder of its own",
+                tip=f"remove the symlink {self.versions} (what it points to is not pinfold's) or "
+                    "choose another `path` in env.yaml; nothing was changed",
+            )
+
+    def is_pinfolds(self, env_dir: Path) -> bool:
+        """Whether ``env_dir`` is a finished environment pinfold built: marked, or an earlier
+        pinfold's (no marker) with a record pinfold can read."""
+        if env_dir.is_symlink() or not (env_dir / STATE_FILE).is_file():
+            return False
+        return is_marked(env_dir) or read_record(env_dir) is not None
+
     def current(self) -> Path | None:
-        """The complete environment ``path`` points to, or None if there is none yet."""
+        """The complete environment ``path`` points to, or None if there is none yet.
+
+        Raises :class:`SpecError` when ``path`` (or ``<path>.d``) is not pinfold's: a plain
+        directory, or a symlink to a folder that is not a pinfold environment.
+        """
+        self._own_versions()
         if self.path.is_symlink():
             target = self.path.resolve()
-            return target if (target / STATE_FILE).is_file() else None
+            if self.is_pinfolds(target):
+                return target
+            if not target.exists() or is_marked(target):
+                # Nothing there (the folder was removed by hand), or a build of pinfold's that
+                # never finished: there is no environment, and the next build repoints `path`.
+                return None
+            why = ("its pinfold.json is not a record pinfold wrote" if (target / STATE_FILE).exists()
+                   else "it has no pinfold.json")
+            raise SpecError(
+                f"{self.path} points to {target}, which is not a pinfold environment ({why})",
+                tip=f"remove the symlink {self.path} or choose another `path` in env.yaml; "
+                    "nothing was changed",
+            )
         if self.path.exists():
             raise SpecError(
                 f"{self.path} exists and is not a pinfold environment (pinfold keeps `path` as a "
@@ -65,10 +140,14 @@ class Environments:
 
     @contextlib.contextmanager
     def locked(self, *, wait: bool, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        """Hold the build lock of this ``path``: two builds never interleave."""
+        """Hold the build lock of this ``path``: two builds never interleave.
+
+        A ``path`` or ``<path>.d`` that is not pinfold's is refused before anything is created.
+        """
+        self.current()
         try:
             self.versions.mkdir(parents=True, exist_ok=True)
-            fh = open(self.versions / ".lock", "w")  # noqa: SIM115 (closed by the with below)
+            fh = open(self.versions / _LOCK, "w")  # noqa: SIM115 (closed by the with below)
         except OSError as exc:
             raise BuildError(f"cannot create {self.versions}: {exc.strerror}",
                              tip="`path` in env.yaml must be in a folder you can write to") from None
@@ -93,6 +172,37 @@ class Environments:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}"
         return self.versions / f"{stamp}-{secrets.token_hex(3)}"
 
+    def create(self, env_dir: Path) -> None:
+        """Create the versioned directory ``env_dir`` holding pinfold's marker, and nothing else."""
+        try:
+            env_dir.mkdir()
+        except OSError as exc:
+            raise BuildError(f"cannot create {env_dir}: {exc.strerror}") from None
+        try:
+            tmp = env_dir / f"{MARKER}.tmp"
+            tmp.write_bytes(_marker_text(env_dir))
+            os.replace(tmp, env_dir / MARKER)
+        except OSError as exc:
+            shutil.rmtree(env_dir, ignore_errors=True)  # created just now, by this call
+            raise BuildError(f"cannot write into {env_dir}: {exc.strerror}") from None
+
+    def discard(self, env_dir: Path) -> bool:
+        """Remove ``env_dir`` if it carries pinfold's marker (a failed build); else leave it."""
+        if env_dir.is_symlink() or not is_marked(env_dir):
+            return False
+        _remove_marked(env_dir)
+        return True
+
+    def has_leftovers(self) -> bool:
+        """Whether ``<path>.d`` holds anything but finished environments: one listing, cheap
+        enough for the no-op fast path (which then hands over to a build that cleans up)."""
+        try:
+            names = os.listdir(self.versions)
+        except OSError:
+            return False
+        return any(name != _LOCK and not (self.versions / name / STATE_FILE).is_file()
+                   for name in names)
+
     def finish(self, env_dir: Path, record: EnvRecord) -> None:
         """Write the record (atomically), then point ``path`` at ``env_dir`` (atomically)."""
         write_record(env_dir, record)
@@ -103,7 +213,7 @@ class Environments:
         if not self.versions.is_dir():
             return []
         return sorted(e for e in self.versions.iterdir()
-                      if not e.name.startswith(".") and (e / STATE_FILE).is_file())
+                      if not e.name.startswith(".") and self.is_pinfolds(e))
 
     def switch(self, env_dir: Path) -> None:
         """Point ``path`` at ``env_dir`` in one atomic rename of a new symlink."""
@@ -139,6 +249,10 @@ class Environments:
                 if (Path(root) / name).is_symlink():
                     files.append(name)
             dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
+            if root == old:
+                # The new directory has its own marker; its record is written when it is finished
+                # (a clone holding the old record would look finished if the update were killed).
+                files = [f for f in files if f not in (MARKER, STATE_FILE, f".{STATE_FILE}.tmp")]
             for name in files:
                 source = Path(root) / name
                 if source.is_symlink():
@@ -158,21 +272,65 @@ class Environments:
                 write_atomic(path, data.replace(old.encode(), new.encode()), like=path)
         return count
 
-    def cleanup(self, *, keep: int = 3) -> list[Path]:
-        """Remove unfinished builds and all but the newest ``keep`` finished ones (never the current)."""
+    def cleanup(self, *, keep: int = 3) -> Cleanup:
+        """Remove unfinished builds and all but the newest ``keep`` finished ones (never the current).
+
+        Only what carries pinfold's marker (or is an earlier pinfold's finished environment) is
+        removed; everything else under ``<path>.d`` is left alone and named in the warnings.
+        """
         current = self.current()
-        removed = []
+        removed: list[Path] = []
+        warnings: list[str] = []
+        finished: list[Path] = []
+
+        def remove(entry: Path) -> None:
+            # A cleanup runs after a build succeeded: what it cannot remove is named, not raised.
+            try:
+                if not is_marked(entry):
+                    # An earlier pinfold's environment: marked first, so that a removal cut
+                    # short leaves a directory the next cleanup recognises.
+                    (entry / MARKER).write_bytes(_marker_text(entry))
+                _remove_marked(entry)
+            except OSError as exc:
+                warnings.append(f"{entry} could not be removed: {exc.strerror}")
+            else:
+                removed.append(entry)
+
         for entry in sorted(self.versions.iterdir()) if self.versions.is_dir() else []:
-            if entry.name.startswith(".") or not entry.is_dir() or (entry / STATE_FILE).is_file():
+            if entry.name == _LOCK:
                 continue
-            # Unfinished: a build that failed or was killed.
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
-        finished = self.finished()
+            if self.is_pinfolds(entry):
+                finished.append(entry)
+            elif not entry.is_symlink() and entry.is_dir() and is_marked(entry):
+                # Unfinished: a build that failed or was killed.
+                remove(entry)
+            elif not entry.is_symlink() and entry.is_dir() and not (entry / STATE_FILE).exists() \
+                    and (entry / "pyvenv.cfg").is_file():
+                warnings.append(f"{entry} looks like an unfinished build of an earlier pinfold, "
+                                "but carries no pinfold marker: left alone (remove it yourself)")
+            else:
+                warnings.append(f"{entry} is not a build of pinfold's (it carries no pinfold "
+                                "marker): left alone")
         for entry in finished[:-keep] if keep else finished:
             if entry != current:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(entry)
+                remove(entry)
         for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
-        return removed
+            if stale.is_symlink():  # switch() makes these; a file of that name is not pinfold's
+                stale.unlink(missing_ok=True)
+        return Cleanup(removed=tuple(removed), warnings=tuple(warnings))
+
+
+def _remove_marked(env_dir: Path) -> None:
+    """Remove a marked directory: its record first (it is no longer finished), its marker last
+    (a removal cut short leaves a marked, unfinished directory: the next cleanup ends it)."""
+    (env_dir / STATE_FILE).unlink(missing_ok=True)
+    for child in env_dir.iterdir():
+        if child.name == MARKER:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    (env_dir / MARKER).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        env_dir.rmdir()

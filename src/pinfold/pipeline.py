@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .changes import Plan, fingerprint, make_plan
-from .envdir import Environments
+from .envdir import Cleanup, Environments
 from .errors import BuildError, PinfoldError
 from .index import ArtifactIndex
 from .locking.needs import require_current_locks
@@ -46,9 +45,10 @@ def _stages(plan: Plan) -> list[Stage]:
     return [Preflight(), CreateFresh(), InstallLock(), Develop(), Compile(), PluginCaches(), Probes()]
 
 
-def _report(spec: Spec, env_dir: Path, start: float) -> BuildResult:
+def _report(spec: Spec, env_dir: Path, start: float, cleanup: Cleanup | None = None) -> BuildResult:
     return BuildResult(spec_file=spec.file, path=spec.path, env_dir=env_dir, up_to_date=True,
-                       seconds=time.monotonic() - start)
+                       seconds=time.monotonic() - start,
+                       warnings=cleanup.warnings if cleanup is not None else ())
 
 
 @contextmanager
@@ -90,6 +90,11 @@ def build(
     watch = watch_of(spec)
     plan = make_plan(spec, envs, runner, fresh=fresh)
     if plan.mode == "noop" and plan.current is not None:
+        if envs.has_leftovers():
+            # A killed build's folder (or something not pinfold's) in <path>.d: a no-op
+            # removes what is provably pinfold's, under the lock, and names the rest.
+            with envs.locked(wait=wait, on_wait=on_wait):
+                return _report(spec, plan.current, start, envs.cleanup())
         return _report(spec, plan.current, start)
     ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=envs.new_dir())
     # What a stage needs does not depend on the plan: both stage lists have the same problems.
@@ -117,12 +122,14 @@ def build(
     with envs.locked(wait=wait, on_wait=on_wait):
         # Named once the lock is held: names sort in build order, which rollback relies on.
         ctx.env_dir = envs.new_dir()
-        envs.cleanup()
+        before = envs.cleanup()
         # Another build may have changed the environment while this one waited: plan again,
         # against the same inputs (they describe the spec loaded at the start).
         plan = make_plan(spec, envs, runner, fresh=fresh, inputs=plan.inputs)
         if plan.mode == "noop" and plan.current is not None:
-            return _report(spec, plan.current, start)
+            return _report(spec, plan.current, start, before)
+        # The marker goes in first: it is what lets a later cleanup prove this folder pinfold's.
+        envs.create(ctx.env_dir)
         try:
             with _bytecode_outside(ctx):
                 # This plan's stages (it may differ from the first one); pre-flight has run.
@@ -148,11 +155,12 @@ def build(
             envs.finish(ctx.env_dir, record)
         except BaseException:
             # Nothing half-built stays behind; `path` still points at the previous environment.
-            shutil.rmtree(ctx.env_dir, ignore_errors=True)
+            envs.discard(ctx.env_dir)
             raise
-        envs.cleanup()
+        after = envs.cleanup()
     return BuildResult(spec_file=spec.file, path=spec.path, env_dir=ctx.env_dir,
-                       up_to_date=False, stages=tuple(reports), warnings=tuple(ctx.warnings),
+                       up_to_date=False, stages=tuple(reports),
+                       warnings=(*ctx.warnings, *after.warnings),
                        seconds=time.monotonic() - start, plan=plan, outputs=ctx.outputs)
 
 
@@ -169,8 +177,11 @@ def rollback(spec: Spec, *, wait: bool = True) -> tuple[Path, Path]:
         return envs.rollback()
 
 
-def gc(spec: Spec, *, keep: int, wait: bool = True) -> list[Path]:
-    """Remove unfinished builds and all but the newest ``keep`` environments (never the current)."""
+def gc(spec: Spec, *, keep: int, wait: bool = True) -> Cleanup:
+    """Remove unfinished builds and all but the newest ``keep`` environments (never the current).
+
+    Only what is provably pinfold's is removed; the rest of ``<path>.d`` is named in the warnings.
+    """
     envs = Environments(spec.path)
     with envs.locked(wait=wait):
         return envs.cleanup(keep=keep)

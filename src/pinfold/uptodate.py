@@ -10,7 +10,9 @@ no-op; :func:`up_to_date` checks exactly that with the standard library, ``yaml`
 pipeline, ``packaging`` or the lock parser: a no-op then costs about 0.1 s.
 
 Anything different or unreadable and it answers None, "not known to be up to date":
-the full path (:func:`pinfold.pipeline.build`) decides, with its own messages.
+the full path (:func:`pinfold.pipeline.build`) decides, with its own messages. So it does
+when ``<path>.d`` holds an unfinished entry (a killed build's folder; one listing): the
+full path's no-op removes it under the build lock.
 """
 
 from __future__ import annotations
@@ -109,6 +111,8 @@ def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
     path = env_path(file, raw["path"])
     envs = Environments(path)
     if not path.is_symlink() or (current := envs.current()) is None:
+        return None
+    if envs.has_leftovers():  # a killed build's folder: the full path's no-op removes it
         return None
     record = read_record(current)
     if record is None or record.pinfold != __version__ or not _unchanged(record.watch, file, python):

@@ -1,0 +1,183 @@
+"""Versioned environments on disk: pinfold removes only what it can prove it created.
+
+Fast: no pip, no virtualenv. The finished environments here are folders with a record
+(and, for today's pinfold, its marker); the real builds are in test_lifecycle_safety.py.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from pinfold.cli import main
+from pinfold.envdir import MARKER, Environments, is_marked
+from pinfold.record import STATE_FILE, write_record
+from tests.conftest import write
+from tests.test_record import record
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture()
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An env.yaml with an empty lock: loading it and planning start no pip."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wheelhouse").mkdir()
+    write(tmp_path / "runtime.txt", "")
+    return write(tmp_path / "env.yaml", "path: env\nindex: {find_links: wheelhouse}\n"
+                                        "requirements: runtime.txt\n")
+
+
+def finished(envs: Environments, name: str, *, marked: bool = True) -> Path:
+    """A finished environment: marked by today's pinfold, or (marked=False) an earlier one's."""
+    env_dir = envs.versions / name
+    envs.versions.mkdir(exist_ok=True)
+    if marked:
+        envs.create(env_dir)
+    else:
+        env_dir.mkdir()
+    write(env_dir / "bin" / "tool", "#!/bin/sh\n")
+    write_record(env_dir, record())
+    return env_dir
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_the_marker_goes_in_first_and_names_its_folder(tmp_path: Path) -> None:
+    envs = Environments(tmp_path / "env")
+    envs.versions.mkdir()
+    env_dir = envs.new_dir()
+    envs.create(env_dir)
+    assert os.listdir(env_dir) == [MARKER] and is_marked(env_dir)
+    # A marker copied along with its folder does not vouch for the copy.
+    copy = envs.versions / "copy"
+    copy.mkdir()
+    (copy / MARKER).write_bytes((env_dir / MARKER).read_bytes())
+    assert not is_marked(copy)
+
+
+def test_cleanup_removes_only_what_is_provably_pinfolds(tmp_path: Path) -> None:
+    envs = Environments(tmp_path / "env")
+    envs.versions.mkdir()
+    old_legacy = finished(envs, "20240101-000000000-aaaaaa", marked=False)  # an earlier pinfold's
+    kept = [finished(envs, f"2024010{i}-000000000-bbbbbb") for i in (2, 3)]
+    envs.switch(kept[-1])
+    killed = envs.versions / "20240104-000000000-cccccc"
+    envs.create(killed)
+    write(killed / "lib" / "half.py", "")
+    # Not pinfold's: the user's files, a folder with a record pinfold did not write, and an
+    # unmarked unfinished build (an earlier pinfold's, or not: it cannot be told apart).
+    write(envs.versions / "project" / "notes.txt", "precious")
+    write(envs.versions / "foreign" / STATE_FILE, '{"inputs": 5}')
+    write(envs.versions / "20231231-000000000-dddddd" / "pyvenv.cfg", "home = /usr/bin\n")
+    done = envs.cleanup(keep=2)
+    assert sorted(done.removed) == sorted([old_legacy, killed])
+    assert not old_legacy.exists() and not killed.exists()
+    assert all(e.is_dir() and is_marked(e) for e in kept)
+    assert (envs.versions / "project" / "notes.txt").read_text() == "precious"
+    assert (envs.versions / "foreign" / STATE_FILE).is_file()
+    assert (envs.versions / "20231231-000000000-dddddd" / "pyvenv.cfg").is_file()
+    named = "\n".join(done.warnings)
+    assert len(done.warnings) == 3, named
+    for name in ("project", "foreign", "20231231-000000000-dddddd"):
+        assert f"{envs.versions / name} " in named
+    assert "earlier pinfold" in named and "left alone" in named
+    # Never counted as environments: rollback cannot land on them.
+    assert envs.finished() == kept
+
+
+def test_a_failed_build_is_discarded_only_with_its_marker(tmp_path: Path) -> None:
+    envs = Environments(tmp_path / "env")
+    envs.versions.mkdir()
+    mine = envs.new_dir()
+    envs.create(mine)
+    write(mine / "bin" / "python", "")
+    assert envs.discard(mine) and not mine.exists()
+    theirs = write(envs.versions / "theirs" / "notes.txt", "x").parent
+    assert not envs.discard(theirs) and (theirs / "notes.txt").exists()
+
+
+def test_a_clone_gets_its_own_marker_and_no_record_until_finished(tmp_path: Path) -> None:
+    """A killed update must leave an unfinished folder, not a copy that looks finished."""
+    envs = Environments(tmp_path / "env")
+    src = finished(envs, "20240101-000000000-aaaaaa")
+    write(src / "pyvenv.cfg", f"home = /usr/bin\nprompt = {src}\n")
+    dst = envs.versions / "20240102-000000000-bbbbbb"
+    envs.create(dst)
+    envs.clone(src, dst)
+    assert is_marked(dst) and is_marked(src)
+    assert not (dst / STATE_FILE).exists() and (dst / "bin" / "tool").is_file()
+    assert str(dst) in (dst / "pyvenv.cfg").read_text()
+    assert envs.finished() == [src] and envs.has_leftovers()
+    assert envs.cleanup().removed == (dst,)
+    assert not envs.has_leftovers()
+
+
+def test_a_symlinked_versions_folder_is_refused_and_left_untouched(project: Path) -> None:
+    root = project.parent
+    write(root / "precious" / "project" / "notes.txt", "precious")
+    (root / "env.d").symlink_to("precious")
+    for command in ("build", "status", "plan", "check", "rollback", "gc"):
+        code, _, err = cli(command)
+        assert code == 2, (command, err)
+        assert "env.d is a symlink; pinfold keeps its builds in a folder of its own" in err, err
+        assert "internal error" not in err and "Traceback" not in err
+    assert tree(root / "precious") == ["project", "project/notes.txt"]
+    assert (root / "precious" / "project" / "notes.txt").read_text() == "precious"
+    assert not (root / "env").exists() and not (root / "env").is_symlink()
+
+
+@pytest.mark.parametrize("command", ["build", "status", "plan", "check", "rollback", "gc"])
+def test_path_to_a_foreign_folder_is_not_a_pinfold_environment(project: Path, command: str) -> None:
+    root = project.parent
+    write(root / "foreign" / STATE_FILE, '{"inputs": 5, "installed": "abc"}')
+    write(root / "foreign" / "bin" / "python", "")
+    (root / "env").symlink_to("foreign")
+    code, out, err = cli(command, "--json") if command != "rollback" else cli(command)
+    assert code == 2, (out, err)
+    assert f"{root / 'env'} points to {root / 'foreign'}, which is not a pinfold environment" in err, err
+    assert "its pinfold.json is not a record pinfold wrote" in err
+    assert "remove the symlink" in err  # what to do
+    assert "internal error" not in err and "Traceback" not in err
+    assert os.readlink(root / "env") == "foreign"
+    assert tree(root / "foreign") == ["bin", "bin/python", STATE_FILE]
+    assert not (root / "env.d").exists()
+
+
+@pytest.mark.parametrize("content", ["[]", "garbage", '{"schema": 2}', '{"schema": 99}', ""])
+def test_a_record_that_does_not_parse_is_not_a_pinfold_environment(tmp_path: Path, content: str) -> None:
+    from pinfold.errors import SpecError
+
+    write(tmp_path / "foreign" / STATE_FILE, content)
+    (tmp_path / "env").symlink_to("foreign")
+    with pytest.raises(SpecError, match="not a pinfold environment"):
+        Environments(tmp_path / "env").current()
+
+
+def test_an_earlier_pinfolds_environment_is_still_pinfolds(tmp_path: Path) -> None:
+    envs = Environments(tmp_path / "env")
+    legacy = finished(envs, "20240101-000000000-aaaaaa", marked=False)
+    envs.switch(legacy)
+    assert envs.current() == legacy and envs.finished() == [legacy]
+    # path to a folder that was removed by hand: no environment, the next build repoints it.
+    envs.switch(envs.versions / "gone")
+    assert envs.current() is None
+
+
+def test_only_unfinished_entries_count_as_leftovers(tmp_path: Path) -> None:
+    envs = Environments(tmp_path / "env")
+    assert not envs.has_leftovers()
+    finished(envs, "20240101-000000000-aaaaaa")
+    (envs.versions / ".lock").touch()
+    assert not envs.has_leftovers()
+    envs.create(envs.versions / "20240102-000000000-bbbbbb")
+    assert envs.has_leftovers()
