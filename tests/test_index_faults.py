@@ -208,11 +208,15 @@ def test_an_index_link_whose_decoded_name_leaves_its_folder_is_ignored_and_named
     assert "not a plain name" in text and repr(f"../{wheel.path.name}") in text, text
 
 
-def test_find_links_folders_with_a_space_reach_pip_whole(tmp_path: Path) -> None:
+def test_a_pip_that_reads_only_the_variables_finds_a_wheelhouse_with_a_space(tmp_path: Path) -> None:
+    """What a build backend's own pip sees: PIP_FIND_LINKS (split on whitespace) and PIP_NO_INDEX."""
     folder = tmp_path / "wheel house"
-    folder.mkdir()
-    env = index_environ(IndexSpec(find_links=(folder,)))
-    assert env["PIP_FIND_LINKS"].split() == [folder.as_uri()], env
+    wheel = make_wheel(folder, "spaced", "1.0")
+    env = index_environ(IndexSpec(find_links=(folder, tmp_path)))
+    assert env["PIP_FIND_LINKS"].split() == [folder.as_uri(), tmp_path.as_uri()], env
+    Runner().run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(tmp_path / "out"),
+                  "spaced==1.0"], what="pip with the index as variables only", env=env)
+    assert (tmp_path / "out" / wheel.path.name).is_file()
 
 
 @pytest.mark.slow
@@ -220,7 +224,7 @@ def test_find_links_folders_with_a_space_reach_pip_whole(tmp_path: Path) -> None
 def test_build_from_a_wheelhouse_with_a_space_in_its_name(tmp_path: Path, wheelhouse: Wheelhouse,
                                                           installer: str, uv_cache: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """The legacy ``setup_requires=['pbr']`` sdist makes pip's build subprocess read PIP_FIND_LINKS."""
+    """Both backends, sdists with build dependencies included, from a folder with a space."""
     monkeypatch.setenv("PINFOLD_UV_CACHE", str(uv_cache))
     spec_file = make_project(tmp_path, wheelhouse, installer=installer)
     (tmp_path / "wheelhouse").rename(tmp_path / "wheel house")
