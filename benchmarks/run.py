@@ -4,12 +4,16 @@ One command, from the repository root:
 
     .venv/bin/python benchmarks/run.py [--rounds N]
 
+(``--lock``, ``--one-pin-lock``, ``--build-lock`` and ``--index-url`` swap in another
+environment and upstream index: the test suite runs the whole command that way, on a
+small environment from a local index.)
+
 It fills a wheelhouse once (``pinfold fetch``, the only online step) in a cache outside
 the repository (``~/.cache/pinfold-bench``, or ``$PINFOLD_BENCH_DIR``), then runs every
 scenario once per round, in the same order each round (so that every scenario sees
 the same mix of machine state), and prints a markdown table of medians and ratios.
 Every command runs in a scrubbed environment (no ``PIP_*``/``UV_*`` from the caller,
-no pip config file), offline from the same wheelhouse. It never runs in the test suite.
+no pip config file), offline from the same wheelhouse.
 """
 
 from __future__ import annotations
@@ -92,28 +96,35 @@ class Bench:
         self.buildout_venv = root / "buildout-venv"    # where bin/buildout lives
         self.results: dict[str, Result] = {}
         self.with_buildout = True
+        self.lock, self.lock_one_pin, self.build_lock = LOCK, LOCK_ONE_PIN, BUILD_LOCK
+        self.index_url: str | None = None  # the upstream of `pinfold fetch` (default: PyPI)
 
     # --- setup ---------------------------------------------------------------------
 
-    def spec(self, folder: Path, *, installer: str, compile_: bool = True, lock: Path = LOCK) -> Path:
+    def spec(self, folder: Path, *, installer: str, compile_: bool = True, lock: Path | None = None) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(lock, folder / "requirements.txt")
+        shutil.copy(lock or self.lock, folder / "requirements.txt")
+        # JSON strings are YAML strings: any folder name survives.
         text = (f"path: env\ninstaller: {installer}\ncompile: {'true' if compile_ else 'false'}\n"
-                f"index: {{find_links: {self.wheelhouse}}}\n"
-                f"requirements: requirements.txt\nbuild_requirements: {BUILD_LOCK}\n"
+                f"index: {{find_links: {json.dumps(str(self.wheelhouse))}}}\n"
+                f"requirements: requirements.txt\nbuild_requirements: {json.dumps(str(self.build_lock))}\n"
                 "final:\n  probes:\n    allow_reactor_import: [twisted.plugins.pkgupload]\n")
         (folder / "env.yaml").write_text(text)
         return folder / "env.yaml"
 
     def fetch(self) -> None:
-        """Fill the wheelhouse once (online, with the caller's certificates and proxies)."""
-        for lock in (LOCK, LOCK_ONE_PIN):
+        """Fill the wheelhouse once (online, with the caller's certificates and proxies).
+
+        ``pinfold fetch`` creates the wheelhouse folder on a fresh machine.
+        """
+        index = ["--index-url", self.index_url] if self.index_url else []
+        for lock in (self.lock, self.lock_one_pin):
             spec = self.spec(self.root / "fetch", installer="pip", lock=lock)
             keep = ("PIP_CERT", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "https_proxy",
                     "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY")
             env = scrubbed({k: os.environ[k] for k in keep if k in os.environ})
             print(f"fetch: filling {self.wheelhouse} for {lock.name} (once)", file=sys.stderr)
-            run([TOOL / "pinfold", "fetch", spec], env=env)
+            run([TOOL / "pinfold", "fetch", *index, spec], env=env)
 
     def fetch_buildout(self) -> None:
         """Download zc.buildout (hashed) once and install it, offline, into its own venv."""
@@ -131,7 +142,7 @@ class Bench:
 
     def buildout_cfg(self, folder: Path) -> Path:
         """Every pin of the lock as an egg of one zc.recipe.egg part, versions pinned, no index."""
-        pins = re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;\\]+)", LOCK.read_text(), re.M)
+        pins = re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;\\]+)", self.lock.read_text(), re.M)
         (folder / "no-index").mkdir()  # an empty index: only find-links has artifacts
         versions = "\n".join(f"{name} = {version}" for name, version in pins)
         eggs = "\n    ".join(name for name, _ in pins)
@@ -200,9 +211,9 @@ eggs =
     def steady(self, tool: str, install: Callable[[Path], list[str | Path]], env: dict[str, str]) -> None:
         """The same command again: no-op re-runs, then a one-pin change there and back."""
         for _ in range(3):
-            wall, cpu, _ = run(install(LOCK), env=env)
+            wall, cpu, _ = run(install(self.lock), env=env)
             self.record(f"{tool}, no-op", wall, cpu)
-        for lock in (LOCK_ONE_PIN, LOCK):
+        for lock in (self.lock_one_pin, self.lock):
             wall, cpu, _ = run(install(lock), env=env)
             self.record(f"{tool}, one-pin change", wall, cpu)
 
@@ -218,7 +229,7 @@ eggs =
 
         t0 = time.perf_counter()
         _, c1, _ = run([PYTHON, "-m", "venv", venv])
-        _, c2, _ = run(install(LOCK), env=env)
+        _, c2, _ = run(install(self.lock), env=env)
         self.record(f"plain pip{'' if compile_ else ' --no-compile'}", time.perf_counter() - t0, c1 + c2)
         if compile_:
             self.steady("plain pip", install, env)
@@ -234,7 +245,7 @@ eggs =
 
         t0 = time.perf_counter()
         _, c1, _ = run([PYTHON, "-m", "venv", venv])
-        _, c2, _ = run(sync(LOCK), env=env)
+        _, c2, _ = run(sync(self.lock), env=env)
         self.record("pip-sync", time.perf_counter() - t0, c1 + c2)
         self.steady("pip-sync", sync, env)
 
@@ -250,7 +261,7 @@ eggs =
 
         t0 = time.perf_counter()
         _, c1, _ = run([TOOL / "uv", "venv", "--python", PYTHON, venv], env=env)
-        _, c2, _ = run(install(LOCK), env=env)
+        _, c2, _ = run(install(self.lock), env=env)
         name = f"plain uv, {'cold' if cold else 'warm'} cache{', --compile-bytecode' if compile_ else ''}"
         self.record(name, time.perf_counter() - t0, c1 + c2)
         if not cold and not compile_:
@@ -280,7 +291,7 @@ eggs =
         """No-op (several) and a one-pin change there and back, on a built environment."""
         for _ in range(3):
             self.pinfold(spec, f"pinfold {installer}, no-op")
-        for lock in (LOCK_ONE_PIN, LOCK):
+        for lock in (self.lock_one_pin, self.lock):
             shutil.copy(lock, spec.parent / "requirements.txt")
             self.pinfold(spec, f"pinfold {installer}, one-pin change")
 
@@ -375,9 +386,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs of every scenario (default 3)")
     parser.add_argument("--no-buildout", action="store_true",
                         help="leave zc.buildout out (it takes 2-3 minutes a round)")
+    parser.add_argument("--lock", type=Path, default=LOCK, help="the environment's lock")
+    parser.add_argument("--one-pin-lock", type=Path, default=LOCK_ONE_PIN,
+                        help="the same lock with one pin moved")
+    parser.add_argument("--build-lock", type=Path, default=BUILD_LOCK, help="its build lock")
+    parser.add_argument("--index-url", metavar="URL",
+                        help="the upstream index `pinfold fetch` fills the wheelhouse from (default: PyPI)")
     args = parser.parse_args()
     root = Path(os.environ.get("PINFOLD_BENCH_DIR") or Path.home() / ".cache" / "pinfold-bench")
     bench = Bench(root)
+    bench.lock, bench.lock_one_pin = args.lock.resolve(), args.one_pin_lock.resolve()
+    bench.build_lock, bench.index_url = args.build_lock.resolve(), args.index_url
     bench.fetch()
     bench.with_buildout = not args.no_buildout
     if bench.with_buildout:
@@ -388,9 +407,10 @@ def main() -> int:
         print(f"round {n + 1}/{args.rounds}", file=sys.stderr)
         bench.round()
     shutil.rmtree(bench.scratch, ignore_errors=True)
-    count = sum(1 for ln in LOCK.read_text().splitlines() if ln[:1].isalnum())
+    count = sum(1 for ln in bench.lock.read_text().splitlines() if ln[:1].isalnum())
+    sdists = sum(1 for f in bench.wheelhouse.iterdir() if f.name.endswith((".tar.gz", ".zip")))
     print(f"{count} distributions ({sum(f.stat().st_size for f in bench.wheelhouse.iterdir()) >> 20} MB "
-          f"wheelhouse, 3 sdists built from source); {args.rounds} rounds in "
+          f"wheelhouse, {sdists} sdists built from source); {args.rounds} rounds in "
           f"{time.monotonic() - t0:.0f} s\n")
     print(f"Machine: {machine()}\n")
     print(table(bench.results) + "\n")

@@ -177,7 +177,7 @@ class _Context:
 
 #: How strictly each command reads env.yaml (see pinfold.spec.load); the rest: "build".
 _PURPOSE: dict[str, Purpose] = {"lock": "lock", "rollback": "inspect", "gc": "inspect",
-                                "check": "inspect"}
+                                "check": "inspect", "fetch": "fetch"}
 
 #: What a command handler returns: its exit code and its --json result (without "ok").
 _Outcome = tuple[int, dict[str, Any]]

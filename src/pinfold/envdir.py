@@ -179,9 +179,7 @@ class Environments:
         except OSError as exc:
             raise BuildError(f"cannot create {env_dir}: {exc.strerror}") from None
         try:
-            tmp = env_dir / f"{MARKER}.tmp"
-            tmp.write_bytes(_marker_text(env_dir))
-            os.replace(tmp, env_dir / MARKER)
+            write_atomic(env_dir / MARKER, _marker_text(env_dir))
         except OSError as exc:
             shutil.rmtree(env_dir, ignore_errors=True)  # created just now, by this call
             raise BuildError(f"cannot write into {env_dir}: {exc.strerror}") from None

@@ -1,9 +1,15 @@
 """``pinfold fetch``: the one command that goes online.
 
 Downloads exactly the artifacts of both locks (name, version, hash) from an upstream
-index into the spec's wheelhouse. It never resolves: ``--no-deps`` with the locks' own
-pins and hashes. pip runs for the target interpreter, so it picks the wheel that fits
-it (or the sdist when the lock lists only that).
+index into the spec's wheelhouse, creating the folder when it does not exist yet. It
+never resolves and never runs build code: the upstream index's simple page of each
+missing pin is read (:class:`pinfold.index.ArtifactIndex`, through
+:func:`pinfold.index.upstream_opener`: the certificates and proxies pip would use), the
+file is picked as pip would pick it for the target interpreter (the best-tagged wheel
+whose hash is in the lock, else the locked sdist), downloaded, and kept only when its
+hash is in the lock. (``pip download`` would prepare an sdist's metadata, running its
+build backend with build dependencies from upstream, unpinned and unhashed; no pip
+option avoids that.)
 """
 
 from __future__ import annotations
@@ -15,17 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CommandError, PreflightError, Problem, SpecError
-from .index import ArtifactIndex, IndexFile, upstream_flags
+from packaging.tags import Tag
+
+from .errors import PreflightError, Problem, SpecError
+from .index import ArtifactIndex, IndexFile, download, file_digest, hash_algorithms, upstream_opener
 from .interpreter import Interpreter, inspect_interpreter
 from .locks import Pin
 from .paths import display_path
 from .preflight import check_pins, preflight
 from .runner import Runner
 from .spec import IndexSpec, Spec
-from .tools import pip_in
 
-__all__ = ["FetchReport", "fetch"]
+__all__ = ["DEFAULT_UPSTREAM", "FetchReport", "fetch"]
+
+#: pip's default index, used when no ``--index-url`` is given.
+DEFAULT_UPSTREAM = "https://pypi.org/simple/"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,11 +46,64 @@ class FetchReport:
     downloaded: tuple[str, ...] = ()
     present: int = 0
     pins: tuple[str, ...] = field(default=())
+    #: The wheelhouse folder did not exist and was created.
+    created: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {"wheelhouse": str(self.wheelhouse), "downloaded": list(self.downloaded),
-                "present": self.present}
+                "present": self.present, "created": self.created}
+
+
+def _candidates(files: list[IndexFile], pin: Pin, rank: dict[Tag, int]) -> list[IndexFile]:
+    """The files pip could install for ``pin``, in the order it prefers them."""
+    algos = hash_algorithms(pin.hashes)
+
+    def allowed(f: IndexFile) -> bool:
+        # A hash the page announces in one of the lock's algorithms rules the file out (as in
+        # pip) when it is not locked; a file without one is downloaded and checked.
+        if f.announced is None or f.announced.split(":", 1)[0] not in algos:
+            return True
+        return f.announced in pin.hashes
+
+    wheels = [f for f in files if f.tags is not None and f.tags & rank.keys() and allowed(f)]
+    wheels.sort(key=lambda f: min(rank[t] for t in (f.tags or set()) if t in rank))
+    return wheels + [f for f in files if f.is_sdist and allowed(f)]
+
+
+def _download_pin(pin: Pin, upstream: ArtifactIndex, rank: dict[Tag, int], tmp: Path,
+                  wheelhouse: Path, interp: Interpreter) -> tuple[str | None, list[Problem]]:
+    """Download ``pin``'s artifact into ``wheelhouse``; (its file name, or None, and problems)."""
+    files = upstream.files(pin.name, pin.version)
+    candidates = _candidates(files, pin, rank)
+    tried: list[Problem] = []
+    for f in candidates:
+        target = tmp / f.filename
+        try:
+            download(f.location, target, opener=upstream.opener)
+        except OSError as exc:
+            tried.append(Problem(f.location, f"cannot download it: {getattr(exc, 'reason', exc)}"))
+            continue
+        digests = {f"{a}:{file_digest(target, a)}" for a in hash_algorithms(pin.hashes)}
+        if digests & pin.hashes:
+            os.replace(target, wheelhouse / f.filename)
+            return f.filename, []
+        target.unlink()
+        tried.append(Problem(f.location, f"hash mismatch for {pin}: the file has "
+                                         f"{', '.join(sorted(digests))}, the lock expects "
+                                         f"{', '.join(sorted(pin.hashes))}"))
+    if tried:
+        return None, tried
+    if not files:
+        detail = f"not in {upstream.describe()}"
+        if ignored := upstream.rejected(pin.name):
+            detail += ("; links ignored because their file name is not a plain name: "
+                       + ", ".join(repr(n) for n in ignored))
+    else:
+        detail = (f"no file of {upstream.describe()} has a hash of the lock and fits "
+                  f"{interp.implementation} {interp.version} ({interp.tags[0]}): it has "
+                  + ", ".join(f.filename for f in files))
+    return None, [Problem(str(pin), detail)]
 
 
 def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = None,
@@ -54,6 +117,18 @@ def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = N
                         "folder, and this spec has none",
                         tip="add a find_links folder, or upload the locked artifacts to your index")
     wheelhouse = spec.index.find_links[0]
+    created = False
+    if not wheelhouse.is_dir():
+        if wheelhouse.exists() or wheelhouse.is_symlink():
+            raise SpecError(f"{display_path(spec.file)}: index.find_links: {display_path(wheelhouse)} "
+                            "is not a folder")
+        try:
+            wheelhouse.mkdir(parents=True)
+        except OSError as exc:
+            raise SpecError(f"{display_path(spec.file)}: index.find_links: cannot create "
+                            f"{display_path(wheelhouse)}: {exc.strerror or exc}") from None
+        created = True
+        say(f"created the wheelhouse folder {display_path(wheelhouse)}/ (index.find_links)")
     interp = interp or inspect_interpreter(spec.python, runner)
     local = ArtifactIndex(IndexSpec(find_links=spec.index.find_links))
     runtime = [p for p in spec.requirements.pins if p.applies(interp.markers)]
@@ -68,28 +143,32 @@ def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = N
         if problems or str(pin) not in chosen:
             missing.append(pin)
     present = len(runtime) + len(build) - len(missing)
+    # A pin in both locks is downloaded once.
+    missing = list({(p.name, p.version): p for p in missing}.values())
     downloaded: list[str] = []
     if missing:
         say(f"fetching {len(missing)} artifacts: " + ", ".join(str(p) for p in missing))
-        wheelhouse.mkdir(parents=True, exist_ok=True)
+        url = (index_url or DEFAULT_UPSTREAM).rstrip("/") + "/"
+        upstream = ArtifactIndex(IndexSpec(url=url), opener=upstream_opener())
+        rank = {Tag(*t.split("-")): i for i, t in enumerate(interp.tags)}
+        failed: list[Problem] = []
         # Download beside the wheelhouse, then move in: a killed fetch leaves no partial file.
         with tempfile.TemporaryDirectory(dir=wheelhouse.parent, prefix=".pinfold-fetch-") as tmp:
-            reqs = Path(tmp) / "missing.txt"
-            reqs.write_text("".join(p.requirement_line() + "\n" for p in missing), encoding="utf-8")
-            dest = Path(tmp) / "files"
-            argv = [*pip_in(Path(interp.executable)), "download",
-                    "--no-deps", "--require-hashes", "--no-cache-dir", "-d", str(dest), "-r", str(reqs)]
-            argv += upstream_flags(index_url)
             try:
-                runner.run(argv, what="downloading the locked artifacts", online=True)
-            except CommandError as exc:
-                raise PreflightError(
-                    "could not download every locked artifact; the wheelhouse keeps what it had",
-                    exc.problems, tip="check the pins and the upstream index (--index-url)") from None
-            for file in sorted(dest.iterdir()):
-                os.replace(file, wheelhouse / file.name)
-                downloaded.append(file.name)
+                upstream.prefetch(p.name for p in missing)
+                for pin in missing:
+                    name, problems = _download_pin(pin, upstream, rank, Path(tmp), wheelhouse, interp)
+                    if name is not None:
+                        downloaded.append(name)
+                    failed += problems
+            except PreflightError as exc:
+                failed += exc.problems or [Problem("", str(exc))]
+        if failed:
+            kept = f"; {len(downloaded)} downloaded were kept" if downloaded else ""
+            raise PreflightError(
+                f"could not download every locked artifact from {url}; the wheelhouse keeps what "
+                f"it had{kept}", failed, tip="check the pins and the upstream index (--index-url)")
     # Prove the result the same way `pinfold build` will.
     preflight(spec, interp, ArtifactIndex(spec.index))
     return FetchReport(wheelhouse=wheelhouse, downloaded=tuple(downloaded), present=present,
-                       pins=tuple(str(p) for p in runtime + build))
+                       pins=tuple(str(p) for p in runtime + build), created=created)

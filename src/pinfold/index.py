@@ -5,8 +5,10 @@ flags and as ``PIP_*`` variables (:func:`index_flags`, :func:`index_environ`: th
 uv backends, pip-compile and build-dependency discovery all use these two); an upstream
 index for ``pinfold fetch`` and ``pinfold lock --upstream`` as :func:`upstream_flags` and
 :func:`upstream_environ`. :class:`ArtifactIndex` lists what the index holds, reading
-simple pages through :func:`no_proxy_opener`, which :func:`download` uses too; artifact
-file names are read by :func:`parse_filename` and files hashed by :func:`file_digest`.
+simple pages through :func:`no_proxy_opener` (the user's own index) or :func:`upstream_opener`
+(``pinfold fetch``: proxies and certificates from the environment, as pip reads them), and
+:func:`download` copies artifacts through either; artifact file names are read by
+:func:`parse_filename` and files hashed by :func:`file_digest`.
 Pre-flight, which checks the locks against all this, is :mod:`pinfold.preflight`.
 """
 
@@ -14,6 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import html.parser
+import os
+import shutil
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -32,7 +37,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from .errors import PreflightError
+from .errors import PreflightError, Problem
 from .paths import display_path
 from .spec import IndexSpec
 
@@ -41,6 +46,7 @@ __all__ = [
     "IndexFile",
     "download",
     "file_digest",
+    "hash_algorithms",
     "index_environ",
     "index_flags",
     "no_proxy_opener",
@@ -48,6 +54,7 @@ __all__ = [
     "sha256_of",
     "upstream_environ",
     "upstream_flags",
+    "upstream_opener",
 ]
 
 
@@ -63,7 +70,8 @@ def index_flags(index: IndexSpec) -> list[str]:
 
 def index_environ(index: IndexSpec) -> dict[str, str]:
     """The spec's index as ``PIP_*`` variables, for any pip a build starts on its own."""
-    env = {"PIP_FIND_LINKS": " ".join(str(f) for f in index.find_links)}
+    # pip splits PIP_FIND_LINKS on whitespace: file: URLs (a space is %20) keep each folder whole.
+    env = {"PIP_FIND_LINKS": " ".join(f.as_uri() for f in index.find_links)}
     if index.url:
         env["PIP_INDEX_URL"] = index.url
     else:
@@ -85,6 +93,12 @@ def file_digest(path: Path, algo: str = "sha256") -> str:
     """The hex digest of a file's bytes, read in chunks."""
     with path.open("rb") as fh:
         return hashlib.file_digest(fh, algo).hexdigest()
+
+
+def hash_algorithms(hashes: Iterable[str]) -> list[str]:
+    """The algorithms of ``algo:hex`` hashes (as locks write them), sha256 first."""
+    algos = {h.split(":", 1)[0] for h in hashes}
+    return sorted(algos, key=lambda a: (a != "sha256", a))
 
 
 def sha256_of(path: Path) -> str:
@@ -112,10 +126,45 @@ def no_proxy_opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def download(url: str, target: Path, *, timeout: float = 60) -> None:
-    """Copy the artifact at ``url`` into ``target`` (no proxy); OSError when that fails."""
-    with no_proxy_opener().open(url, timeout=timeout) as resp, target.open("wb") as fh:
-        fh.write(resp.read())
+def upstream_opener() -> urllib.request.OpenerDirector:
+    """A URL opener for an upstream index, reaching it the way pip would in pinfold's runner.
+
+    The runner hands ``pinfold fetch``'s pip only certificate and proxy variables (never a
+    pip config file); the same ones are honoured here: ``PIP_CERT`` (else
+    ``REQUESTS_CA_BUNDLE``) replaces the default trust store, which otherwise is OpenSSL's
+    (``SSL_CERT_FILE``/``SSL_CERT_DIR`` move it); ``PIP_CLIENT_CERT`` is a client
+    certificate; ``http(s)_proxy`` and ``no_proxy`` choose the proxy.
+    """
+    env = os.environ
+    cafile = env.get("PIP_CERT") or env.get("REQUESTS_CA_BUNDLE") or None
+    context = ssl.create_default_context(cafile=cafile)
+    if env.get("PIP_CLIENT_CERT"):
+        context.load_cert_chain(env["PIP_CLIENT_CERT"])
+    # ProxyHandler() reads http(s)_proxy, and no_proxy for each request, from os.environ.
+    return urllib.request.build_opener(urllib.request.ProxyHandler(),
+                                       urllib.request.HTTPSHandler(context=context))
+
+
+def download(url: str, target: Path, *, timeout: float = 60,
+             opener: urllib.request.OpenerDirector | None = None) -> None:
+    """Copy the artifact at ``url`` into ``target`` (default: no proxy); OSError when that fails."""
+    with (opener or no_proxy_opener()).open(url, timeout=timeout) as resp, target.open("wb") as fh:
+        shutil.copyfileobj(resp, fh, 1 << 20)
+
+
+def _hash_url(opener: urllib.request.OpenerDirector, url: str, algos: list[str]) -> dict[str, str]:
+    """The digests (algo -> hex) of the bytes at ``url``, streamed: nothing is kept."""
+    hashers = {a: hashlib.new(a) for a in algos}
+    with opener.open(url, timeout=60) as resp:
+        while chunk := resp.read(1 << 20):
+            for h in hashers.values():
+                h.update(chunk)
+    return {a: h.hexdigest() for a, h in hashers.items()}
+
+
+def _plain_filename(filename: str) -> bool:
+    """Whether a (percent-decoded) link target is a file name and nothing else."""
+    return bool(filename) and filename not in (".", "..") and not any(c in filename for c in "/\\\0")
 
 
 def _file_url_path(url: str) -> Path | None:
@@ -137,6 +186,8 @@ class IndexFile:
     tags: frozenset[Tag] | None
     #: ``sha256:<hex>`` when known (always for local files; from the URL fragment otherwise).
     digest: str | None
+    #: ``<algo>:<hex>`` the index page announces in the URL fragment (any algorithm), or None.
+    announced: str | None = None
 
     @property
     def is_sdist(self) -> bool:
@@ -165,13 +216,20 @@ def _hrefs(body: str) -> list[str]:
 
 
 class ArtifactIndex:
-    """The artifacts of the spec's index (find-links folders and/or a simple-index URL), by project."""
+    """The artifacts of the spec's index (find-links folders and/or a simple-index URL), by project.
 
-    def __init__(self, spec: IndexSpec) -> None:
+    ``opener`` reads the URL index (default: :func:`no_proxy_opener`, for the user's own
+    index; ``pinfold fetch`` passes :func:`upstream_opener`).
+    """
+
+    def __init__(self, spec: IndexSpec, *, opener: urllib.request.OpenerDirector | None = None) -> None:
         self.spec = spec
+        self.opener = opener or no_proxy_opener()
         self._local: dict[NormalizedName, list[tuple[Path, str]]] | None = None
-        self._digests: dict[Path, str] = {}
+        self._digests: dict[tuple[str, str], str] = {}
         self._pages: dict[NormalizedName, list[IndexFile]] = {}
+        #: Links of a page that were ignored: their file name is not a plain name.
+        self._rejected: dict[NormalizedName, list[str]] = {}
 
     def describe(self) -> str:
         """The index as the user named it, for messages."""
@@ -179,6 +237,37 @@ class ArtifactIndex:
         if self.spec.url:
             places.append(self.spec.url)
         return " or ".join(places)
+
+    def check_url(self) -> None:
+        """The URL index (if any) must answer its root with an HTML page; else PreflightError.
+
+        A wrong ``index.url`` next to good ``find_links`` would otherwise go unnoticed: every
+        project page would be missing and find-links would serve everything. Only the
+        status and content type are read, not the (possibly huge) page.
+        """
+        url = self.spec.url
+        if not url:
+            return
+        folder = _file_url_path(url)
+        why = None
+        if folder is not None:
+            if not folder.is_dir():
+                why = f"{url}: the folder {folder} does not exist"
+        else:
+            request = urllib.request.Request(url, headers={"Accept": "text/html"})  # noqa: S310
+            try:
+                with self.opener.open(request, timeout=30) as resp:
+                    kind = resp.headers.get_content_type()
+                if "html" not in kind:
+                    why = f"{url} answered {kind}, not the HTML page of a simple index"
+            except urllib.error.HTTPError as exc:
+                why = f"{url} answered {exc.code} {exc.reason}: not a simple index"
+            except (OSError, urllib.error.URLError, ValueError) as exc:
+                why = f"cannot reach {url}: {getattr(exc, 'reason', exc)}"
+        if why:
+            raise PreflightError(f"pre-flight: the index URL does not answer ({url}); nothing was built",
+                                 [Problem("index.url", why)],
+                                 tip="start the local index, or fix index.url in env.yaml")
 
     def _scan_local(self) -> dict[NormalizedName, list[tuple[Path, str]]]:
         if self._local is None:
@@ -207,28 +296,41 @@ class ArtifactIndex:
             else:
                 # S310: the scheme was checked in spec.py (http, https or file only).
                 request = urllib.request.Request(page, headers={"Accept": "text/html"})  # noqa: S310
-                with no_proxy_opener().open(request, timeout=30) as resp:
+                with self.opener.open(request, timeout=30) as resp:
                     body = resp.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return []
-            raise PreflightError(f"the index {self.spec.url} answered {exc.code} for {page}") from None
+            raise PreflightError(f"the index {self.spec.url} answered {exc.code} for {page}",
+                                 [Problem("index.url", f"{page}: {exc.code} {exc.reason}")]) from None
         except (OSError, urllib.error.URLError) as exc:
             raise PreflightError(f"cannot reach the index {self.spec.url}: {exc}",
+                                 [Problem("index.url", f"{page}: {getattr(exc, 'reason', exc)}")],
                                  tip="start the local index, or fix index.url in env.yaml") from None
         out = []
         for href in _hrefs(body):
             url = urllib.parse.urljoin(page, href)
             base, _, fragment = url.partition("#")
             filename = urllib.parse.unquote(base.rsplit("/", 1)[-1])
+            if not _plain_filename(filename):
+                # A decoded "/" or ".." would name a file outside any folder it is saved in.
+                self._rejected.setdefault(name, []).append(filename)
+                continue
             parsed = parse_filename(filename)
             if not parsed or parsed[0] != name:
                 continue
             algo, _, hexdigest = fragment.partition("=")
-            digest = f"sha256:{hexdigest.lower()}" if algo == "sha256" and hexdigest else None
-            out.append(IndexFile(filename=filename, location=base, name=parsed[0],
-                                 version=parsed[1], tags=parsed[2], digest=digest))
+            algo = algo.lower()
+            announced = (f"{algo}:{hexdigest.lower()}"
+                         if hexdigest and algo in hashlib.algorithms_guaranteed else None)
+            digest = announced if algo == "sha256" else None
+            out.append(IndexFile(filename=filename, location=base, name=parsed[0], version=parsed[1],
+                                 tags=parsed[2], digest=digest, announced=announced))
         return out
+
+    def rejected(self, name: NormalizedName) -> list[str]:
+        """Link targets of ``name``'s page that were ignored (not plain file names)."""
+        return list(self._rejected.get(name, []))
 
     def files(self, name: NormalizedName, version: Version | None = None) -> list[IndexFile]:
         """Every artifact of ``name`` (of ``version``, if given), local ones hashed."""
@@ -238,13 +340,49 @@ class ArtifactIndex:
             assert parsed is not None
             if version is not None and parsed[1] != version:
                 continue
-            if path not in self._digests:
-                self._digests[path] = sha256_of(path)
+            digest = f"sha256:{self._file_hash(path, 'sha256')}"
             out.append(IndexFile(filename=filename, location=str(path), name=name,
-                                 version=parsed[1], tags=parsed[2], digest=self._digests[path]))
+                                 version=parsed[1], tags=parsed[2], digest=digest))
         if self.spec.url:
             out += [f for f in self._url_files(name) if version is None or f.version == version]
         return out
+
+    def _file_hash(self, path: Path, algo: str) -> str:
+        key = (str(path), algo)
+        if key not in self._digests:
+            self._digests[key] = file_digest(path, algo)
+        return self._digests[key]
+
+    def can_verify_cheaply(self, f: IndexFile, hashes: Iterable[str]) -> bool:
+        """Whether :meth:`digests` can answer for ``f`` without downloading it."""
+        hashes = set(hashes)
+        algos = hash_algorithms(hashes)
+        return f.local_path() is not None or (
+            f.announced is not None and (f.announced in hashes or algos == [f.announced.split(":")[0]]))
+
+    def digests(self, f: IndexFile, hashes: Iterable[str]) -> set[str]:
+        """``f``'s digests (``algo:hex``) in the algorithms ``hashes`` use.
+
+        Local files are hashed; a URL file is trusted to have the digest its page announces
+        when that is in one of those algorithms (pip trusts it too, and checks the download),
+        and is downloaded and hashed otherwise (streamed, nothing kept). OSError when the
+        download fails.
+        """
+        hashes = set(hashes)
+        algos = hash_algorithms(hashes)
+        path = f.local_path()
+        if path is not None:
+            return {f"{a}:{self._file_hash(path, a)}" for a in algos}
+        if f.announced is not None:
+            algo = f.announced.split(":", 1)[0]
+            # Trusted when it settles the question: a match, or the lock's only algorithm.
+            if f.announced in hashes or algos == [algo]:
+                return {f.announced}
+        key = (f.location, ",".join(algos))
+        if key not in self._digests:
+            got = _hash_url(self.opener, f.location, algos)
+            self._digests[key] = " ".join(f"{a}:{h}" for a, h in got.items())
+        return set(self._digests[key].split())
 
     def prefetch(self, names: Iterable[NormalizedName]) -> None:
         """Warm the URL index pages in parallel (one request per project)."""

@@ -1,13 +1,17 @@
 """Pre-flight: before anything is created, prove the index can serve both locks.
 
 Every pin of both locks that applies to the target interpreter must have an artifact in
-the index whose hash is in the lock and which fits the interpreter. Below the stages,
+the index whose hash is in the lock and which fits the interpreter; hashes are compared in
+whichever algorithms the lock uses (sha256, sha384, sha512), and a URL-index file whose
+page announces no usable hash is downloaded and hashed. A URL index must answer at all
+(:meth:`ArtifactIndex.check_url`). Below the stages,
 because ``pinfold fetch`` and ``pinfold lock`` ask the same question of single pins
 (:func:`check_pins`), and the pre-flight stage, fetch and the uv backend use the report.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,18 +61,37 @@ def check_pins(pins: Iterable[Pin], *, build: bool, index: ArtifactIndex, interp
         role = _role(pin, build, runtime)
         files = index.files(pin.name, pin.version)
         if not files:
-            problems.append(Problem(f"{pin}{role}", f"not in {index.describe()}"))
+            detail = f"not in {index.describe()}"
+            if ignored := index.rejected(pin.name):
+                detail += ("; links ignored because their file name is not a plain name: "
+                           + ", ".join(repr(n) for n in ignored))
+            problems.append(Problem(f"{pin}{role}", detail))
             continue
-        good = []
+        good: list[IndexFile] = []
+        mismatched = False
         for f in files:
-            if f.digest is None or f.digest in pin.hashes:
+            fits = f.is_sdist or bool(f.tags and f.tags & rank.keys())
+            if not fits and not index.can_verify_cheaply(f, pin.hashes):
+                continue  # never used for this interpreter: not worth a download to hash it
+            where = display_path(Path(f.location)) if "://" not in f.location else f.location
+            try:
+                digests = index.digests(f, pin.hashes)
+            except OSError as exc:
+                problems.append(Problem(where, f"cannot download it to check its hash for {pin}{role}: "
+                                               f"{getattr(exc, 'reason', exc)}"))
+                mismatched = True
+                continue
+            if digests & pin.hashes:
+                if f.digest is None and (sha := next((d for d in digests if d.startswith("sha256:")), None)):
+                    f = dataclasses.replace(f, digest=sha)
                 good.append(f)
                 continue
+            mismatched = True
             expected = ", ".join(sorted(pin.hashes))
             problems.append(Problem(
-                display_path(Path(f.location)) if "://" not in f.location else f.location,
-                f"hash mismatch for {pin}{role}: the file has {f.digest}, the lock expects {expected}; "
-                "the file was changed or replaced: remove it and run `pinfold fetch`"))
+                where,
+                f"hash mismatch for {pin}{role}: the file has {', '.join(sorted(digests))}, the lock "
+                f"expects {expected}; the file was changed or replaced: remove it and run `pinfold fetch`"))
         wheels = [f for f in good if f.tags is not None and f.tags & rank.keys()]
         sdists = [f for f in good if f.is_sdist]
         if wheels:
@@ -77,8 +100,8 @@ def check_pins(pins: Iterable[Pin], *, build: bool, index: ArtifactIndex, interp
         elif sdists:
             chosen[str(pin)] = sdists[0]
             from_source.append(pin)
-        elif good and len(good) == len(files):
-            names = ", ".join(f.filename for f in good)
+        elif not mismatched:
+            names = ", ".join(f.filename for f in files)
             problems.append(Problem(f"{pin}{role}", f"no artifact fits {interp.implementation} "
                                     f"{interp.version} ({interp.tags[0]}): the index has {names}"))
     return from_source
@@ -89,6 +112,7 @@ def preflight(spec: Spec, interp: Interpreter, index: ArtifactIndex) -> Prefligh
     runtime = tuple(p for p in spec.requirements.pins if p.applies(interp.markers))
     build_lock: Lock | None = spec.build_requirements
     build = tuple(p for p in build_lock.pins if p.applies(interp.markers)) if build_lock else ()
+    index.check_url()
     index.prefetch([p.name for p in runtime + build])
     problems: list[Problem] = []
     chosen: dict[str, IndexFile] = {}

@@ -9,6 +9,8 @@ How strictly depends on what the caller is about to do (:data:`Purpose`):
   folders, the locks, the develop trees, the needs files.
 - ``lock``: as ``build``, but a lock file may be missing (``pinfold lock`` is about to
   write it; it is read as empty).
+- ``fetch``: as ``build``, but the first ``find_links`` folder may be missing
+  (``pinfold fetch`` creates it and fills it).
 - ``inspect``: for commands on environments already built (``check``, ``rollback``,
   ``gc``): the keys must still be well-formed, but nothing they name has to exist any
   more (a pruned wheelhouse, a removed interpreter), locks are read if readable and the
@@ -48,7 +50,7 @@ from .yamlnodes import NodeReader, YamlProblem, compose_text, kind_of
 __all__ = ["Purpose", "load_spec"]
 
 #: What the caller will do with the spec; it decides which named things must exist.
-Purpose = Literal["build", "lock", "inspect"]
+Purpose = Literal["build", "lock", "fetch", "inspect"]
 
 _T = TypeVar("_T")
 
@@ -150,8 +152,9 @@ class _Loader:
                 if "://" in value:
                     self.read.error(at, dotted, f"{value!r} is a URL: find_links takes local folders; "
                                                 "put a simple index under index.url")
-                elif (p := self.local_path(at, dotted, value, kind="folder")) is not None:
-                    links.append(p)
+                elif (p := self.local_path(at, dotted, value, kind="folder", must_exist=not (
+                        self.purpose == "fetch" and (not is_list or kn.value.index(at) == 0)))) is not None:
+                    links.append(p)  # with "fetch", a missing first folder is fetch's to create
         url = None
         if "url" in keys and (url := self.read.string(keys["url"], "index.url")) is not None:
             url = self.index_url(keys["url"], url)
