@@ -19,7 +19,7 @@ from pinfold.spec import load_layers
 from pinfold.uptodate import digest, layers_digest, up_to_date, watch_of
 from tests.conftest import write
 from tests.test_build import Wheelhouse, make_project
-from tests.test_build import wheelhouse as wheelhouse  # noqa: PLC0414 (a fixture the slow tests use)
+from tests.test_build import wheelhouse as wheelhouse  # the fixture, for the slow test
 
 HASH = "sha256:" + "ab" * 32
 
@@ -191,7 +191,8 @@ def test_list_edits_on_what_is_not_a_list_are_errors(tmp_path: Path) -> None:
     )))
     assert ("env.yaml:2:16: requirements+: cannot append items: the inherited `requirements` "
             "(config/base.yaml:5:15) is a string, not a list") in problems, problems
-    assert "env.yaml:5:15: final.probes.imports+: expected a list of items to append, got a string" in problems
+    assert ("env.yaml:5:15: final.probes.imports+: expected a list of items to append, got a string"
+            in problems), problems
     assert ("env.yaml:6:29: final.probes.allow_reactor_import-[0]: not in the inherited "
             "`allow_reactor_import` (config/base.yaml:13:27)") in problems, problems
     assert ("env.yaml:7:5: final.probes.imports: `imports` is set in the same file: write one of them"
@@ -280,7 +281,8 @@ def _layered_project(root: Path, wh: Wheelhouse) -> Path:
 
 
 @pytest.mark.slow
-def test_a_changed_base_rebuilds_and_an_unrelated_file_does_not(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+def test_a_changed_base_rebuilds_and_an_unrelated_file_does_not(tmp_path: Path,
+                                                                wheelhouse: Wheelhouse) -> None:
     spec_file = _layered_project(tmp_path, wheelhouse)
     first = build(load_spec(spec_file))
     assert first.env_dir.parent == tmp_path / "env.d"
