@@ -18,7 +18,7 @@ from .record import read_record
 from .results import Plan
 from .runner import Runner
 from .spec import Spec
-from .uptodate import digest, identity
+from .uptodate import digest, identity, layers_digest
 
 __all__ = ["Plan", "inputs_of", "make_plan", "pins_of"]
 
@@ -37,7 +37,7 @@ def inputs_of(spec: Spec, runner: Runner) -> dict[str, str]:
     """Digests of everything an environment is built from (the locks hold the artifact hashes)."""
     build = spec.build_requirements
     return {
-        "env.yaml": digest(spec.file),
+        "env.yaml": layers_digest(spec),  # env.yaml and every file it extends
         "requirements": digest(spec.requirements.path),
         "build_requirements": digest(build.path if build else None),
         "python": identity(spec.python, runner),

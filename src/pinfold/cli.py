@@ -150,6 +150,10 @@ def _parser() -> argparse.ArgumentParser:
     command("status", "Say whether the environment is up to date and, if not, what changed.")
     plan = command("plan", "Print what a build would install, remove and re-run, without doing it.")
     plan.add_argument("--fresh", action="store_true", help="plan a rebuild from scratch")
+    config = command("config", "Print env.yaml merged with the files it extends (YAML, or JSON "
+                               "with --json), as every command reads it.")
+    config.add_argument("--origins", action="store_true",
+                        help="annotate each value with the file:line it came from")
     command("rollback", "Switch the environment back to the one built before it, in one step.")
     gc = command("gc", "Remove old environments (and leftovers of killed builds).")
     gc.add_argument("--keep", type=int, default=2, metavar="N",
@@ -257,6 +261,21 @@ def _status(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     return (EXIT_OK if result["up_to_date"] else EXIT_FAILURE), result
 
 
+def _config(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    from .spec import load_layers
+
+    layers = load_layers(args.spec)
+    merged = layers.located()
+    if not args.json:  # the merged file is the result: on stdout, as --json would be
+        for line in render.config_lines(layers.files, merged, origins=args.origins):
+            print(line, file=ctx.stdout)
+    result: dict[str, Any] = {"file": str(layers.file), "layers": [str(f) for f in layers.files],
+                              "config": merged.plain()}
+    if args.origins:
+        result["origins"] = merged.origins()
+    return EXIT_OK, result
+
+
 def _rollback(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     from .pipeline import rollback  # lazy: see the note at the imports
 
@@ -286,6 +305,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, _Context], _Outcome]] = {
     "check": _check,
     "status": _status,
     "plan": _plan,
+    "config": _config,
     "rollback": _rollback,
     "gc": _gc,
 }

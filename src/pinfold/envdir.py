@@ -250,7 +250,8 @@ class Environments:
             if root == old:
                 # The new directory has its own marker; its record is written when it is finished
                 # (a clone holding the old record would look finished if the update were killed).
-                files = [f for f in files if f not in (MARKER, STATE_FILE, f".{STATE_FILE}.tmp")]
+                files = [f for f in files if f not in (MARKER, STATE_FILE) and not (
+                    f.startswith(f".{STATE_FILE}.") and f.endswith(".tmp"))]
             for name in files:
                 source = Path(root) / name
                 if source.is_symlink():

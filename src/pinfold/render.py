@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     from .locking import CheckReport, LockChanges, LockReport
     from .probes import ProbeResult
     from .results import BuildResult, StageEvent
+    from .spec.yamlnodes import Located
 
 __all__ = [
     "INTERRUPTED",
     "build_lines",
     "change_lines",
     "check_lines",
+    "config_lines",
     "error_lines",
     "event_line",
     "fetch_lines",
@@ -186,6 +188,80 @@ def lock_check_lines(report: CheckReport) -> list[str]:
 
 
 # -- errors --------------------------------------------------------------------------------
+
+
+# -- config --------------------------------------------------------------------------------
+
+
+def config_lines(layers: Sequence[Path], config: Located, *, origins: bool) -> list[str]:
+    """``pinfold config``: the merged env.yaml as YAML, which ``yaml.safe_load`` reads back as
+    ``config.plain()``; with ``origins``, each value ends with a ``# file:line`` comment."""
+    out = [f"# merged from {', '.join(_shown(f) for f in layers)} (in the order applied)"]
+    if isinstance(config.value, dict) and config.value:
+        out += _config_entries(config.value, "", origins)
+    elif isinstance(config.value, list) and config.value:
+        for item in config.value:
+            out += _config_item(item, "", origins)
+    else:
+        out.append(_config_flow(config) + _config_origin(config, origins))
+    return out
+
+
+def _config_origin(value: Located, origins: bool) -> str:
+    return f"  # {value.where}" if origins else ""
+
+
+def _config_nested(value: Located) -> bool:
+    """Whether a value gets lines of its own (a non-empty mapping or list) or fits on one."""
+    return isinstance(value.value, (dict, list)) and bool(value.value)
+
+
+def _config_entries(mapping: dict[str, Located], pad: str, origins: bool) -> list[str]:
+    out = []
+    for key, value in mapping.items():
+        name = _config_scalar(key)
+        if not _config_nested(value):
+            out.append(f"{pad}{name}: {_config_flow(value)}{_config_origin(value, origins)}")
+        elif isinstance(value.value, dict):
+            out += [f"{pad}{name}:", *_config_entries(value.value, pad + "  ", origins)]
+        else:
+            assert isinstance(value.value, list)
+            out.append(f"{pad}{name}:")
+            for item in value.value:
+                out += _config_item(item, pad + "  ", origins)
+    return out
+
+
+def _config_item(item: Located, pad: str, origins: bool) -> list[str]:
+    if isinstance(item.value, dict) and item.value:
+        lines = _config_entries(item.value, pad + "  ", origins)
+        return [f"{pad}- {lines[0][len(pad) + 2:]}", *lines[1:]]
+    # A list in a list (an argv) is written in flow style, with the origin of the list.
+    return [f"{pad}- {_config_flow(item)}{_config_origin(item, origins)}"]
+
+
+def _config_flow(value: Located) -> str:
+    if isinstance(value.value, list):
+        return "[" + ", ".join(_config_flow(v) for v in value.value) + "]"
+    if isinstance(value.value, dict):
+        pairs = (f"{_config_scalar(k)}: {_config_flow(v)}" for k, v in value.value.items())
+        return "{" + ", ".join(pairs) + "}"
+    return _config_scalar(value.value)
+
+
+def _config_scalar(value: object) -> str:
+    """One scalar as YAML text that reads back as the same value."""
+    import json
+
+    import yaml  # only `pinfold config` gets here: the fast path stays free of it
+
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30, allow_unicode=True)
+    text = text.removesuffix("\n").removesuffix("\n...").removesuffix("...").rstrip("\n")
+    if "\n" in text or (isinstance(value, str) and any(c in text for c in "[]{},")):
+        # Multi-line, or flow indicators (inside a flow list they would split it): a JSON
+        # string is a valid YAML double-quoted scalar.
+        return json.dumps(value, ensure_ascii=False)
+    return text
 
 
 def error_lines(exc: PinfoldError) -> list[str]:

@@ -1,13 +1,17 @@
 """The no-op fast path: ``pinfold build`` with nothing changed, answered before env.yaml is validated.
 
 A finished environment records what its build read (``watch`` in pinfold.json): the
-digest of every file (env.yaml, the locks, the needs files and what they include), the
+digest of every file (env.yaml and the files it ``extends``, the locks, the needs files
+and what they include), the
 folders that had to exist (wheelhouses, develop trees, with their ``pyproject.toml`` or
 ``setup.py`` among the files) and the interpreter env.yaml named. When all of those are
 as recorded, validating env.yaml again would give the same spec and the plan would be a
 no-op; :func:`up_to_date` checks exactly that with the standard library, ``yaml`` and one
 ``python -I -S`` run (an interpreter can be replaced in place), without importing the
 pipeline, ``packaging`` or the lock parser: a no-op then costs about 0.1 s.
+With ``extends``, ``path`` and ``python`` may be written in a base file: the fast path
+follows the chain with ``yaml.safe_load`` for those two keys only (each file once) and
+requires every file it read to be in the watch, unchanged.
 
 Anything different or unreadable and it answers None, "not known to be up to date":
 the full path (:func:`pinfold.pipeline.build`) decides, with its own messages. So it does
@@ -18,6 +22,7 @@ full path's no-op removes it under the build lock.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,12 +40,24 @@ from .runner import Runner
 if TYPE_CHECKING:
     from .spec import Spec
 
-__all__ = ["digest", "identity", "up_to_date", "watch_of"]
+__all__ = ["digest", "identity", "layers_digest", "up_to_date", "watch_of"]
 
 
 def digest(path: Path | None) -> str:
     """The sha256 of a file's bytes ("" for no file)."""
     return hashlib.sha256(path.read_bytes()).hexdigest() if path else ""
+
+
+def layers_digest(spec: Spec) -> str:
+    """The digest of env.yaml and every file it extends: env.yaml's own without ``extends``.
+
+    Names are part of it (a base swapped for another with the same bytes is a change).
+    """
+    layers = spec.layers or (spec.file,)
+    if layers == (spec.file,):
+        return digest(spec.file)
+    lines = "".join(f"{f}\0{digest(f)}\n" for f in layers)
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def identity(python: str, runner: Runner) -> str:
@@ -58,7 +75,7 @@ def watch_of(spec: Spec) -> Watch:
     """What the no-op fast path must find unchanged: everything validating ``spec`` read."""
     from .needs import read_needs  # lazy: packaging; watch_of runs on the full path only
 
-    files: list[Path] = [spec.file, spec.requirements.path]
+    files: list[Path] = [*(spec.layers or (spec.file,)), spec.file, spec.requirements.path]
     if spec.build_requirements is not None:
         files.append(spec.build_requirements.path)
     for ns in (spec.needs, spec.build_needs):
@@ -69,6 +86,34 @@ def watch_of(spec: Spec) -> Watch:
     return Watch(spec=str(spec.file), files={str(f): digest(f) for f in dict.fromkeys(files)},
                  folders=tuple(str(d) for d in (*spec.index.find_links, *spec.develop)),
                  python=spec.python)
+
+
+#: The keys the fast path needs; they may be written in a file env.yaml extends.
+_KEYS = ("path", "python")
+
+
+def _find_keys(file: Path, found: dict[str, tuple[Path, object]], read: list[Path]) -> bool:
+    """Fill ``found`` with ``path``/``python`` as the merge would give them, each with the file
+    that wrote it; every file opened goes to ``read``. False: not judged here (a cycle, an
+    ``extends`` that is not a string or list of strings, ``path+``...)."""
+    if len(read) > 100 or file in read:  # a cycle, or a base named twice: the full path decides
+        return False
+    read.append(file)
+    raw = yaml.safe_load(file.read_bytes())
+    if raw is None:
+        return True
+    if not isinstance(raw, dict) or any(f"{k}{op}" in raw for k in _KEYS for op in "+-"):
+        return False
+    for key in _KEYS:
+        if key in raw and key not in found:
+            found[key] = (file, raw[key])
+    bases = raw.get("extends", [])
+    bases = [bases] if isinstance(bases, str) else bases
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        return False
+    # The later base wins, and every base over what it extends in turn.
+    return all(_find_keys(Path(os.path.normpath(file.parent / os.path.expanduser(b))), found, read)
+               for b in reversed(bases))
 
 
 def _unchanged(watch: Watch, spec_file: Path, python: str) -> bool:
@@ -98,17 +143,21 @@ def up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
 def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
     start = time.monotonic()
     file = Path(spec_file).absolute()
+    found: dict[str, tuple[Path, object]] = {}
+    read: list[Path] = []
     try:
-        raw = yaml.safe_load(file.read_bytes())
+        if not _find_keys(file, found, read):
+            return None
     except (OSError, yaml.YAMLError):
         return None
-    if not isinstance(raw, dict) or not isinstance(raw.get("path"), str):
+    where, value = found.get("path", (file, None))
+    if not isinstance(value, str):
         return None
-    value = raw.get("python")
-    python = find_python(file, value) if value is None or isinstance(value, str) else None
+    path = env_path(where, value)
+    where, value = found.get("python", (file, None))
+    python = find_python(where, value) if value is None or isinstance(value, str) else None
     if python is None:
         return None
-    path = env_path(file, raw["path"])
     envs = Environments(path)
     if not path.is_symlink() or (current := envs.current()) is None:
         return None
@@ -116,6 +165,8 @@ def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
         return None
     record = read_record(current)
     if record is None or record.pinfold != __version__ or not _unchanged(record.watch, file, python):
+        return None
+    if any(str(f) not in record.watch.files for f in read):  # a file the build did not merge
         return None
     if damage(current, record.installed) is not None:
         return None

@@ -6,7 +6,7 @@ reporting every problem together, each located (``env.yaml:LINE:COL: key: messag
 
 from __future__ import annotations
 
-from .load import Purpose, load_spec
+from .load import Layers, Purpose, load_layers, load_spec
 from .model import (
     SCHEMA_VERSION,
     FinalSpec,
@@ -22,11 +22,13 @@ __all__ = [
     "SCHEMA_VERSION",
     "FinalSpec",
     "IndexSpec",
+    "Layers",
     "NeedsSpec",
     "PluginCacheSpec",
     "ProbeSpec",
     "Purpose",
     "ScriptProbe",
     "Spec",
+    "load_layers",
     "load_spec",
 ]

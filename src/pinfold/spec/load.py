@@ -16,6 +16,13 @@ How strictly depends on what the caller is about to do (:data:`Purpose`):
   more (a pruned wheelhouse, a removed interpreter), locks are read if readable and the
   needs are not read at all.
 
+Layers: ``extends: base.yaml`` (or a list) names files env.yaml builds on, each relative
+to the file that names it. The files are linearized (each file's bases before it, in
+the order listed, every file once) and merged in that order, env.yaml last
+(:meth:`NodeReader.overlay`: mappings key by key, lists and scalars replaced, ``KEY+``
+and ``KEY-`` edit an inherited list). Every node keeps the file that wrote it, so a
+problem is located in that file and a relative path starts from that file's folder.
+
 Whether the locks still match the needs is not the loader's business: the commands
 that install from the locks ask :func:`pinfold.locking.needs.require_current_locks`.
 """
@@ -27,12 +34,13 @@ import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
 
-from ..errors import SpecError
+from ..errors import Problem, SpecError
 from ..locks import Lock, parse_lock
 from ..needs import NeedsSpec, read_needs
 from ..paths import display_path, env_path, find_python, path_problem, read_text, reason
@@ -45,9 +53,9 @@ from .model import (
     ScriptProbe,
     Spec,
 )
-from .yamlnodes import NodeReader, YamlProblem, compose_text, kind_of
+from .yamlnodes import Located, NodeReader, YamlProblem, compose_text, kind_of
 
-__all__ = ["Purpose", "load_spec"]
+__all__ = ["EXTENDS", "Layers", "Purpose", "load_layers", "load_spec"]
 
 #: What the caller will do with the spec; it decides which named things must exist.
 Purpose = Literal["build", "lock", "fetch", "inspect"]
@@ -58,6 +66,8 @@ _TOP_KEYS = ("version", "python", "path", "index", "requirements", "build_requir
              "develop", "final", "needs", "build_needs", "installer", "compile")
 #: The values of ``installer:``, one per backend in pinfold.installers.
 _INSTALLERS = ("pip", "uv")
+#: The key naming the files a file builds on; read per file, never merged.
+EXTENDS = "extends"
 _PROBE_KEYS = ("enabled", "reactor", "allow_reactor_import", "imports", "scripts", "commands")
 
 
@@ -76,12 +86,13 @@ class _Loader:
 
     def local_path(self, node: yaml.Node, key: str, value: str, *, kind: str,
                    must_exist: bool = True) -> Path | None:
-        """``value`` resolved relative to env.yaml; it must exist as ``kind`` (file or folder)."""
+        """``value`` resolved relative to the file that wrote ``node`` (env.yaml or a file it
+        extends); it must exist as ``kind`` (file or folder)."""
         if (why := path_problem(value)) is not None:
             self.read.error(node, key, f"the path {why}")
             return None
         try:
-            path = (self.file.parent / os.path.expanduser(value)).resolve()
+            path = (self.read.file_of(node).parent / os.path.expanduser(value)).resolve()
             if not must_exist or not self.strict:
                 return path
             ok = path.is_file() if kind == "file" else path.is_dir()
@@ -114,13 +125,14 @@ class _Loader:
         if (why := path_problem(value)) is not None:
             self.read.error(node, "python", f"the value {why}")
             return sys.executable
-        found = find_python(self.file, value)
+        written_in = self.read.file_of(node)
+        found = find_python(written_in, value)
         if found is not None:
             return found
         if os.sep in value:
             if self.strict:
                 self.read.error(node, "python", f"{value!r} is not an executable file")
-            return str(env_path(self.file, value))
+            return str(env_path(written_in, value))
         if self.strict:
             self.read.error(node, "python", f"{value!r} is not on PATH; give a path or install it")
         return value
@@ -132,8 +144,9 @@ class _Loader:
         if (why := path_problem(value)) is not None:
             self.read.error(node, "path", f"the path {why}")
             return None
-        path = env_path(self.file, value)
-        if not path.name or path == self.file.parent or path in self.file.parents:
+        path = env_path(self.read.file_of(node), value)
+        folders = {self.file.parent, self.read.file_of(node).parent}
+        if not path.name or any(path == f or path in f.parents for f in folders):
             self.read.error(node, "path", "must be a folder of its own, not env.yaml's folder or above")
             return None
         return path
@@ -318,25 +331,165 @@ def _read_file(file: Path) -> str:
         raise SpecError(f"{shown}: cannot read it: {reason(exc)}") from None
 
 
-def load_spec(file: Path | str, *, purpose: Purpose = "build") -> Spec:
-    """Read and validate env.yaml and both locks; raise :class:`SpecError` with every problem.
+@dataclass(frozen=True, slots=True)
+class Layers:
+    """env.yaml and the files it extends, merged into one node tree (``extends`` removed).
 
-    ``purpose`` says what must exist (see the module docstring). Nothing is written.
+    Every node keeps the marks of the file that wrote it (:meth:`NodeReader.where`,
+    :meth:`NodeReader.file_of`).
     """
-    if (why := path_problem(str(file))) is not None:
-        raise SpecError(f"the env.yaml path {why}")
-    file = Path(file).absolute()
+
+    #: env.yaml, absolute.
+    file: Path
+    #: Every file merged, in the order applied: bases first, env.yaml last.
+    files: tuple[Path, ...]
+    #: The merged document.
+    root: yaml.Node
+
+    def located(self) -> Located:
+        """The merged document as plain values, each with the ``file:line`` that wrote it."""
+        return NodeReader(self.file).located(self.root)
+
+
+def _identity(path: Path) -> Path:
+    """One name per file, for cycles and for merging a file once (symlinks, ``..``)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
+
+
+class _Layering:
+    """Reads a file and, recursively, the files it extends; problems go to ``read``."""
+
+    def __init__(self, read: NodeReader) -> None:
+        self.read = read
+        #: (file, its own document without ``extends``), bases before what extends them.
+        self.layers: list[tuple[Path, yaml.Node]] = []
+
+    def add(self, file: Path, root: yaml.Node, stack: tuple[Path, ...]) -> None:
+        """``file`` (composed as ``root``) after everything it extends."""
+        read = self.read
+        read.tag_problems(root)
+        if not isinstance(root, yaml.MappingNode):
+            # Only the schema knows what a file must hold; say it for env.yaml in its words.
+            if stack[:-1]:
+                read.error(root, "", f"expected a mapping of env.yaml keys, got {kind_of(root)}")
+            else:
+                self.layers.append((file, root))
+            return
+        named = [(k, v) for k, v in root.value
+                 if isinstance(k, yaml.ScalarNode) and k.value == EXTENDS]
+        own = yaml.MappingNode(root.tag, [(k, v) for k, v in root.value
+                                          if not (isinstance(k, yaml.ScalarNode) and k.value == EXTENDS)],
+                               root.start_mark, root.end_mark)
+        for knode, _ in named[1:]:
+            read.error(knode, EXTENDS, "duplicate key")
+        if named:
+            node = named[0][1]
+            is_list = isinstance(node, yaml.SequenceNode)
+            for at, value in read.strings(node, EXTENDS, single_ok=True):
+                dotted = f"{EXTENDS}[{node.value.index(at)}]" if is_list else EXTENDS
+                self._base(file, at, dotted, value, stack)
+        self.layers.append((file, own))
+
+    def _base(self, file: Path, at: yaml.Node, dotted: str, value: str, stack: tuple[Path, ...]) -> None:
+        read = self.read
+        if (why := path_problem(value)) is not None:
+            read.error(at, dotted, f"the path {why}")
+            return
+        target = Path(os.path.normpath(file.parent / os.path.expanduser(value)))
+        ident = _identity(target)
+        if ident in stack:
+            cycle = " -> ".join(display_path(p) for p in (*stack[stack.index(ident):], ident))
+            read.error(at, dotted, f"{value!r} extends itself: {cycle}")
+            return
+        if any(_identity(f) == ident for f, _ in self.layers):
+            return  # already merged (two files extend the same base): once, where first named
+        shown = display_path(target)
+        try:
+            text = read_text(target)
+        except FileNotFoundError:
+            read.error(at, dotted, f"{value!r} ({shown}) does not exist")
+            return
+        except (OSError, UnicodeDecodeError) as exc:
+            read.error(at, dotted, f"{value!r} ({shown}): cannot read it: {reason(exc)}")
+            return
+        try:
+            root = compose_text(text, shown, origin=target)
+        except YamlProblem as exc:
+            read.problems.append(exc.problem)
+            return
+        if root is None:
+            self.layers.append((target, yaml.MappingNode("tag:yaml.org,2002:map", [])))
+            return  # an empty file adds nothing
+        self.add(target, root, (*stack, ident))
+
+    def merged(self) -> yaml.Node:
+        """The layers applied in order; the first one normalized (``KEY+`` set, ``KEY-`` refused)."""
+        root: yaml.Node | None = None
+        for _, own in self.layers:
+            root = self.read.overlay(root, own)
+        assert root is not None  # env.yaml itself is always a layer
+        return root
+
+
+def _compose_layers(file: Path, read: NodeReader) -> Layers:
+    """env.yaml and everything it extends, merged; problems in the layers go to ``read``.
+
+    Raises :class:`SpecError` when env.yaml itself cannot be read, is not YAML or is empty.
+    """
     shown = display_path(file)
     text = _read_file(file)
     try:
-        root = compose_text(text, shown)
+        root = compose_text(text, shown, origin=file)
     except YamlProblem as exc:
         raise SpecError(f"{shown} is not valid YAML", [exc.problem]) from None
     if root is None:
         raise SpecError(f"{shown} is empty", tip="see README.md for an annotated example")
+    layering = _Layering(read)
+    layering.add(file, root, (_identity(file),))
+    files = tuple(dict.fromkeys(f for f, _ in layering.layers))
+    return Layers(file=file, files=files, root=layering.merged())
+
+
+def _spec_file(file: Path | str) -> Path:
+    if (why := path_problem(str(file))) is not None:
+        raise SpecError(f"the env.yaml path {why}")
+    return Path(file).absolute()
+
+
+def _raise_problems(file: Path, problems: list[Problem]) -> None:
+    if problems:
+        count = len(problems)
+        raise SpecError(f"{display_path(file)}: {count} problem{'s' if count > 1 else ''}", problems,
+                        tip="fix these and run again; README.md documents every key")
+
+
+def load_layers(file: Path | str) -> Layers:
+    """env.yaml merged with the files it ``extends``, not validated against the schema.
+
+    What ``pinfold config`` shows. Raises :class:`SpecError` with every problem of the
+    layering: unreadable or invalid files, a cycle, ``KEY+``/``KEY-`` on what is not a list.
+    """
+    file = _spec_file(file)
+    read = NodeReader(file)
+    layers = _compose_layers(file, read)
+    _raise_problems(file, read.problems)
+    return layers
+
+
+def load_spec(file: Path | str, *, purpose: Purpose = "build") -> Spec:
+    """Read and validate env.yaml (merged with what it ``extends``) and both locks; raise
+    :class:`SpecError` with every problem.
+
+    ``purpose`` says what must exist (see the module docstring). Nothing is written.
+    """
+    file = _spec_file(file)
     loader = _Loader(file, purpose)
     read = loader.read
-    read.tag_problems(root)
+    layers = _compose_layers(file, read)
+    root = layers.root
     top = read.mapping(root, "", _TOP_KEYS)
 
     if "version" in top:
@@ -368,18 +521,17 @@ def load_spec(file: Path | str, *, purpose: Purpose = "build") -> Spec:
         needs = {key: loader.needs(top[key], key) for key in ("needs", "build_needs") if key in top}
 
     if env_dir is not None and loader.strict:
-        inputs = [("env.yaml", file), *(("a wheelhouse", p) for p in index.find_links),
+        inputs = [*(("env.yaml" if f == file else "a file env.yaml extends", f) for f in layers.files),
+                  *(("a wheelhouse", p) for p in index.find_links),
                   *(("a lock", lk.path) for lk in (runtime, build) if lk is not None),
                   *(("a develop tree", p) for p in develop),
                   *(("a needs file", ns.file) for ns in needs.values() if ns is not None and ns.file)]
         _overlaps(loader, top["path"], env_dir, inputs, index.find_links)
 
-    if read.problems:
-        count = len(read.problems)
-        raise SpecError(f"{shown}: {count} problem{'s' if count > 1 else ''}", read.problems,
-                        tip="fix these and run again; README.md documents every key")
+    _raise_problems(file, read.problems)
     assert env_dir is not None and runtime is not None
-    return Spec(file=file, python=python, path=env_dir, index=index, requirements=runtime,
+    return Spec(file=file, layers=layers.files, python=python, path=env_dir, index=index,
+                requirements=runtime,
                 build_requirements=build, develop=tuple(develop), final=final,
                 needs=needs.get("needs"), build_needs=needs.get("build_needs"),
                 installer=installer, compile=compile_)

@@ -88,6 +88,9 @@ class Spec:
 
     #: The env.yaml file itself.
     file: Path
+    #: Every file the spec was merged from, in the order applied: the files env.yaml
+    #: ``extends`` first, env.yaml last (just env.yaml without ``extends``).
+    layers: tuple[Path, ...] = ()
     #: The interpreter the environment is for: the executable found for env.yaml's ``python``
     #: (the one running pinfold when it is not given).
     python: str

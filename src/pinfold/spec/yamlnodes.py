@@ -8,6 +8,11 @@ problem, and so is a value that an explicit standard tag cannot construct
 (``!!int abc``, ``!!bool maybe``). Nesting is bounded before composing, because
 PyYAML composes recursively and a few hundred levels would end in ``RecursionError``.
 
+Layers: documents composed with :func:`compose_text`'s ``origin`` carry their file in
+every mark, so a tree merged from several files (:meth:`NodeReader.overlay`) still
+locates each value in the file that wrote it (:meth:`NodeReader.where`), and paths in
+it can start from that file's folder (:meth:`NodeReader.file_of`).
+
 Generic on purpose: env.yaml is read with it, and so can any other YAML file pinfold
 reads. Only the schema (which keys, which types) belongs to the caller.
 """
@@ -16,7 +21,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +32,8 @@ import yaml
 from ..errors import Problem
 from ..paths import display_path
 
-__all__ = ["MAX_DEPTH", "NodeReader", "YamlProblem", "compose_text", "kind_of"]
+__all__ = ["APPEND", "MAX_DEPTH", "REMOVE", "Located", "NodeReader", "YamlProblem", "compose_text",
+           "kind_of", "plain_of"]
 
 #: Deeper nesting than any configuration needs, and far below Python's recursion limit.
 MAX_DEPTH = 64
@@ -36,6 +44,9 @@ _STD = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_STD}{t}" for t in ("str", "int", "float", "bool", "null")}
 _MAPPING_TAG = f"{_STD}map"
 _SEQUENCE_TAG = f"{_STD}seq"
+#: Key suffixes of a layer: ``KEY+`` appends to the inherited list, ``KEY-`` removes from it.
+APPEND = "+"
+REMOVE = "-"
 
 
 class YamlProblem(Exception):
@@ -48,6 +59,17 @@ class YamlProblem(Exception):
 
 def _where(shown: str, mark: Any) -> str:  # noqa: ANN401 (yaml.Mark: two classes, C and Python)
     return f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark is not None else shown
+
+
+def _origin(mark: Any) -> Path | None:  # noqa: ANN401 (yaml.Mark)
+    """The file a mark was composed from, when :func:`compose_text` was given it."""
+    name = getattr(mark, "name", None)
+    return Path(name) if isinstance(name, str) and os.path.isabs(name) else None
+
+
+def _shown_at(mark: Any, default: str) -> str:  # noqa: ANN401 (yaml.Mark)
+    origin = _origin(mark)
+    return display_path(origin) if origin is not None else default
 
 
 def _check_depth(text: str, shown: str) -> None:
@@ -83,20 +105,30 @@ def _check_tags(root: yaml.Node, shown: str) -> list[Problem]:
             ok = node.tag in _SCALAR_TAGS
         if not ok:
             tag = node.tag.replace(_STD, "!!")
-            problems.append(Problem(_where(shown, node.start_mark),
+            problems.append(Problem(_where(_shown_at(node.start_mark, shown), node.start_mark),
                                     f"the YAML tag {tag} is not supported: write a plain value"))
     return problems
 
 
-def compose_text(text: str, shown: str) -> yaml.Node | None:
+def compose_text(text: str, shown: str, *, origin: Path | None = None) -> yaml.Node | None:
     """Compose ``text`` (shown as ``shown`` in messages); None for an empty document.
+
+    ``origin``: the absolute path of the file ``text`` was read from; every node's marks
+    then name it, so :class:`NodeReader` locates the node in that file even after it was
+    merged into another file's tree.
 
     Raises :class:`YamlProblem` for invalid YAML or too deep nesting. Tags are checked
     by :meth:`NodeReader.tag_problems`, which lists all of them.
     """
     try:
         _check_depth(text, shown)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = yaml.SafeLoader(text)
+        if origin is not None:
+            loader.name = str(origin)  # the Reader puts its name into every mark it makes
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -119,8 +151,58 @@ def kind_of(node: yaml.Node) -> str:
     return value if len(value) <= 40 else value[:37] + "..."
 
 
+def plain_of(node: yaml.Node) -> object:
+    """A hashable, comparable form of a node's content (for ``KEY-``: which items to remove).
+
+    Scalars compare by resolved tag and text (``3`` is not ``"3"``), lists item by item,
+    mappings key by key in order. Where a value was written plays no part.
+    """
+    if isinstance(node, yaml.MappingNode):
+        return ("map", tuple((plain_of(k), plain_of(v)) for k, v in node.value))
+    if isinstance(node, yaml.SequenceNode):
+        return ("seq", tuple(plain_of(n) for n in node.value))
+    return (node.tag, node.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A value with the ``file:line`` it was written at; lists and mappings hold Located too."""
+
+    #: A str, int, float, bool or None; a list of Located; or a dict of str -> Located.
+    value: object
+    #: ``file:line`` of the value (of the mapping or list itself for those).
+    where: str
+
+    def plain(self) -> object:
+        """The value without locations: what ``yaml.safe_load`` of the same text gives."""
+        if isinstance(self.value, list):
+            return [item.plain() for item in self.value]
+        if isinstance(self.value, dict):
+            return {k: v.plain() for k, v in self.value.items()}
+        return self.value
+
+    def origins(self, key: str = "") -> dict[str, str]:
+        """``dotted.key[i]`` -> ``file:line`` of every scalar, empty list and empty mapping."""
+        if isinstance(self.value, list) and self.value:
+            return {k: w for i, item in enumerate(self.value) for k, w in item.origins(f"{key}[{i}]").items()}
+        if isinstance(self.value, dict) and self.value:
+            return {k: w for name, v in self.value.items()
+                    for k, w in v.origins(f"{key}.{name}" if key else name).items()}
+        return {key: self.where}
+
+
+def _key_name(knode: yaml.Node) -> str | None:
+    return knode.value if isinstance(knode, yaml.ScalarNode) and isinstance(knode.value, str) else None
+
+
+def _dotted(key: str, name: str) -> str:
+    shown_name = name if len(name) <= 60 else "<key>"
+    return f"{key}.{shown_name}" if key else shown_name
+
+
 class NodeReader:
-    """Walks composed nodes of one file, collecting located problems instead of raising."""
+    """Walks composed nodes of one file (or of layers merged into it), collecting located
+    problems instead of raising."""
 
     def __init__(self, file: Path) -> None:
         self.file = file
@@ -132,9 +214,108 @@ class NodeReader:
         """Record a problem for every node with a tag other than plain YAML's."""
         self.problems += _check_tags(root, self.shown)
 
+    def file_of(self, node: yaml.Node) -> Path:
+        """The file ``node`` was written in (``file`` unless composed with another ``origin``)."""
+        return _origin(node.start_mark) or self.file
+
     def where(self, node: yaml.Node) -> str:
-        """``file:line:col`` of ``node``."""
-        return _where(self.shown, node.start_mark)
+        """``file:line:col`` of ``node``, in the file that wrote it."""
+        return _where(_shown_at(node.start_mark, self.shown), node.start_mark)
+
+    def located(self, node: yaml.Node) -> Located:
+        """``node`` as plain values, each with the ``file:line`` that wrote it."""
+        where = _where(_shown_at(node.start_mark, self.shown), node.start_mark).rsplit(":", 1)[0]
+        if isinstance(node, yaml.MappingNode):
+            return Located({str(_key_name(k) or "<key>"): self.located(v) for k, v in node.value}, where)
+        if isinstance(node, yaml.SequenceNode):
+            return Located([self.located(n) for n in node.value], where)
+        try:
+            value = self._construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None
+        except ValueError:  # e.g. `!!int abc`: shown as written; validation reports it
+            value = node.value
+        return Located(value, where)
+
+    # -- layers -------------------------------------------------------------------------
+
+    def overlay(self, base: yaml.Node | None, over: yaml.Node, key: str = "") -> yaml.Node:
+        """``over`` applied on top of ``base`` (None: nothing inherited); problems recorded.
+
+        Mappings merge key by key; anything else in ``over`` replaces what it inherits.
+        In a mapping of ``over``, ``KEY+: [...]`` appends to the inherited list ``KEY``
+        (and sets it when nothing is inherited, as Buildout's ``+=``), ``KEY-: [...]``
+        removes those items from it (both may be written, applied in the order written; not
+        with ``KEY`` itself). The result holds no ``KEY+``/``KEY-`` keys and no
+        duplicate keys, and each node keeps the marks of the file that wrote it.
+        """
+        if not isinstance(over, yaml.MappingNode):
+            return over
+        inherited: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        if isinstance(base, yaml.MappingNode):
+            inherited = {name: (k, v) for k, v in base.value if (name := _key_name(k)) is not None}
+        out = dict(inherited)
+        others: list[tuple[yaml.Node, yaml.Node]] = []  # keys that are not strings: the schema says no
+        if isinstance(base, yaml.MappingNode):
+            others = [(k, v) for k, v in base.value if _key_name(k) is None]
+        seen: dict[str, list[str]] = {}
+        for knode, vnode in over.value:
+            name = _key_name(knode)
+            if name is None:
+                others.append((knode, vnode))
+                continue
+            dotted = _dotted(key, name)
+            op = name[-1] if len(name) > 1 and name[-1] in (APPEND, REMOVE) else ""
+            target = name[:-1] if op else name
+            names = seen.setdefault(target, [])
+            if name in names:
+                self.error(knode, dotted, "duplicate key")
+                continue
+            if names and (not op or target in names):
+                # `KEY` with `KEY+`/`KEY-`: which one wins would be a guess. `KEY+` with `KEY-`
+                # is fine: the edits apply in the order written.
+                self.error(knode, dotted, f"`{target}` is set in the same file: write one of them")
+                continue
+            names.append(name)
+            old = out.get(target)
+            if not op:
+                out[target] = (knode, self.overlay(old[1] if old else None, vnode, dotted))
+                continue
+            renamed = yaml.ScalarNode(knode.tag, target, knode.start_mark, knode.end_mark)
+            if (merged := self._edit_list(op, old, vnode, dotted, target)) is not None:
+                out[target] = (renamed, merged)
+        return yaml.MappingNode(_MAPPING_TAG, [*out.values(), *others], over.start_mark, over.end_mark)
+
+    def _edit_list(self, op: str, old: tuple[yaml.Node, yaml.Node] | None, vnode: yaml.Node,
+                   dotted: str, target: str) -> yaml.Node | None:
+        """``KEY+``/``KEY-``: the inherited list edited by ``vnode``, or None (recorded)."""
+        verb = "append" if op == APPEND else "remove"
+        if not isinstance(vnode, yaml.SequenceNode):
+            self.error(vnode, dotted, f"expected a list of items to {verb}, got {kind_of(vnode)}")
+            return None
+        if old is None:
+            if op == APPEND:
+                return vnode  # nothing inherited: `KEY+` sets it, as Buildout's `+=` does
+            self.error(vnode, dotted, f"nothing to remove from: no `{target}` is inherited")
+            return None
+        inherited = old[1]
+        if not isinstance(inherited, yaml.SequenceNode):
+            self.error(vnode, dotted, f"cannot {verb} items: the inherited `{target}` "
+                                      f"({self.where(inherited)}) is {kind_of(inherited)}, not a list")
+            return None
+        if op == APPEND:
+            items = [*inherited.value, *vnode.value]
+        else:
+            have = {plain_of(n) for n in inherited.value}
+            for i, item in enumerate(vnode.value):
+                if plain_of(item) not in have:
+                    self.error(item, f"{dotted}[{i}]", f"not in the inherited `{target}` "
+                                                       f"({self.where(inherited)})")
+            gone = {plain_of(n) for n in vnode.value}
+            items = [n for n in inherited.value if plain_of(n) not in gone]
+        # The list as the last layer that edited it left it; each item keeps its own marks.
+        return yaml.SequenceNode(_SEQUENCE_TAG, items, vnode.start_mark, vnode.end_mark,
+                                 flow_style=vnode.flow_style)
+
+    # -- values -------------------------------------------------------------------------
 
     def error(self, node: yaml.Node, key: str, message: str) -> None:
         """Record a problem at ``node``, naming the dotted ``key``."""
