@@ -76,7 +76,7 @@ quiet() {  # run a command; show its output with -v, keep its tail in QUIET_LOG 
 }
 
 stamp() {  # what the tool environment is made from
-    cat requirements/tool.txt pyproject.toml | "$python" -c \
+    cat requirements/tool.txt pyproject.toml bootstrap.sh | "$python" -c \
         'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())'
     "$python" -c 'import sys; print(sys.version)'
 }

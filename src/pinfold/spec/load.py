@@ -417,8 +417,8 @@ class _Layering:
             return
         try:
             root = compose_text(text, shown, origin=target)
-        except YamlProblem as exc:
-            read.problems.append(exc.problem)
+        except YamlProblem as exc:  # env.yaml's own summary does not say it: each base's does
+            read.problems.append(Problem(exc.problem.where, f"not valid YAML: {exc.problem.message}"))
             return
         if root is None:
             self.layers.append((target, yaml.MappingNode("tag:yaml.org,2002:map", [])))
