@@ -9,6 +9,7 @@ What a lock records of them, and when a lock is stale, is :mod:`pinfold.locking.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,8 +168,14 @@ def read_needs(ns: NeedsSpec, root: Path) -> tuple[Needs, list[Problem]]:
 
 
 def relative(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` when inside it, POSIX-style; else absolute."""
+    """``path`` as the locks write it: relative to ``root`` (env.yaml's folder), POSIX-style.
+
+    ``..`` included for what lies outside it, never absolute and never relative to the
+    working directory: a lock's bytes must depend neither on where pinfold runs from nor
+    on where the checkout is.
+    """
     try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
+        base = root.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        base = root
+    return Path(os.path.relpath(path, base)).as_posix()

@@ -68,6 +68,7 @@ def check_pins(pins: Iterable[Pin], *, build: bool, index: ArtifactIndex, interp
             problems.append(Problem(f"{pin}{role}", detail))
             continue
         good: list[IndexFile] = []
+        bad: list[tuple[str, set[str]]] = []
         mismatched = False
         for f in files:
             fits = f.is_sdist or bool(f.tags and f.tags & rank.keys())
@@ -87,11 +88,19 @@ def check_pins(pins: Iterable[Pin], *, build: bool, index: ArtifactIndex, interp
                 good.append(f)
                 continue
             mismatched = True
+            bad.append((where, digests))
+        for where, digests in bad:
             expected = ", ".join(sorted(pin.hashes))
+            # Another artifact of the pin matches: this one may be changed, or one the lock
+            # left out on purpose (`--no-binary NAME` locks only the sdist). Either way it is
+            # not what the lock vouches for, and a wheelhouse should hold nothing else.
+            why = ("the file was changed or replaced, or the lock leaves it out (e.g. `--no-binary`): "
+                   "remove it" if good
+                   else "the file was changed or replaced: remove it and run `pinfold fetch`")
             problems.append(Problem(
                 where,
                 f"hash mismatch for {pin}{role}: the file has {', '.join(sorted(digests))}, the lock "
-                f"expects {expected}; the file was changed or replaced: remove it and run `pinfold fetch`"))
+                f"expects {expected}; {why}"))
         wheels = [f for f in good if f.tags is not None and f.tags & rank.keys()]
         sdists = [f for f in good if f.is_sdist]
         if wheels:

@@ -31,7 +31,7 @@ from ..errors import Problem, SpecError
 from ..index import ArtifactIndex, IndexFile, download, sha256_of
 from ..interpreter import Interpreter, inspect_interpreter
 from ..locks import Lock, Pin
-from ..needs import Needs, NeedsSpec, read_needs
+from ..needs import Needs, read_needs, relative
 from ..paths import display_path
 from ..preflight import check_pins
 from ..runner import Runner
@@ -39,7 +39,7 @@ from ..spec import IndexSpec, Spec
 from .builddeps import BuildNeeds, Discovery, Needer
 from .diff import LockChanges, diff_pins
 from .errors import BuildDepsUnavailable, LockError, StaleLockError
-from .needs import read_record, record_items, spec_relative, stale_problems
+from .needs import read_record, record_items, stale_problems
 from .resolve import Source, compile_pins
 from .writer import render_lock, write_files
 
@@ -180,7 +180,7 @@ class _Locker:
         found = []
         for tree in self.spec.develop:
             # Relative to env.yaml's folder, like every path in a lock: never the cwd.
-            label = f"{spec_relative(tree, self.spec)} (develop)"
+            label = f"{relative(tree, self.spec.root)} (develop)"
             self.say(f"asking the build backend of {label} for its requirements")
             found.append(self.discovery.run(Needer(label=label, path=tree, editable=True), constraints))
         return found
@@ -366,14 +366,6 @@ def _constraints(build_needs: Needs | None) -> list[str]:
     return out
 
 
-def _read_needs(ns: NeedsSpec, spec: Spec) -> Needs:
-    """``ns`` read, its ``-r FILE`` label written as every path in a lock is (:func:`spec_relative`)."""
-    needs, _ = read_needs(ns, spec.root)
-    if ns.file is not None:
-        needs = dataclasses.replace(needs, label=f"-r {spec_relative(ns.file, spec)}")
-    return needs
-
-
 def lock(spec: Spec, *, options: LockOptions | None = None, runner: Runner | None = None,
          on_progress: Callable[[str], None] | None = None) -> LockReport:
     """Compile both locks from ``spec``'s needs; write them unless ``options.dry_run``.
@@ -389,8 +381,8 @@ def lock(spec: Spec, *, options: LockOptions | None = None, runner: Runner | Non
         raise SpecError(f"{display_path(spec.file)}: needs: missing: `pinfold lock` compiles the locks "
                         "from env.yaml's top-level needs",
                         tip="add `needs: requirements.in` (a requirements file) or a list of requirements")
-    needs = _read_needs(spec.needs, spec)
-    build_needs = _read_needs(spec.build_needs, spec) if spec.build_needs else None
+    needs, _ = read_needs(spec.needs, spec.root)
+    build_needs = read_needs(spec.build_needs, spec.root)[0] if spec.build_needs else None
     with tempfile.TemporaryDirectory(prefix="pinfold-lock-") as tmp:
         locker = _Locker(spec, options, runner, say, Path(tmp))
         develop = locker.develop_trees(_constraints(build_needs))

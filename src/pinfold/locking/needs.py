@@ -10,7 +10,6 @@ needs themselves is :mod:`pinfold.needs`.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from packaging.version import Version
 
 from ..errors import Problem, SpecError
 from ..locks import Lock
-from ..needs import Needs, read_needs
+from ..needs import Needs, read_needs, relative
 from ..paths import display_path, read_text
 from ..spec import NeedsSpec, Spec
 
@@ -32,7 +31,6 @@ __all__ = [
     "record_items",
     "render_record",
     "require_current_locks",
-    "spec_relative",
     "stale_problems",
 ]
 
@@ -57,22 +55,6 @@ def digest(items: list[str]) -> str:
     return "sha256:" + hashlib.sha256("".join(f"{i}\n" for i in sorted(items)).encode()).hexdigest()
 
 
-def spec_relative(path: Path, spec: Spec) -> str:
-    """``path`` as the locks write it: relative to env.yaml's folder, POSIX-style.
-
-    Every path a lock holds (``-e`` items of the needs record, ``-r`` and develop-tree
-    ``# via`` labels) is written this way, ``..`` included for what lies outside that
-    folder, so the bytes of a lock depend neither on the working directory nor on where
-    the checkout is. env.yaml's folder, not the lock's: it is where env.yaml's own
-    relative paths start, so a label reads as the same path env.yaml names.
-    """
-    try:
-        root = spec.root.resolve()
-    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
-        root = spec.root
-    return Path(os.path.relpath(path, root)).as_posix()
-
-
 def record_items(spec: Spec, key: str) -> list[str] | None:
     """The items a lock written now for ``key`` would record; None if env.yaml has no such key.
 
@@ -85,7 +67,7 @@ def record_items(spec: Spec, key: str) -> list[str] | None:
     needs, _ = read_needs(ns, spec.root)
     items = needs.items()
     if key == "needs":
-        items = sorted(items + [f"-e {spec_relative(d, spec)}" for d in spec.develop])
+        items = sorted(items + [f"-e {relative(d, spec.root)}" for d in spec.develop])
     return items
 
 
