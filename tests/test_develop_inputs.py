@@ -22,11 +22,9 @@ import pytest
 from pinfold import BuildResult, build, load_spec
 from pinfold.cli import main
 from pinfold.runner import Runner
-from pinfold.uptodate import up_to_date
+from pinfold.uptodate import tree_state, up_to_date
 from tests.artifacts import Artifact, copy_real, make_tree, make_wheel
 from tests.conftest import installed, installer_calls, write
-
-pytestmark = pytest.mark.slow
 
 TWISTED = ("twisted", "attrs", "automat", "constantly", "hyperlink", "idna", "incremental",
            "packaging", "typing-extensions", "zope-interface")
@@ -117,6 +115,7 @@ def site_pycs(env: Path) -> list[Path]:
     return list(next(env.glob("lib/python*/site-packages")).rglob("*.pyc"))
 
 
+@pytest.mark.slow
 def test_a_gained_plugin_module_is_built_and_the_hygiene_probe_names_it(tmp_path: Path,
                                                                         wheelhouse: Wheelhouse) -> None:
     tree = make_tree(tmp_path / "src", "app", "0.1", requires=["twisted"],
@@ -171,6 +170,7 @@ def test_a_gained_plugin_module_is_built_and_the_hygiene_probe_names_it(tmp_path
     assert up_to_date(spec_file, Runner()) is not None
 
 
+@pytest.mark.slow
 def test_check_fails_on_a_stale_develop_cache_and_status_names_it(tmp_path: Path,
                                                                   wheelhouse: Wheelhouse) -> None:
     tree = make_tree(tmp_path / "src", "app", "0.1", requires=["twisted"],
@@ -187,6 +187,7 @@ def test_check_fails_on_a_stale_develop_cache_and_status_names_it(tmp_path: Path
     assert code == 1 and "the develop tree src/app-0.1 gained twisted/plugins/later.py" in out, out
 
 
+@pytest.mark.slow
 def test_a_changed_pyproject_means_a_full_build(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
     """A new dependency and a new entry point in a develop tree's pyproject.toml."""
     tree = make_tree(tmp_path / "src", "app", "0.1",
@@ -213,6 +214,7 @@ def test_a_changed_pyproject_means_a_full_build(tmp_path: Path, wheelhouse: Whee
     assert build(load_spec(spec_file)).up_to_date
 
 
+@pytest.mark.slow
 def test_switching_compile_is_a_full_build(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
     spec_file = project(tmp_path, wheelhouse, [wheelhouse.plain], extra="compile: true\n")
     env = tmp_path / "env"
@@ -234,6 +236,7 @@ def test_switching_compile_is_a_full_build(tmp_path: Path, wheelhouse: Wheelhous
                 f"__init__.{tag}.pyc"]
 
 
+@pytest.mark.slow
 def test_switching_the_installer_rebuilds_with_the_other_one(tmp_path: Path,
                                                              wheelhouse: Wheelhouse) -> None:
     tree = make_tree(tmp_path / "src", "app", "0.1", files={"app/__init__.py": ""})
@@ -258,3 +261,33 @@ def test_switching_the_installer_rebuilds_with_the_other_one(tmp_path: Path,
         assert by == {new}, installs
         assert installers() == {new}
         assert set(installed(env)) == {"plain-wheel", "app"}
+
+
+def test_tree_state_holds_metadata_and_plugin_modules_only(tmp_path: Path) -> None:
+    """What is watched in a develop tree: cheap, and blind to files that change no build."""
+    tree = tmp_path / "tree"
+    for name in ("pyproject.toml", "setup.cfg", "README.txt", "twisted/plugins/a.py",
+                 "twisted/plugins/README.txt", "twisted/plugins/sub/__init__.py",
+                 "twisted/plugins/__pycache__/a.cpython-311.pyc", "twisted/plugins/dropin.cache",
+                 "myapp/__init__.py", "myapp/plugins/h.py", "myapp/other/x.py", "docs/conf.py",
+                 "src/twisted/plugins/b.py"):
+        write(tree / name, "")
+    write(tree / "myapp" / "plugins" / "__init__.py",
+          "from twisted.plugin import pluginPackagePaths\n__path__.extend(pluginPackagePaths(__name__))\n")
+    state = tree_state(tree)
+    assert sorted(state.metadata) == ["pyproject.toml", "setup.cfg"]
+    assert sorted(state.plugins) == [
+        "myapp/plugins/", "myapp/plugins/__init__.py", "myapp/plugins/h.py",
+        "src/twisted/plugins/", "src/twisted/plugins/b.py",
+        "twisted/plugins/", "twisted/plugins/a.py", "twisted/plugins/sub"]
+    # Listed in final.plugin_caches.packages: its folder is watched too.
+    assert "myapp/other/x.py" in tree_state(tree, ["myapp.other"]).plugins
+
+    for unrelated in ("README.txt", "twisted/plugins/README.txt", "twisted/plugins/dropin.cache",
+                      "docs/conf.py"):
+        write(tree / unrelated, "changed\n")
+    assert tree_state(tree) == state
+    write(tree / "twisted" / "plugins" / "a.py", "x = 1\n")
+    assert tree_state(tree).plugins["twisted/plugins/a.py"] != state.plugins["twisted/plugins/a.py"]
+    write(tree / "setup.cfg", "[metadata]\n")
+    assert tree_state(tree).metadata["setup.cfg"] != state.metadata["setup.cfg"]

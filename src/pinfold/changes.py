@@ -95,20 +95,23 @@ def _diff(old: dict[str, str], new: dict[str, str]) -> tuple[list[str], list[str
             sorted(k for k in old.keys() & new.keys() if old[k] != new[k]))
 
 
+def _words(gained: list[str], lost: list[str], changed: list[str]) -> list[str]:
+    """``gained a, b``, ``lost c``, ``changed d``: those that apply."""
+    return [f"{verb} {', '.join(keys)}" for verb, keys in
+            (("gained", gained), ("lost", lost), ("changed", changed)) if keys]
+
+
 def _tree_reasons(label: str, part: str, old: TreeState, new: TreeState) -> tuple[list[str], bool]:
     """Why ``part`` (metadata or plugins) of one develop tree changed; True: a full build."""
     if part == _DEVELOP:
-        gained, lost, changed = _diff(old.metadata, new.metadata)
-        words = [f"gained {', '.join(gained)}"] * bool(gained) + [f"lost {', '.join(lost)}"] * bool(lost)
-        words += [f"changed {', '.join(changed)}"] * bool(changed)
-        return [f"the develop tree {label} {w}" for w in words or ["changed its metadata"]], True
+        words = _words(*_diff(old.metadata, new.metadata)) or ["changed its metadata"]
+        return [f"the develop tree {label} {w}" for w in words], True
     gained, lost, changed = _diff(old.plugins, new.plugins)
+    # Folder keys end in "/": a plugin folder gained or lost.
     folders = [f"gained the plugin folder {k.rstrip('/')}" for k in gained if k.endswith("/")]
     folders += [f"lost the plugin folder {k.rstrip('/')}" for k in lost if k.endswith("/")]
-    words = [f"{verb} {', '.join(keys)}" for verb, keys in (
-        ("gained", [k for k in gained if not k.endswith("/")]),
-        ("lost", [k for k in lost if not k.endswith("/")]),
-        ("changed", changed)) if keys]
+    words = _words([k for k in gained if not k.endswith("/")], [k for k in lost if not k.endswith("/")],
+                   changed)
     reasons = [f"the develop tree {label} {w}" for w in [*folders, *words]]
     return reasons or [f"the develop tree {label} changed its plugin modules"], bool(folders)
 
@@ -162,7 +165,10 @@ def make_plan(spec: Spec, envs: Environments, runner: Runner, *, fresh: bool = F
     record = read_record(current)
     # No record it can read: every input counts as changed (the interpreter too: a full build).
     old_inputs = record.inputs if record is not None else {}
-    changed = [k for k in inputs if old_inputs.get(k) != inputs[k]]
+    # A setting an older record lacks is known all the same when env.yaml did not change.
+    same_spec = old_inputs.get("env.yaml") == inputs["env.yaml"]
+    changed = [k for k in inputs if old_inputs.get(k) != inputs[k]
+               and not (k in _SETTINGS and k not in old_inputs and same_spec)]
     reasons, needs_full = _reasons(spec, changed, old_inputs, inputs, record)
 
     def full(*why: str) -> Plan:

@@ -198,11 +198,8 @@ def _unchanged(watch: Watch, spec_file: Path, python: str) -> bool:
         return False
     if not all(Path(folder).is_dir() for folder in watch.folders):
         return False
-    # A record from before develop trees were watched: not known to be up to date.
-    if watch.develop is None:
-        return False
     return all(tree_state(Path(tree), watch.plugin_packages) == state
-               for tree, state in watch.develop.items())
+               for tree, state in (watch.develop or {}).items())
 
 
 def up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
@@ -237,6 +234,9 @@ def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
         return None
     record = read_record(current)
     if record is None or record.pinfold != __version__ or not _unchanged(record.watch, file, python):
+        return None
+    # Develop trees, recorded before pinfold watched what they hold: not known to be up to date.
+    if record.develop and record.watch.develop is None:
         return None
     if damage(current, record.installed) is not None or rewritten_caches(current, record):
         return None
