@@ -8,7 +8,9 @@ a newer pinfold or otherwise not of the known shape reads as None, "not known", 
 callers then do a full build (or compare with the lock on disk).
 
 Schemas: 1 is the record of pinfold before the ``schema`` key existed (the same keys, no
-``schema``): it is read as it is. 2 adds ``schema``. Standard library only and cheap to
+``schema``): it is read as it is. 2 adds ``schema``. Keys added since (``watch.develop``,
+``watch.plugin_packages``, more ``inputs``) are optional to the reader: a record without
+them reads, and is treated as "not known" where they matter. Standard library only and cheap to
 import: the no-op fast path reads the record.
 """
 
@@ -29,7 +31,8 @@ from .results import (
     json_strs,
 )
 
-__all__ = ["SCHEMA", "STATE_FILE", "EnvRecord", "PythonRecord", "Watch", "read_record", "write_record"]
+__all__ = ["SCHEMA", "STATE_FILE", "EnvRecord", "PythonRecord", "TreeState", "Watch", "read_record",
+           "write_record"]
 
 #: The record's file name inside a finished environment (its presence marks it finished).
 STATE_FILE = "pinfold.json"
@@ -69,30 +72,67 @@ class PythonRecord:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class TreeState:
+    """What a develop tree holds that a build depends on, read without importing anything."""
+
+    #: Its metadata files (``pyproject.toml``, ``setup.py``, ``setup.cfg``: what decides its
+    #: dependencies and entry points), name -> sha256 of its bytes.
+    metadata: dict[str, str] = field(default_factory=dict)
+    #: Its Twisted plugin folders and their modules, relative POSIX paths: a folder ends in
+    #: ``/`` (value ``"folder"``), a module maps to ``"<size>:<mtime_ns>"`` (Twisted judges its
+    #: caches by mtime, so a touched module counts as changed).
+    plugins: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"metadata": dict(self.metadata), "plugins": dict(self.plugins)}
+
+    @classmethod
+    def from_json(cls, data: object) -> TreeState:
+        """The inverse of :meth:`to_json`."""
+        data = json_object(data)
+        return cls(metadata=_str_map(data["metadata"]), plugins=_str_map(data["plugins"]))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Watch:
     """What the no-op fast path must find unchanged: everything validating env.yaml read."""
 
     #: env.yaml, absolute.
     spec: str
-    #: Every file read (env.yaml, the locks, the needs files and their includes, the develop
-    #: trees' ``pyproject.toml``/``setup.py``): path -> sha256 of its bytes.
+    #: Every file read (env.yaml, the locks, the needs files and their includes): path ->
+    #: sha256 of its bytes.
     files: dict[str, str]
     #: Folders that had to exist: the wheelhouses and the develop trees.
     folders: tuple[str, ...]
     #: The interpreter env.yaml named (as found on PATH or relative to env.yaml).
     python: str
+    #: Each develop tree (absolute) -> its metadata and plugin modules. None in a record
+    #: written before pinfold watched them: not known, so never up to date by the fast path.
+    develop: dict[str, TreeState] | None = None
+    #: ``final.plugin_caches.packages``: plugin packages whose folders a develop tree may hold.
+    plugin_packages: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"spec": self.spec, "files": dict(self.files), "folders": list(self.folders),
-                "python": self.python}
+        out: dict[str, Any] = {"spec": self.spec, "files": dict(self.files),
+                               "folders": list(self.folders), "python": self.python,
+                               "plugin_packages": list(self.plugin_packages)}
+        if self.develop is not None:
+            out["develop"] = {tree: state.to_json() for tree, state in self.develop.items()}
+        return out
 
     @classmethod
     def from_json(cls, data: object) -> Watch:
-        """The inverse of :meth:`to_json`."""
+        """The inverse of :meth:`to_json`; ``develop`` and ``plugin_packages`` may be absent."""
         data = json_object(data)
+        develop = data.get("develop")
         return cls(spec=json_str(data["spec"]), files=_str_map(data["files"]),
-                   folders=json_strs(data["folders"]), python=json_str(data["python"]))
+                   folders=json_strs(data["folders"]), python=json_str(data["python"]),
+                   develop=None if develop is None else {
+                       json_str(tree): TreeState.from_json(state)
+                       for tree, state in json_object(develop).items()},
+                   plugin_packages=json_strs(data.get("plugin_packages", [])))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -104,7 +144,10 @@ class EnvRecord:
     #: One digest of ``inputs``.
     fingerprint: str
     #: Digests of what the environment was built from: ``env.yaml``, ``requirements``,
-    #: ``build_requirements``, ``python`` (the interpreter's identity) and ``pinfold`` (its version).
+    #: ``build_requirements``, ``python`` (the interpreter's identity), ``pinfold`` (its
+    #: version), ``compile`` and ``installer`` (their values), and per develop tree
+    #: ``develop <tree>`` and ``plugins <tree>`` (digests of its :class:`TreeState` parts).
+    #: Older records lack the later keys: the plan then counts them as changed.
     inputs: dict[str, str]
     #: What the no-op fast path checks.
     watch: Watch

@@ -2,16 +2,16 @@
 
 A finished environment records what its build read (``watch`` in pinfold.json): the
 digest of every file (env.yaml and the files it ``extends``, the locks, the needs files
-and what they include), the
-folders that had to exist (wheelhouses, develop trees, with their ``pyproject.toml`` or
-``setup.py`` among the files) and the interpreter env.yaml named. When all of those are
-as recorded, validating env.yaml again would give the same spec and the plan would be a
-no-op; :func:`up_to_date` checks exactly that with the standard library, ``yaml`` and one
-``python -I -S`` run (an interpreter can be replaced in place), without importing the
-pipeline, ``packaging`` or the lock parser: a no-op then costs about 0.1 s.
-With ``extends``, ``path`` and ``python`` may be written in a base file: the fast path
-follows the chain with ``yaml.safe_load`` for those two keys only (each file once) and
-requires every file it read to be in the watch, unchanged.
+and what they include), the folders that had to exist (wheelhouses, develop trees), the
+interpreter env.yaml named, and what each develop tree holds that the build depends on
+(:func:`tree_state`: the digests of its metadata files, the size and mtime of each of its
+Twisted plugin modules). When all of those are as recorded, validating env.yaml again
+would give the same spec and the plan would be a no-op; :func:`up_to_date` checks exactly
+that with the standard library, ``yaml`` and one ``python -I -S`` run (an interpreter can
+be replaced in place), without importing the pipeline, ``packaging`` or the lock parser:
+a no-op then costs about 0.1 s. With ``extends``, ``path`` and ``python`` may be written
+in a base file: the fast path follows the chain with ``yaml.safe_load`` for those two keys
+only (each file once) and requires every file it read to be in the watch, unchanged.
 
 Anything different or unreadable and it answers None, "not known to be up to date":
 the full path (:func:`pinfold.pipeline.build`) decides, with its own messages. So it does
@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,14 +34,15 @@ from ._version import __version__
 from .envdir import Environments, damage
 from .errors import CommandError, PinfoldError, interpreter_failed
 from .paths import env_path, find_python
-from .record import Watch, read_record
+from .record import EnvRecord, TreeState, Watch, read_record
 from .results import BuildResult
 from .runner import Runner
 
 if TYPE_CHECKING:
     from .spec import Spec
 
-__all__ = ["digest", "identity", "layers_digest", "up_to_date", "watch_of"]
+__all__ = ["METADATA", "digest", "identity", "layers_digest", "plugin_folders", "rewritten_caches",
+           "tree_state", "up_to_date", "watch_of"]
 
 
 def digest(path: Path | None) -> str:
@@ -71,6 +73,120 @@ def identity(python: str, runner: Runner) -> str:
     return done.output.strip()
 
 
+#: A develop tree's files that decide its dependencies and entry points.
+METADATA = ("pyproject.toml", "setup.py", "setup.cfg")
+#: What marks a plugin package: its ``__init__`` extends ``__path__`` (the text the inside
+#: scripts' scan looks for too, ``pinfold/inside/_common.py``).
+_MARK = b"pluginPackagePaths("
+_TWISTED_PLUGINS = "twisted.plugins"
+
+
+def _marked_packages(root: str) -> list[str]:
+    """The regular packages under ``root`` whose ``__init__.py`` calls ``pluginPackagePaths``.
+
+    Descends only into folders with an ``__init__.py`` (a plugin package is a regular
+    package, and its parents are too in practice), so checkouts' other folders (``.git``,
+    ``docs``, ``build``) cost nothing; symlinked folders are not followed (no loops).
+    """
+    found: list[str] = []
+    stack = [(root, "")]
+    while stack:
+        folder, dotted = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.name.isidentifier() or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                with open(os.path.join(entry.path, "__init__.py"), "rb") as fh:
+                    text = fh.read()
+            except OSError:  # not a regular package
+                continue
+            name = f"{dotted}.{entry.name}" if dotted else entry.name
+            if _MARK in text:
+                found.append(name)
+            stack.append((entry.path, name))
+    return found
+
+
+def plugin_folders(tree: Path, listed: Sequence[str] = ()) -> list[Path]:
+    """A develop tree's Twisted plugin folders: what its plugin caches are written for.
+
+    The tree is on ``sys.path`` as itself or as its ``src/`` folder (the same rule as
+    :func:`pinfold.plugincache.twisted_installed`); in each, the folder of
+    ``twisted.plugins``, of ``listed`` (``final.plugin_caches.packages``) and of every package
+    there whose ``__init__`` calls ``pluginPackagePaths``.
+    """
+    out: list[Path] = []
+    for root in (tree, tree / "src"):
+        if not root.is_dir():
+            continue
+        names = dict.fromkeys([_TWISTED_PLUGINS, *listed, *_marked_packages(str(root))])
+        out += [folder for name in names if (folder := root.joinpath(*name.split("."))).is_dir()]
+    return list(dict.fromkeys(out))
+
+
+def _stamp(path: str) -> str | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def tree_state(tree: Path, listed: Sequence[str] = ()) -> TreeState:
+    """What a build depends on in a develop tree, read cheaply: nothing imported or started.
+
+    The metadata files' digests (a few small files), and for each plugin folder its plugin
+    modules (``*.py`` files and subpackages, as Twisted's module walk counts them) by size
+    and mtime: Twisted's caches are judged by mtime, so that is what must not move.
+    """
+    metadata = {name: digest(tree / name) for name in METADATA if (tree / name).is_file()}
+    plugins: dict[str, str] = {}
+    for folder in plugin_folders(tree, listed):
+        rel = folder.relative_to(tree).as_posix()
+        plugins[f"{rel}/"] = "folder"
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.endswith(".py") and entry.is_file():
+                stamp = _stamp(entry.path)
+            elif entry.name.isidentifier() and entry.is_dir():
+                stamp = _stamp(os.path.join(entry.path, "__init__.py"))  # None: not a subpackage
+            else:
+                continue
+            if stamp is not None:
+                plugins[f"{rel}/{entry.name}"] = stamp
+    return TreeState(metadata=metadata, plugins=dict(sorted(plugins.items())))
+
+
+def rewritten_caches(env_dir: Path, record: EnvRecord) -> list[Path]:
+    """The plugin caches outside ``env_dir`` (in develop trees) no longer as its build left them.
+
+    A develop tree's cache is shared: another build (a failed one too) or Twisted itself
+    may rewrite it for other modules. Judged by the mtime the plugins stage gave it.
+    """
+    written = record.outputs.plugin_caches
+    if written is None:
+        return []
+    home = env_dir.resolve()
+    out = []
+    for cache in written.caches:
+        if cache.path.resolve().is_relative_to(home):
+            continue
+        try:
+            moved = os.stat(cache.path).st_mtime_ns != cache.mtime_ns
+        except OSError:
+            moved = True
+        if moved:
+            out.append(cache.path)
+    return out
+
+
 def watch_of(spec: Spec) -> Watch:
     """What the no-op fast path must find unchanged: everything validating ``spec`` read."""
     from .needs import read_needs  # lazy: packaging; watch_of runs on the full path only
@@ -81,11 +197,11 @@ def watch_of(spec: Spec) -> Watch:
     for ns in (spec.needs, spec.build_needs):
         if ns is not None:
             files += read_needs(ns, spec.root)[0].files
-    for tree in spec.develop:
-        files += [tree / name for name in ("pyproject.toml", "setup.py") if (tree / name).is_file()]
+    listed = spec.final.plugin_caches.packages
     return Watch(spec=str(spec.file), files={str(f): digest(f) for f in dict.fromkeys(files)},
                  folders=tuple(str(d) for d in (*spec.index.find_links, *spec.develop)),
-                 python=spec.python)
+                 python=spec.python, develop={str(t): tree_state(t, listed) for t in spec.develop},
+                 plugin_packages=tuple(listed))
 
 
 #: The keys the fast path needs; they may be written in a file env.yaml extends.
@@ -124,7 +240,10 @@ def _unchanged(watch: Watch, spec_file: Path, python: str) -> bool:
             return False
     except OSError:  # a file went away: validation will say so
         return False
-    return all(Path(folder).is_dir() for folder in watch.folders)
+    if not all(Path(folder).is_dir() for folder in watch.folders):
+        return False
+    return all(tree_state(Path(tree), watch.plugin_packages) == state
+               for tree, state in (watch.develop or {}).items())
 
 
 def up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
@@ -168,7 +287,10 @@ def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
         return None
     if any(str(f) not in record.watch.files for f in read):  # a file the build did not merge
         return None
-    if damage(current, record.installed) is not None:
+    # Develop trees, recorded before pinfold watched what they hold: not known to be up to date.
+    if record.develop and record.watch.develop is None:
+        return None
+    if damage(current, record.installed) is not None or rewritten_caches(current, record):
         return None
     try:
         if identity(python, runner) != record.inputs.get("python"):
