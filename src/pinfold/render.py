@@ -101,8 +101,11 @@ def build_lines(result: BuildResult) -> list[str]:
     return [f"built {result.path} -> {result.env_dir.name} in {result.seconds:.1f}s"]
 
 
-def check_lines(path: Path) -> list[str]:
-    """``pinfold check`` passed (its probes and warnings are rendered apart)."""
+def check_lines(path: Path, *, skipped: str | None = None) -> list[str]:
+    """``pinfold check`` passed (its probes and warnings are rendered apart), or ran no probe
+    at all, for the reason ``skipped`` (e.g. the probes are disabled)."""
+    if skipped is not None:
+        return [f"{path}: no probes ran: {skipped}"]
     return [f"{path}: all probes passed"]
 
 
