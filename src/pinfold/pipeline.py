@@ -40,12 +40,14 @@ def _stages(plan: Plan) -> list[Stage]:
         PluginCaches,
         Preflight,
         Probes,
+        Scripts,
     )
 
     if plan.mode == "update" and plan.current is not None:
         return [Preflight(), CloneCurrent(plan.current), ApplyPlan(plan), KeptDevelop(), Compile(),
-                PluginCaches(), Probes()]
-    return [Preflight(), CreateFresh(), InstallLock(), Develop(), Compile(), PluginCaches(), Probes()]
+                PluginCaches(), Scripts(), Probes()]
+    return [Preflight(), CreateFresh(), InstallLock(), Develop(), Compile(), PluginCaches(), Scripts(),
+            Probes()]
 
 
 def _report(spec: Spec, env_dir: Path, start: float) -> BuildResult:
@@ -191,7 +193,7 @@ def check(
     """Run the probes on the existing environment of ``spec``, without rebuilding."""
     from .index import ArtifactIndex
     from .stages import Context
-    from .stages.s7_probes import Probes
+    from .stages.s8_probes import Probes
 
     runner = runner or Runner()
     emit = on_event or (lambda _: None)
