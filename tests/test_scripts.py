@@ -172,10 +172,16 @@ def test_script_change_alone_is_an_update(built: tuple[Path, list[Artifact]], tm
     env_yaml = built[0]
     text = env_yaml.read_text()
     try:
-        env_yaml.write_text(text.replace('print("init", os.environ["GREETING"])', 'print("changed")'))
+        changed = text.replace('print("init", os.environ["GREETING"])', 'print("changed")')
+        # ... and the interpreter is no longer asked for: its script and launcher go.
+        changed = changed.replace("  - interpreter: py\n", "  - name: hi2\n    console_script: tool-hello\n")
+        env_yaml.write_text(changed)
         result = build(load_spec(env_yaml))
         assert result.plan is not None and result.plan.mode == "update"
         assert run(env_yaml.parent / "bin" / "app", cwd=tmp_path).stdout.startswith("changed\n")
+        assert not (env_yaml.parent / "env" / "bin" / "py").exists()
+        assert not (env_yaml.parent / "bin" / "py").exists()
+        assert run(env_yaml.parent / "bin" / "hi2").returncode == 0
     finally:
         env_yaml.write_text(text)
         build(load_spec(env_yaml))
@@ -227,7 +233,7 @@ def test_foreign_launcher_refused(built: tuple[Path, list[Artifact]],
 def test_console_script_nobody_provides(built: tuple[Path, list[Artifact]], tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     wh = Path(load_spec(built[0]).index.find_links[0])
-    env_yaml = _project(tmp_path, wh, built[1], "scripts:\n  - console_script: no-such-script\n")
+    env_yaml = _project(tmp_path, wh, built[1], "scripts:\n  - {name: x, console_script: no-such-script}\n")
     assert main(["build", str(env_yaml)]) == 2
     err = capsys.readouterr().err
     assert "env.yaml:10:5" in err and "no-such-script" in err
@@ -240,6 +246,7 @@ def test_console_script_nobody_provides(built: tuple[Path, list[Artifact]], tmp_
     ("  - name: a\n    entry_point: m:f\n    initialization: |\n      ok = 1\n      if x\n",
      ":14:", "not valid Python"),
     ("  - {name: python, entry_point: 'm:f'}\n", ":10:", "environment's own files"),
+    ("  - {console_script: twistd}\n", ":10:", "pip already writes 'twistd'"),
     ("  - {name: a, entry_point: 'm:f', arguments: 'sys.argv['}\n", ":10:", "not valid Python"),
 ])
 def test_bad_input_located(tmp_path: Path, scripts: str, where: str, message: str) -> None:

@@ -70,5 +70,7 @@ def resolves(runner: Runner, env_dir: Path, script: GeneratedScript) -> Outcome:
             return Outcome(status="fail", summary=f"the script probe wrote no result ({exc})")
     if not found.get("ok"):
         return Outcome(status="fail", summary=f"{entry} is not callable")
-    what = f"{entry} resolves" if entry else "the interpreter starts"
-    return Outcome(status="ok", summary=f"{what} in a fresh interpreter (not called)")
+    if not entry:
+        return Outcome(status="ok", summary="the interpreter's sys.path, environment and "
+                                            "initialization load in a fresh interpreter")
+    return Outcome(status="ok", summary=f"{entry} resolves in a fresh interpreter (not called)")

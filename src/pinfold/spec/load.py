@@ -359,7 +359,12 @@ class _Loader:
                 read.error(item, f"{dotted}.name", "missing: an entry point needs a script name")
         elif kind == "console_script":
             target = read.string(keys[kind], f"{dotted}.console_script") or ""
-            name = name or target or None  # Buildout's `scripts = NAME` without a rename
+            # pip writes the console script itself into bin/ under its own name; the generated
+            # one needs another, or removing it from env.yaml later would remove pip's too.
+            if target and (name is None or name == target):
+                read.error(keys.get("name") or item, f"{dotted}.name",
+                           f"give the generated script a name other than {target!r}: pip already "
+                           f"writes {target!r} into the environment's bin/")
         elif kind == "interpreter":
             name = read.string(keys[kind], f"{dotted}.interpreter")
             if "name" in keys:

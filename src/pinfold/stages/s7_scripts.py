@@ -118,7 +118,7 @@ def entry_of(script: GeneratedScript, console: dict[str, str]) -> str:
 def _arguments(script: GeneratedScript) -> str:
     if script.kind == "test_runner":
         items = [*script.defaults, *(a for p in script.test_paths for a in ("--test-path", str(p)))]
-        return "[" + "".join(f"\n    {a!r}," for a in items) + "\n]"
+        return "[" + "".join(f"\n        {a!r}," for a in items) + "\n    ]"
     return script.arguments
 
 
@@ -163,7 +163,8 @@ def render_script(spec: Spec, script: GeneratedScript, console: dict[str, str]) 
 def render_launcher(spec: Spec, script: GeneratedScript) -> str:
     """The text of ``<bin_dir>/<name>``: runs the script of whatever environment ``path`` is."""
     target = shlex.quote(str(spec.path / "bin" / script.name))
-    what = "Runs it in the environment `path` points to: it survives rebuilds and rollbacks."
+    what = (f"Runs bin/{script.name} of the environment `path` points to, so it survives rebuilds "
+            "and rollbacks.")
     return "\n".join([
         "#!/bin/sh", *_header(spec, script, what),
         f"if [ ! -x {target} ]; then",
