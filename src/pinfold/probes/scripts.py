@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from ..errors import CommandError
+from ..genscripts import ENTRY_LINE, generated_by_pinfold
 from ..runner import Runner
 from ..spec import GeneratedScript
 from ..target import neutral_dir
@@ -39,8 +40,6 @@ with open(out, "w") as fh:
 
 def _entry_of(path: Path) -> str | None:
     """The entry point named in a generated script, "" for an interpreter, None if not generated."""
-    from ..stages.s7_scripts import ENTRY_LINE, generated_by_pinfold
-
     if not generated_by_pinfold(path):
         return None
     for line in path.read_text(encoding="utf-8").splitlines()[:8]:
