@@ -50,6 +50,10 @@ REAL_PACKAGES: dict[str, str] = {
     "incremental": "24.11.0",
     "typing-extensions": "4.16.0",
     "zope-interface": "8.7",
+    # zope.testrunner and its runtime closure (with setuptools, zope.interface above), for the
+    # generated test-runner script (zc.recipe.testrunner's equivalent).
+    "zope-testrunner": "8.3",
+    "zope-exceptions": "6.0",
 }
 
 # Only what pip needs to reach the index: the machine's pip config and PIP_*

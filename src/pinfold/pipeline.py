@@ -30,6 +30,7 @@ from .stages import (
     PluginCaches,
     Preflight,
     Probes,
+    Scripts,
     Stage,
 )
 from .uptodate import watch_of
@@ -41,8 +42,9 @@ def _stages(plan: Plan) -> list[Stage]:
     """The stages of a build: an update starts from a clone of the current environment."""
     if plan.mode == "update" and plan.current is not None:
         return [Preflight(), CloneCurrent(plan.current), ApplyPlan(plan), KeptDevelop(), Compile(),
-                PluginCaches(), Probes()]
-    return [Preflight(), CreateFresh(), InstallLock(), Develop(), Compile(), PluginCaches(), Probes()]
+                PluginCaches(), Scripts(), Probes()]
+    return [Preflight(), CreateFresh(), InstallLock(), Develop(), Compile(), PluginCaches(), Scripts(),
+            Probes()]
 
 
 def _report(spec: Spec, env_dir: Path, start: float, cleanup: Cleanup | None = None) -> BuildResult:

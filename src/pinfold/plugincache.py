@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .envlayout import site_packages
 from .errors import BuildError, Problem
@@ -24,6 +24,9 @@ from .inside.shared import EXACTLY, SECOND_NS, strictly_newer_mtime_ns
 from .results import CacheFile
 from .runner import Runner
 from .target import Target, run_inside
+
+if TYPE_CHECKING:
+    from .spec import GeneratedScript
 
 __all__ = [
     "CacheFile",
@@ -33,6 +36,7 @@ __all__ = [
     "Regenerated",
     "check_freshness",
     "regenerate",
+    "script_paths",
     "strictly_newer_mtime_ns",
     "twisted_installed",
 ]
@@ -49,6 +53,16 @@ class PluginPackages:
     def argv(self) -> list[str]:
         """The scripts' ``[--exactly] [PACKAGE ...]`` arguments."""
         return [EXACTLY, *self.names] if self.exact else list(self.names)
+
+
+def script_paths(scripts: Sequence[GeneratedScript]) -> tuple[Path, ...]:
+    """Every generated script's ``extra_paths``, once each, in env.yaml's order.
+
+    Plugin folders there (a project tree's own ``twisted/plugins/``) are reached only by
+    those scripts; the plugin stage and probes look at them with these folders first on
+    ``sys.path``, so their caches are generated and checked like the environment's.
+    """
+    return tuple(dict.fromkeys(p for s in scripts for p in s.extra_paths))
 
 
 def twisted_installed(env_dir: Path, develop: Sequence[Path] = ()) -> bool:

@@ -2,7 +2,7 @@
 
 Written last into a finished environment (:func:`write_record`, atomically), read by the
 plan (:mod:`pinfold.changes`), the no-op fast path (:mod:`pinfold.uptodate`) and the lock
-probe of ``pinfold check`` (:mod:`pinfold.stages.s7_probes`), all through
+probe of ``pinfold check`` (:mod:`pinfold.stages.s8_probes`), all through
 :func:`read_record`. The reader is lenient: a record that is missing, unparseable, from
 a newer pinfold or otherwise not of the known shape reads as None, "not known", and the
 callers then do a full build (or compare with the lock on disk).

@@ -35,11 +35,14 @@ class Target:
     python: Path
     #: Where those runs keep the bytecode of an environment that has none, or None.
     pycache: Path | None = None
+    #: Folders put first on ``sys.path`` (generated scripts' ``extra_paths``), or none.
+    paths: tuple[Path, ...] = ()
 
     def launch(self, script_name: str) -> list[str | Path]:
         """The command line that starts the inside script ``script_name``."""
         cache: list[str | Path] = ["--pycache", self.pycache] if self.pycache is not None else []
-        return [self.python, "-I", "-B", script("_launch"), *cache, script(script_name)]
+        extra: list[str | Path] = [a for p in self.paths for a in ("--path", p)]
+        return [self.python, "-I", "-B", script("_launch"), *cache, *extra, script(script_name)]
 
 
 def neutral_dir() -> tempfile.TemporaryDirectory[str]:

@@ -1,7 +1,7 @@
-"""Start an inside script: ``python -I -B _launch.py [--pycache DIR] SCRIPT RESULT.json ARGS...``.
+"""Start an inside script: ``python -I -B _launch.py [--pycache D] [--path D]... SCRIPT RESULT ARGS...``.
 
 Loads ``shared.py`` and ``_common.py`` once, by file path, as the modules ``_pinfold_shared``
-and ``_pinfold_common``, then runs SCRIPT as ``__main__``. Nothing is added to ``sys.path``,
+and ``_pinfold_common``, then runs SCRIPT as ``__main__``. Nothing else is added to ``sys.path``,
 which is where Twisted looks for plugin folders; the scripts take ``shared`` and ``common``
 from ``sys.modules``.
 
@@ -11,6 +11,10 @@ the environment, so that the plugins stage and the probes of one build compile T
 once instead of once per interpreter. The standard library still uses its own
 ``__pycache__`` (a global ``-X pycache_prefix`` would compile it all again), and nothing
 is written into the environment: ``-B`` stays in force for everything else.
+
+``--path DIR`` (repeatable) puts DIR first on ``sys.path``, in order: the ``extra_paths``
+of env.yaml's generated scripts, so that plugin folders only those scripts reach are
+seen (their caches regenerated, their modules probed) like the environment's.
 """
 
 from __future__ import annotations
@@ -68,6 +72,11 @@ def _main() -> None:
     if args[:1] == ["--pycache"]:
         _cache_outside(args[1])
         args = args[2:]
+    extra = []
+    while args[:1] == ["--path"]:
+        extra.append(args[1])
+        args = args[2:]
+    sys.path[0:0] = extra
     _load("_pinfold_shared", "shared.py")  # first: _common.py uses it
     _load("_pinfold_common", "_common.py")
     sys.argv = args

@@ -4,7 +4,7 @@ A probe is a name and a function returning an :class:`Outcome`; :func:`run_probe
 runs them on threads (each one mostly waits for a subprocess), times each one, and
 turns a probe that raises into a failed result instead of stopping the others.
 What the probes of a build are is decided by the probes stage
-(:mod:`pinfold.stages.s7_probes`); the checks live in :mod:`.plugins` (Twisted) and
+(:mod:`pinfold.stages.s8_probes`); the checks live in :mod:`.plugins` (Twisted) and
 :mod:`.environment`; :mod:`.report` renders results for people and for CI.
 """
 

@@ -10,6 +10,7 @@ from .load import Layers, Purpose, load_layers, load_spec
 from .model import (
     SCHEMA_VERSION,
     FinalSpec,
+    GeneratedScript,
     IndexSpec,
     NeedsSpec,
     PluginCacheSpec,
@@ -21,6 +22,7 @@ from .model import (
 __all__ = [
     "SCHEMA_VERSION",
     "FinalSpec",
+    "GeneratedScript",
     "IndexSpec",
     "Layers",
     "NeedsSpec",

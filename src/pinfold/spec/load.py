@@ -29,7 +29,9 @@ that install from the locks ask :func:`pinfold.locking.needs.require_current_loc
 
 from __future__ import annotations
 
+import keyword
 import os
+import re
 import sys
 import urllib.parse
 import urllib.request
@@ -47,15 +49,18 @@ from ..paths import display_path, env_path, find_python, path_problem, read_text
 from .model import (
     SCHEMA_VERSION,
     FinalSpec,
+    GeneratedScript,
     IndexSpec,
     PluginCacheSpec,
     ProbeSpec,
+    ScriptKind,
     ScriptProbe,
     Spec,
 )
 from .yamlnodes import Located, NodeReader, YamlProblem, compose_text, kind_of
 
-__all__ = ["EXTENDS", "Layers", "Purpose", "load_layers", "load_spec"]
+__all__ = ["EXTENDS", "TEST_RUNNER_ENTRY", "Layers", "Purpose", "load_layers", "load_spec",
+           "valid_entry_point"]
 
 #: What the caller will do with the spec; it decides which named things must exist.
 Purpose = Literal["build", "lock", "fetch", "inspect"]
@@ -63,12 +68,23 @@ Purpose = Literal["build", "lock", "fetch", "inspect"]
 _T = TypeVar("_T")
 
 _TOP_KEYS = ("version", "python", "path", "index", "requirements", "build_requirements",
-             "develop", "final", "needs", "build_needs", "installer", "compile")
+             "develop", "final", "needs", "build_needs", "installer", "compile", "scripts", "bin_dir")
 #: The values of ``installer:``, one per backend in pinfold.installers.
 _INSTALLERS = ("pip", "uv")
 #: The key naming the files a file builds on; read per file, never merged.
 EXTENDS = "extends"
 _PROBE_KEYS = ("enabled", "reactor", "allow_reactor_import", "imports", "scripts", "commands")
+#: The keys of one ``scripts:`` entry; exactly one of the first four says what it runs.
+_SCRIPT_KINDS: tuple[ScriptKind, ...] = ("entry_point", "console_script", "interpreter", "test_runner")
+_SCRIPT_KEYS = ("name", *_SCRIPT_KINDS, "initialization", "arguments", "extra_paths", "environment",
+                "working_directory", "probe")
+#: A script's file name: plain, so it is the same in ``bin/``, in ``bin_dir`` and on a shell line.
+_SCRIPT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+#: Names the environment's own ``bin/`` already uses (virtualenv's files).
+_RESERVED = re.compile(r"python(\d+(\.\d+)?)?|activate.*|pydoc.*|deactivate.*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: zope.testrunner's entry point, what zc.recipe.testrunner's scripts call.
+TEST_RUNNER_ENTRY = "zope.testrunner:run"
 
 
 class _Loader:
@@ -303,6 +319,205 @@ class _Loader:
             return "pip"
         return "uv" if value == "uv" else "pip"
 
+    # -- generated scripts (``scripts:``, ``bin_dir:``) ---------------------------------
+
+    def bin_dir(self, node: yaml.Node) -> Path | None:
+        """``bin_dir``: a folder for launchers, relative to env.yaml (created when missing)."""
+        value = self.read.string(node, "bin_dir")
+        if value is None:
+            return None
+        path = self.local_path(node, "bin_dir", value, kind="folder", must_exist=False)
+        if path is not None and self.strict and path.exists() and not path.is_dir():
+            self.read.error(node, "bin_dir", f"{value!r} ({display_path(path)}) is not a folder")
+            return None
+        return path
+
+    def generated_scripts(self, node: yaml.Node) -> tuple[GeneratedScript, ...]:
+        """``scripts:``: every entry valid on its own, and no name twice."""
+        out: list[GeneratedScript] = []
+        seen: dict[str, str] = {}
+        for dotted, item in self.read.items(node, "scripts"):
+            script = self.generated_script(item, dotted)
+            if script is None:
+                continue
+            if script.name in seen:
+                self.read.error(item, f"{dotted}.name",
+                                f"{script.name!r} is generated twice (first at {seen[script.name]})")
+                continue
+            seen[script.name] = script.where
+            out.append(script)
+        return tuple(out)
+
+    def generated_script(self, item: yaml.Node, dotted: str) -> GeneratedScript | None:
+        """One ``scripts:`` entry, or None (every problem recorded)."""
+        read = self.read
+        if not isinstance(item, yaml.MappingNode):
+            read.error(item, dotted, f"expected a mapping (name, entry_point, ...), got {kind_of(item)}")
+            return None
+        before = len(read.problems)
+        keys = read.mapping(item, dotted, _SCRIPT_KEYS)
+        kinds = [k for k in _SCRIPT_KINDS if k in keys]
+        if len(kinds) != 1:
+            read.error(item, dotted, "give exactly one of entry_point, console_script, interpreter, "
+                                     f"test_runner (got {', '.join(kinds) or 'none'})")
+            return None
+        kind = kinds[0]
+        target = ""
+        test_paths: tuple[Path, ...] = ()
+        defaults: tuple[str, ...] = ()
+        name = read.string(keys["name"], f"{dotted}.name") if "name" in keys else None
+        if kind == "entry_point":
+            target = read.string(keys[kind], f"{dotted}.entry_point") or ""
+            if target and not valid_entry_point(target):
+                read.error(keys[kind], f"{dotted}.entry_point",
+                           f"{target!r} is not module:callable (e.g. twisted.scripts.twistd:run)")
+            if "name" not in keys:
+                read.error(item, f"{dotted}.name", "missing: an entry point needs a script name")
+        elif kind == "console_script":
+            target = read.string(keys[kind], f"{dotted}.console_script") or ""
+            # pip writes the console script itself into bin/ under its own name; the generated
+            # one needs another, or removing it from env.yaml later would remove pip's too.
+            if target and (name is None or name == target):
+                read.error(keys.get("name") or item, f"{dotted}.name",
+                           f"give the generated script a name other than {target!r}: pip already "
+                           f"writes {target!r} into the environment's bin/")
+        elif kind == "interpreter":
+            name = read.string(keys[kind], f"{dotted}.interpreter")
+            if "name" in keys:
+                read.error(keys["name"], f"{dotted}.name", "the interpreter's name is the value of "
+                                                           "`interpreter:`; remove `name`")
+            if "arguments" in keys:
+                read.error(keys["arguments"], f"{dotted}.arguments", "an interpreter takes its "
+                                                                     "arguments from the command line")
+        else:
+            target = TEST_RUNNER_ENTRY
+            name = name or "test"
+            test_paths, defaults = self.test_runner(keys[kind], f"{dotted}.test_runner")
+            if "arguments" in keys:
+                read.error(keys["arguments"], f"{dotted}.arguments", "a test runner's arguments are "
+                                                                     "test_runner.defaults")
+        if name is not None and not self.script_name(keys.get("name") or keys.get(kind) or item,
+                                                     f"{dotted}.name", name):
+            name = None
+        initialization = ""
+        if "initialization" in keys:
+            initialization = self.python_source(keys["initialization"], f"{dotted}.initialization",
+                                                "exec") or ""
+        arguments = ""
+        if "arguments" in keys and kind in ("entry_point", "console_script"):
+            arguments = self.python_source(keys["arguments"], f"{dotted}.arguments", "eval") or ""
+        extra = []
+        if "extra_paths" in keys:
+            kn = keys["extra_paths"]
+            for at, value in read.strings(kn, f"{dotted}.extra_paths"):
+                at_key = f"{dotted}.extra_paths[{kn.value.index(at)}]"
+                if (p := self.local_path(at, at_key, value, kind="folder")) is not None:
+                    extra.append(p)
+        environment = self.script_environment(keys["environment"], f"{dotted}.environment") \
+            if "environment" in keys else ()
+        workdir = None
+        if "working_directory" in keys:
+            key = f"{dotted}.working_directory"
+            if (wd := read.string(keys["working_directory"], key)) is not None:
+                workdir = self.local_path(keys["working_directory"], key, wd, kind="folder")
+        probe = None
+        if "probe" in keys:
+            pn = keys["probe"]
+            args = read.strings(pn, f"{dotted}.probe")
+            if isinstance(pn, yaml.SequenceNode) and len(args) == len(pn.value):
+                probe = tuple(v for _, v in args)
+        if len(read.problems) > before or name is None:
+            return None
+        return GeneratedScript(name=name, kind=kind, target=target, initialization=initialization,
+                               arguments=arguments, extra_paths=tuple(dict.fromkeys(extra)),
+                               environment=environment, working_directory=workdir,
+                               test_paths=test_paths, defaults=defaults, probe=probe,
+                               where=read.where(item))
+
+    def script_name(self, node: yaml.Node, key: str, name: str) -> bool:
+        """A plain file name that virtualenv's own files do not use."""
+        if not _SCRIPT_NAME.fullmatch(name):
+            self.read.error(node, key, f"{name!r} is not a plain file name (letters, digits, "
+                                       "_ . + -; no slash, not starting with . or -)")
+            return False
+        if _RESERVED.fullmatch(name):
+            self.read.error(node, key, f"{name!r} is one of the environment's own files in bin/")
+            return False
+        return True
+
+    def test_runner(self, node: yaml.Node, key: str) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+        """``test_runner: {paths: [...], defaults: [...]}``: the --test-path folders, the defaults."""
+        keys = self.read.mapping(node, key, ("paths", "defaults"))
+        paths = []
+        if "paths" not in keys:
+            if isinstance(node, yaml.MappingNode):
+                self.read.error(node, f"{key}.paths", "missing: give the folders holding the tests "
+                                                      "(a develop tree, or its src/)")
+        else:
+            pn = keys["paths"]
+            for at, value in self.read.strings(pn, f"{key}.paths", single_ok=True):
+                at_key = f"{key}.paths[{pn.value.index(at)}]" if isinstance(pn, yaml.SequenceNode) \
+                    else f"{key}.paths"
+                if (p := self.local_path(at, at_key, value, kind="folder")) is not None:
+                    paths.append(p)
+        defaults: list[str] = []
+        if "defaults" in keys:
+            defaults = self.read.string_list(keys["defaults"], f"{key}.defaults")
+        return tuple(paths), tuple(defaults)
+
+    def script_environment(self, node: yaml.Node, key: str) -> tuple[tuple[str, str], ...]:
+        """``environment: {NAME: value}``: string values (quote numbers), valid variable names."""
+        out: list[tuple[str, str]] = []
+        if not isinstance(node, yaml.MappingNode):
+            self.read.error(node, key, f"expected a mapping of variable names to strings, "
+                                       f"got {kind_of(node)}")
+            return ()
+        for knode, vnode in node.value:
+            name = knode.value if isinstance(knode, yaml.ScalarNode) else None
+            if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+                self.read.error(knode, key, f"{str(name)[:60]!r} is not an environment variable name")
+                continue
+            value = self.read.scalar(vnode, f"{key}.{name}", str, "a string (quote numbers)")
+            if value is not None:
+                if "\0" in value:
+                    self.read.error(vnode, f"{key}.{name}", "contains a NUL byte")
+                    continue
+                out.append((name, value))
+        if len({n for n, _ in out}) != len(out):
+            self.read.error(node, key, "a variable is given twice")
+        return tuple(out)
+
+    def python_source(self, node: yaml.Node, key: str, mode: Literal["exec", "eval"]) -> str | None:
+        """Python source (``exec``) or an expression (``eval``) that compiles; a SyntaxError is
+        reported at its own line in env.yaml."""
+        value = self.read.string(node, key)
+        if value is None:
+            return None
+        try:
+            compile(value, f"<{key}>", mode, dont_inherit=True)
+        except SyntaxError as exc:
+            self.read.problems.append(Problem(self.source_where(node, exc), f"{key}: not valid Python: "
+                                              f"{exc.msg} (line {exc.lineno} of the value)"))
+            return None
+        except ValueError as exc:  # a NUL byte
+            self.read.error(node, key, f"not valid Python: {exc}")
+            return None
+        return value
+
+    def source_where(self, node: yaml.Node, exc: SyntaxError) -> str:
+        """Where in env.yaml the line ``exc`` names was written (exact for ``|`` block scalars)."""
+        mark = node.start_mark
+        line = (exc.lineno or 1) - 1
+        if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+            row = mark.line + 1 + line  # the block starts on the line after the indicator
+            lines = (mark.buffer or "").splitlines()
+            text = lines[row] if row < len(lines) else ""
+            col = len(text) - len(text.lstrip(" ")) + max((exc.offset or 1), 1)
+            return f"{self.read.shown}:{row + 1}:{col}"
+        if line == 0:
+            return f"{self.read.shown}:{mark.line + 1}:{mark.column + 1 + max((exc.offset or 1) - 1, 0)}"
+        return f"{self.read.shown}:{mark.line + 1 + line}:1"
+
 
 def _overlaps(loader: _Loader, node: yaml.Node, env_dir: Path, inputs: list[tuple[str, Path]],
               find_links: tuple[Path, ...]) -> None:
@@ -318,6 +533,26 @@ def _overlaps(loader: _Loader, node: yaml.Node, env_dir: Path, inputs: list[tupl
             loader.read.error(node, "path", f"{display_path(env_dir)} is inside the wheelhouse "
                                             f"{display_path(folder)}: choose a folder of its own")
             return
+
+
+def valid_entry_point(value: str) -> bool:
+    """``module:attr``, both dotted Python names (``twisted.scripts.twistd:run``)."""
+    module, sep, attr = value.partition(":")
+
+    def dotted(name: str) -> bool:
+        return all(part.isidentifier() and not keyword.iskeyword(part) for part in name.split("."))
+
+    return bool(sep) and dotted(module) and dotted(attr)
+
+
+def _bin_dir_overlaps(loader: _Loader, node: yaml.Node, bin_dir: Path, env_dir: Path) -> None:
+    """Launchers live outside the environment: ``path`` is replaced by every build."""
+    real = env_dir.parent.resolve() / env_dir.name
+    if bin_dir == real or real in bin_dir.parents or bin_dir in real.parents:
+        loader.read.error(node, "bin_dir", f"{display_path(bin_dir)} overlaps the environment "
+                                           f"{display_path(env_dir)}: choose a folder of its own")
+    elif bin_dir == loader.file.parent:
+        loader.read.error(node, "bin_dir", "must be a folder of its own, not env.yaml's folder")
 
 
 def _read_file(file: Path) -> str:
@@ -516,6 +751,8 @@ def load_spec(file: Path | str, *, purpose: Purpose = "build") -> Spec:
     final = loader.final(top["final"]) if "final" in top else FinalSpec()
     installer = loader.installer(top["installer"]) if "installer" in top else "pip"
     compile_ = loader.opt(top, "compile", "compile", read.boolean, True)
+    scripts = loader.generated_scripts(top["scripts"]) if "scripts" in top else ()
+    bin_dir = loader.bin_dir(top["bin_dir"]) if "bin_dir" in top else None
     needs: dict[str, NeedsSpec | None] = {}
     if loader.strict:
         needs = {key: loader.needs(top[key], key) for key in ("needs", "build_needs") if key in top}
@@ -527,6 +764,8 @@ def load_spec(file: Path | str, *, purpose: Purpose = "build") -> Spec:
                   *(("a develop tree", p) for p in develop),
                   *(("a needs file", ns.file) for ns in needs.values() if ns is not None and ns.file)]
         _overlaps(loader, top["path"], env_dir, inputs, index.find_links)
+        if bin_dir is not None:
+            _bin_dir_overlaps(loader, top["bin_dir"], bin_dir, env_dir)
 
     _raise_problems(file, read.problems)
     assert env_dir is not None and runtime is not None
@@ -534,5 +773,5 @@ def load_spec(file: Path | str, *, purpose: Purpose = "build") -> Spec:
                 requirements=runtime,
                 build_requirements=build, develop=tuple(develop), final=final,
                 needs=needs.get("needs"), build_needs=needs.get("build_needs"),
-                installer=installer, compile=compile_)
+                installer=installer, compile=compile_, scripts=scripts, bin_dir=bin_dir)
 

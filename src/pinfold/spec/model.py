@@ -16,10 +16,12 @@ from ..needs import NeedsSpec
 __all__ = [
     "SCHEMA_VERSION",
     "FinalSpec",
+    "GeneratedScript",
     "IndexSpec",
     "NeedsSpec",
     "PluginCacheSpec",
     "ProbeSpec",
+    "ScriptKind",
     "ScriptProbe",
     "Spec",
 ]
@@ -82,6 +84,43 @@ class FinalSpec:
     probes: ProbeSpec = field(default_factory=ProbeSpec)
 
 
+#: What a generated script runs: an entry point, an installed console script under another
+#: name, a Python-like interpreter, or zope.testrunner over some folders.
+ScriptKind = Literal["entry_point", "console_script", "interpreter", "test_runner"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GeneratedScript:
+    """One entry of ``scripts:``: an executable pinfold writes into the environment's ``bin/``."""
+
+    #: The file name in ``bin/`` (and of the launcher in ``bin_dir``).
+    name: str
+    kind: ScriptKind
+    #: ``module:attr`` for ``entry_point`` and ``test_runner``; the console script's name for
+    #: ``console_script`` (resolved from the installed metadata when the script is written);
+    #: empty for ``interpreter``.
+    target: str = ""
+    #: Python source run before the entry point (after ``environment`` is set).
+    initialization: str = ""
+    #: A Python expression, the callable's arguments (``sys.argv[1:]``); empty: no argument.
+    arguments: str = ""
+    #: Folders put first on ``sys.path`` for this script only, absolute.
+    extra_paths: tuple[Path, ...] = ()
+    #: Environment variables set before ``initialization``, in env.yaml's order.
+    environment: tuple[tuple[str, str], ...] = ()
+    #: The folder the script changes to before ``initialization``, absolute, or None.
+    working_directory: Path | None = None
+    #: ``test_runner``: the folders given to zope.testrunner as ``--test-path``, absolute.
+    test_paths: tuple[Path, ...] = ()
+    #: ``test_runner``: arguments put before the ``--test-path`` ones (zc.recipe.testrunner's
+    #: ``defaults``); the command line comes after both.
+    defaults: tuple[str, ...] = ()
+    #: Arguments to run the script with as a probe, expecting exit 0; None: only resolve it.
+    probe: tuple[str, ...] | None = None
+    #: ``env.yaml:LINE:COL`` of the entry, for messages found after validation.
+    where: str = ""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Spec:
     """A parsed, validated env.yaml. Paths are absolute."""
@@ -111,6 +150,10 @@ class Spec:
     installer: Literal["pip", "uv"] = "pip"
     #: Byte-compile the environment once after install and develop (in parallel).
     compile: bool = True
+    #: Scripts generated into the environment's ``bin/`` (``scripts:``).
+    scripts: tuple[GeneratedScript, ...] = ()
+    #: A folder of launchers for ``scripts`` that go through ``path`` (``bin_dir:``), or None.
+    bin_dir: Path | None = None
 
     @property
     def root(self) -> Path:

@@ -18,7 +18,8 @@ from .s3_install import ApplyPlan, InstallLock
 from .s4_develop import Develop, KeptDevelop
 from .s5_compile import Compile
 from .s6_plugins import PluginCaches
-from .s7_probes import Probes
+from .s7_scripts import Scripts
+from .s8_probes import Probes
 
 __all__ = [
     "ApplyPlan",
@@ -32,5 +33,6 @@ __all__ = [
     "PluginCaches",
     "Preflight",
     "Probes",
+    "Scripts",
     "Stage",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..errors import BuildError
-from ..plugincache import PluginPackages, regenerate, twisted_installed
+from ..plugincache import PluginPackages, regenerate, script_paths, twisted_installed
 from ..results import PluginCachesOutput
 from .base import Context, Stage
 
@@ -40,13 +40,16 @@ class PluginCaches(Stage):
         return None
 
     def run(self, ctx: Context) -> str:
-        done = regenerate(ctx.runner, ctx.target, PluginPackages(ctx.spec.final.plugin_caches.packages))
+        # With the scripts' extra_paths first on sys.path: their plugin folders get caches too.
+        target = replace(ctx.target, paths=script_paths(ctx.spec.scripts))
+        done = regenerate(ctx.runner, target, PluginPackages(ctx.spec.final.plugin_caches.packages))
         if done.freshness.problems:
             raise BuildError("plugin caches: not fresh right after regeneration (something changed "
                              "the plugin folders meanwhile?)", done.freshness.problems)
         outside = [c.path for c in done.caches if not _inside(c.path, ctx.env_dir)]
+        extra = script_paths(ctx.spec.scripts)
         ctx.warnings += [f"plugin cache written outside the environment (a develop tree): {p}"
-                         for p in outside]
+                         for p in outside if not any(p.is_relative_to(e) for e in extra)]
         margins = [f.margin for f in done.freshness.folders if f.margin is not None]
         # The read-only freshness test passed; the probes stage reports it, not repeats it.
         written = PluginCachesOutput(packages=done.packages, caches=done.caches, removed=done.removed,

@@ -1,10 +1,11 @@
-"""Stage 7: sanity probes, the last stage of a build and all of ``pinfold check``.
+"""Stage 8: sanity probes, the last stage of a build and all of ``pinfold check``.
 
 Probes the environment the way its consumers use it: Twisted plugin caches fresh,
 each plugin module harmless on import, ``installReactor`` working with read-only plugin
 folders, ``pip check``, exactly the lock installed, and the imports, console scripts
-and commands listed in env.yaml. They run in parallel; any failure fails the stage
-with :class:`ProbeError`, which keeps every result for the report.
+and commands listed in env.yaml, and that each generated script (``scripts:``) resolves.
+They run in parallel; any failure fails the stage with :class:`ProbeError`, which keeps
+every result for the report.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from functools import partial
 from typing import ClassVar
 
 from ..errors import ProbeError, Problem
-from ..plugincache import PluginPackages, twisted_installed
-from ..probes import Probe, environment, plugins, run_probes
+from ..plugincache import PluginPackages, script_paths, twisted_installed
+from ..probes import Probe, environment, plugins, run_probes, scripts
 from ..probes.environment import Expected
 from ..record import read_record
 from ..results import ProbesOutput
@@ -50,6 +51,8 @@ def plan(ctx: Context) -> list[Probe]:
     """The probes for this environment, in report order (Twisted ones only with Twisted)."""
     spec, options = ctx.spec, ctx.spec.final.probes
     target, runner = ctx.target, ctx.runner
+    # The Twisted probes see the plugin folders of the scripts' extra_paths too.
+    plugin_target = replace(target, paths=script_paths(spec.scripts))
     caches = ctx.outputs.plugin_caches
     # The plugins stage of this build found the plugin packages already: no second scan.
     packages = (PluginPackages(caches.packages, exact=True) if caches is not None
@@ -58,13 +61,13 @@ def plan(ctx: Context) -> list[Probe]:
     probes: list[Probe] = []
     if twisted_installed(ctx.env_dir, spec.develop):
         fresh = (partial(plugins.freshness_checked, caches) if caches is not None and caches.fresh
-                 else partial(plugins.freshness, runner, target, packages))
+                 else partial(plugins.freshness, runner, plugin_target, packages))
         probes += [
             Probe("plugin-caches", fresh),
-            Probe("plugin-hygiene", partial(plugins.hygiene, runner, target, packages,
+            Probe("plugin-hygiene", partial(plugins.hygiene, runner, plugin_target, packages,
                                             options.allow_reactor_import, jobs=jobs), weight=5),
-            Probe("consumer-bootstrap", partial(plugins.bootstrap, runner, target, options.reactor,
-                                                packages)),
+            Probe("consumer-bootstrap", partial(plugins.bootstrap, runner, plugin_target,
+                                                options.reactor, packages)),
         ]
     probes += [
         Probe("pip-check", partial(environment.pip_check, runner, ctx.env_python), weight=3),
@@ -78,6 +81,14 @@ def plan(ctx: Context) -> list[Probe]:
                          partial(environment.command, runner, ctx.env_dir, item.argv,
                                  timeout=item.timeout, root=spec.root, script=kind == "script"))
                    for item in items]
+    for gen in spec.scripts:
+        probes.append(Probe(_unique(f"script {gen.name}", taken),
+                            partial(scripts.resolves, runner, ctx.env_dir, gen)))
+        if gen.probe is not None:
+            argv = (gen.name, *gen.probe)
+            probes.append(Probe(_unique(f"script {' '.join(argv)}", taken),
+                                partial(environment.command, runner, ctx.env_dir, argv, timeout=60.0,
+                                        root=spec.root, script=True)))
     return probes
 
 
