@@ -10,7 +10,8 @@ usage: ./bootstrap.sh [--offline] [-v] [--test [PYTEST-ARGS...]]
 
   (no option)  create pinfold's tool environment (.venv) if needed, fill wheelhouse/
                with the artifacts of env.yaml's locks (`pinfold fetch`), then build
-               env.yaml's environment (`pinfold build`) with its final stages.
+               env.yaml's environment (`pinfold build`) with its final stages, and its
+               development overlay env.dev.yaml (env-dev/, with bin/test and bin/py).
   --offline    never go online: the tool environment and env.yaml's environment must
                come from wheelhouse/ alone (a missing artifact is named, and nothing is built).
   -v           show pip's output.
@@ -148,4 +149,6 @@ if [ "$verbose" = 1 ]; then flags+=(-v); fi
 if [ "$offline" = 0 ]; then
     "$tool/bin/pinfold" fetch "${flags[@]}" env.yaml
 fi
-exec "$tool/bin/pinfold" build "${flags[@]}" env.yaml
+"$tool/bin/pinfold" build "${flags[@]}" env.yaml
+# The development overlay (same locks): bin/test, bin/py and the other launchers in bin/.
+exec "$tool/bin/pinfold" build "${flags[@]}" env.dev.yaml

@@ -1,0 +1,1 @@
+"""Smoke tests of the example environment, run by the development overlay's bin/test."""
