@@ -39,6 +39,7 @@ from pinfold.plugincache import PluginPackages, check_freshness, strictly_newer_
 from pinfold.probes import ProbeResult, environment
 from pinfold.probes.environment import Expected, _compare
 from pinfold.probes.report import junit_xml
+from pinfold.record import STATE_FILE
 from pinfold.render import probe_lines
 from pinfold.runner import Runner, scrubbed_environ
 from pinfold.stages import Context
@@ -241,7 +242,10 @@ def copy_of(good: BuildResult, dest: Path, *, deep: bool = False) -> Copy:
     envs = Environments(dest / "env")
     env_dir = envs.versions / good.env_dir.name
     envs.versions.mkdir(parents=True)
+    envs.create(env_dir)  # pinfold's marker, as a build makes it
     envs.clone(good.env_dir, env_dir)
+    # A clone holds no record until its build finishes: this one is finished as it stands.
+    shutil.copy2(good.env_dir / STATE_FILE, env_dir / STATE_FILE)
     if deep:
         for folder, _, files in os.walk(env_dir):
             for name in files:
