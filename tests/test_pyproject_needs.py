@@ -168,7 +168,8 @@ def test_invalid_requirements_are_located_on_their_line(tmp_path: Path) -> None:
             '[dependency-groups]\nt = [3]\n')
     got = problems(project(tmp_path, "{pyproject: app/pyproject.toml, groups: [t]}", pyproject=text))
     assert len(got) == 3
-    assert got[0].startswith("app/pyproject.toml:6: project.dependencies: 'not a req ==' is not a requirement:")
+    assert got[0].startswith(
+        "app/pyproject.toml:6: project.dependencies: 'not a req ==' is not a requirement:")
     assert got[1] == ("app/pyproject.toml:7: project.dependencies: 'pkg @ https://example.invalid/pkg.whl' "
                       "is a direct reference: a lock pins name==version from the index; put local trees "
                       "under `develop`")
@@ -193,7 +194,8 @@ def test_invalid_toml_is_located_and_the_mapping_is_checked(tmp_path: Path) -> N
 
 def test_a_change_in_the_pyprojects_dependencies_makes_the_lock_stale(tmp_path: Path) -> None:
     needs = "{pyproject: app/pyproject.toml, groups: [coverage]}"
-    spec_file = project(tmp_path, needs, runtime=locked(["attrs", "coverage[toml]", "twisted[tls]>=24.3"]))
+    runtime = locked(["attrs", "coverage[toml]", "twisted[tls]>=24.3"])
+    spec_file = project(tmp_path, needs, runtime=runtime)
     assert stale_problems(load_spec(spec_file, purpose="lock")) == []
     pyproject = tmp_path / "app" / "pyproject.toml"
     pyproject.write_text(PYPROJECT.replace('"attrs",', '"attrs>=23",').replace('"coverage[toml]"', '"six"'))
@@ -244,7 +246,8 @@ def test_lock_check_and_build_from_a_develop_trees_pyproject(tmp_path: Path) -> 
     # The tree's own dependency comes through the tree alone, the group's from the pyproject.
     assert pins["plain-wheel"].via == ("src/my_app-0.1 (develop)",)
     assert pins["other-lib"].via == ("src/my_app-0.1/pyproject.toml",)
-    assert "#     -e src/my_app-0.1\n#     extra-lib\n#     other-lib\n#     plain-wheel\n" in runtime.read_text()
+    record = "#     -e src/my_app-0.1\n#     extra-lib\n#     other-lib\n#     plain-wheel\n"
+    assert record in runtime.read_text()
     assert cli("lock", "--check", str(spec))[0] == 0
 
     pyproject.write_text(pyproject.read_text().replace('dependencies = ["plain-wheel"]',
