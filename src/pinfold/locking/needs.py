@@ -59,7 +59,10 @@ def record_items(spec: Spec, key: str) -> list[str] | None:
     """The items a lock written now for ``key`` would record; None if env.yaml has no such key.
 
     The runtime record includes the develop trees (``-e path``): their requirements are
-    resolved into the runtime lock too.
+    resolved into the runtime lock too. Needs read from a pyproject.toml are recorded as the
+    requirements it declares (those of its extras and groups included), so editing them makes
+    the lock stale; for a develop tree's own pyproject.toml, its static ``[project]
+    dependencies`` are recorded beside ``-e path`` (:attr:`Needs.through_develop`).
     """
     ns = spec.needs if key == "needs" else spec.build_needs
     if ns is None:

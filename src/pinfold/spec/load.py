@@ -35,7 +35,7 @@ import re
 import sys
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -287,8 +287,13 @@ class _Loader:
             )
         return FinalSpec(plugin_caches=caches, probes=probes)
 
-    def needs(self, node: yaml.Node, key: str) -> NeedsSpec | None:
-        """``needs``/``build_needs``: a requirements.in-style file, or an inline list of strings."""
+    def needs(self, node: yaml.Node, key: str, develop: Sequence[Path] = ()) -> NeedsSpec | None:
+        """``needs``/``build_needs``: a requirements.in-style file, an inline list of strings, a
+        pyproject.toml, or ``{pyproject: PATH, extras: [...], groups: [...]}``.
+
+        ``develop``: the develop trees; a pyproject.toml of one of them is marked so
+        (:attr:`NeedsSpec.develop_tree`): its own dependencies reach the lock through the tree.
+        """
         read = self.read
         if isinstance(node, yaml.SequenceNode):
             items = read.strings(node, key)
@@ -300,9 +305,40 @@ class _Loader:
             value = read.string(node, key)
             if value is None or (path := self.local_path(node, key, value, kind="file")) is None:
                 return None
-            ns = NeedsSpec(key=key, file=path, where=(read.where(node),), origin=self.file.name)
+            if value.endswith("pyproject.toml"):
+                ns = NeedsSpec(key=key, pyproject=path, where=(read.where(node),), origin=self.file.name,
+                               develop_tree=key == "needs" and path.parent in develop)
+            else:
+                ns = NeedsSpec(key=key, file=path, where=(read.where(node),), origin=self.file.name)
+        elif isinstance(node, yaml.MappingNode):
+            keys = read.mapping(node, key, ("pyproject", "extras", "groups"))
+            if "pyproject" not in keys:
+                read.error(node, f"{key}.pyproject", "missing: name the pyproject.toml to read")
+                return None
+            value = read.string(keys["pyproject"], f"{key}.pyproject")
+            if value is None:
+                return None
+            if os.path.basename(value.rstrip("/")) != "pyproject.toml" and path_problem(value) is None:
+                try:  # a project's folder stands for its pyproject.toml
+                    if (read.file_of(keys["pyproject"]).parent / os.path.expanduser(value)).is_dir():
+                        value = os.path.join(value, "pyproject.toml")
+                except OSError:
+                    pass  # local_path names it
+            path = self.local_path(keys["pyproject"], f"{key}.pyproject", value, kind="file")
+            names = {part: read.strings(keys[part], f"{key}.{part}") if part in keys else []
+                     for part in ("extras", "groups")}
+            if path is None or any(not isinstance(keys[p], yaml.SequenceNode)
+                                   or len(names[p]) != len(keys[p].value) for p in names if p in keys):
+                return None
+            ns = NeedsSpec(key=key, pyproject=path, where=(read.where(keys["pyproject"]),),
+                           origin=self.file.name, develop_tree=key == "needs" and path.parent in develop,
+                           extras=tuple(v for _, v in names["extras"]),
+                           extras_where=tuple(read.where(n) for n, _ in names["extras"]),
+                           groups=tuple(v for _, v in names["groups"]),
+                           groups_where=tuple(read.where(n) for n, _ in names["groups"]))
         else:
-            read.error(node, key, "expected a requirements file or a list of requirements, "
+            read.error(node, key, "expected a requirements file, a list of requirements, a "
+                                  "pyproject.toml or {pyproject: PATH, extras: [...], groups: [...]}, "
                                   f"got {kind_of(node)}")
             return None
         problems = read_needs(ns, self.file.parent)[1]
@@ -755,14 +791,16 @@ def load_spec(file: Path | str, *, purpose: Purpose = "build") -> Spec:
     bin_dir = loader.bin_dir(top["bin_dir"]) if "bin_dir" in top else None
     needs: dict[str, NeedsSpec | None] = {}
     if loader.strict:
-        needs = {key: loader.needs(top[key], key) for key in ("needs", "build_needs") if key in top}
+        needs = {key: loader.needs(top[key], key, develop) for key in ("needs", "build_needs")
+                 if key in top}
 
     if env_dir is not None and loader.strict:
         inputs = [*(("env.yaml" if f == file else "a file env.yaml extends", f) for f in layers.files),
                   *(("a wheelhouse", p) for p in index.find_links),
                   *(("a lock", lk.path) for lk in (runtime, build) if lk is not None),
                   *(("a develop tree", p) for p in develop),
-                  *(("a needs file", ns.file) for ns in needs.values() if ns is not None and ns.file)]
+                  *(("a needs file", f) for ns in needs.values() if ns is not None
+                    for f in (ns.file, ns.pyproject) if f is not None)]
         _overlaps(loader, top["path"], env_dir, inputs, index.find_links)
         if bin_dir is not None:
             _bin_dir_overlaps(loader, top["bin_dir"], bin_dir, env_dir)
