@@ -247,8 +247,12 @@ def test_the_repo_overlay_extends_the_repo_example() -> None:
     base, dev = load_spec(repo / "env.yaml", purpose="inspect"), load_spec(repo / "env.dev.yaml",
                                                                            purpose="inspect")
     assert dev.layers == (repo / "env.yaml", repo / "env.dev.yaml")
-    assert dev.path == base.path and dev.requirements.path == base.requirements.path
-    assert dev.final.probes.imports == (*base.final.probes.imports, "twisted.trial")
+    # Its own environment, from the same locks; the base's scripts plus the test runner.
+    assert dev.path == repo / "env-dev" and base.path == repo / "env"
+    assert dev.requirements.path == base.requirements.path
+    assert dev.final.probes.imports == (*base.final.probes.imports, "twisted.trial", "zope.testrunner")
+    assert [s.name for s in dev.scripts] == [*(s.name for s in base.scripts), "test"]
+    assert dev.bin_dir == repo / "bin" and base.bin_dir is None
 
 
 # -- the chain as an input -----------------------------------------------------------------
