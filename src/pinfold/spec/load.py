@@ -30,6 +30,7 @@ that install from the locks ask :func:`pinfold.locking.needs.require_current_loc
 from __future__ import annotations
 
 import os
+import re
 import sys
 import urllib.parse
 import urllib.request
@@ -52,6 +53,7 @@ from .model import (
     ProbeSpec,
     ScriptProbe,
     Spec,
+    TargetSpec,
 )
 from .yamlnodes import Located, NodeReader, YamlProblem, compose_text, kind_of
 
@@ -63,11 +65,14 @@ Purpose = Literal["build", "lock", "fetch", "inspect"]
 _T = TypeVar("_T")
 
 _TOP_KEYS = ("version", "python", "path", "index", "requirements", "build_requirements",
-             "develop", "final", "needs", "build_needs", "installer", "compile")
+             "develop", "final", "needs", "build_needs", "installer", "compile", "targets")
 #: The values of ``installer:``, one per backend in pinfold.installers.
 _INSTALLERS = ("pip", "uv")
 #: The key naming the files a file builds on; read per file, never merged.
 EXTENDS = "extends"
+#: A (version, platform) target: CPython major.minor, Linux with a glibc-based platform.
+_TARGET_VERSION = re.compile(r"3\.\d{1,2}")
+_TARGET_PLATFORM = re.compile(r"(?:linux-(?P<m1>\w+)|manylinux_(?P<major>\d+)_(?P<minor>\d+)_(?P<m2>\w+))")
 _PROBE_KEYS = ("enabled", "reactor", "allow_reactor_import", "imports", "scripts", "commands")
 
 
@@ -293,6 +298,54 @@ class _Loader:
         read.problems.extend(problems)
         return None if problems else ns
 
+    def targets(self, node: yaml.Node) -> tuple[TargetSpec, ...]:
+        """``targets``: interpreters (paths or names, like ``python``) and/or
+        ``{python_version: "3.12", platform: linux-x86_64}`` pairs (``manylinux_2_28_aarch64``
+        names the oldest glibc too; ``linux-ARCH`` means manylinux_2_17)."""
+        read = self.read
+        out: list[TargetSpec] = []
+        for dotted, item in read.items(node, "targets"):
+            if isinstance(item, yaml.ScalarNode):
+                value = read.string(item, dotted)
+                if value is None:
+                    continue
+                if (why := path_problem(value)) is not None:
+                    read.error(item, dotted, f"the value {why}")
+                    continue
+                found = find_python(read.file_of(item), value)
+                if found is None and self.strict:
+                    read.error(item, dotted, f"{value!r} is not an executable file" if os.sep in value
+                               else f"{value!r} is not on PATH; give a path or install it")
+                    continue
+                out.append(TargetSpec(python=found or value, label=value))
+                continue
+            keys = read.mapping(item, dotted, ("python_version", "platform"))
+            if not isinstance(item, yaml.MappingNode):
+                continue
+            missing = [k for k in ("python_version", "platform") if k not in keys]
+            if missing:
+                read.error(item, f"{dotted}.{missing[0]}", "missing: a target is an interpreter, or "
+                                                           "both python_version and platform")
+                continue
+            version = read.string(keys["python_version"], f"{dotted}.python_version")
+            platform = read.string(keys["platform"], f"{dotted}.platform")
+            if version is None or platform is None:
+                continue
+            if not _TARGET_VERSION.fullmatch(version):
+                read.error(keys["python_version"], f"{dotted}.python_version",
+                           f"{version!r} is not a CPython version like \"3.12\"")
+                continue
+            match = _TARGET_PLATFORM.fullmatch(platform)
+            if match is None:
+                read.error(keys["platform"], f"{dotted}.platform",
+                           f"{platform!r} is not a platform pinfold can lock for: linux-x86_64, "
+                           "linux-aarch64, or manylinux_2_N_MACHINE (Linux with glibc)")
+                continue
+            glibc = (int(match["major"]), int(match["minor"])) if match["major"] else (2, 17)
+            out.append(TargetSpec(python_version=version, machine=match["m1"] or match["m2"],
+                                  glibc=glibc, label=f"{version}/{platform}"))
+        return tuple(out)
+
     def installer(self, node: yaml.Node) -> Literal["pip", "uv"]:
         value = self.read.string(node, "installer")
         if value is None:
@@ -516,6 +569,7 @@ def load_spec(file: Path | str, *, purpose: Purpose = "build") -> Spec:
     final = loader.final(top["final"]) if "final" in top else FinalSpec()
     installer = loader.installer(top["installer"]) if "installer" in top else "pip"
     compile_ = loader.opt(top, "compile", "compile", read.boolean, True)
+    targets = loader.targets(top["targets"]) if "targets" in top else ()
     needs: dict[str, NeedsSpec | None] = {}
     if loader.strict:
         needs = {key: loader.needs(top[key], key) for key in ("needs", "build_needs") if key in top}
@@ -534,5 +588,5 @@ def load_spec(file: Path | str, *, purpose: Purpose = "build") -> Spec:
                 requirements=runtime,
                 build_requirements=build, develop=tuple(develop), final=final,
                 needs=needs.get("needs"), build_needs=needs.get("build_needs"),
-                installer=installer, compile=compile_)
+                installer=installer, compile=compile_, targets=targets)
 
