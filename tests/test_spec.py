@@ -93,7 +93,8 @@ def test_all_problems_reported_together(tmp_path: Path) -> None:
     problems = problems_of(project(tmp_path, text, runtime="six\n"))
     assert problems == [
         "env.yaml:6:1: extra: unknown key (known keys: version, python, path, index, requirements, "
-        "build_requirements, develop, final, needs, build_needs, installer, compile, scripts, bin_dir)",
+        "build_requirements, develop, final, needs, build_needs, installer, compile, scripts, bin_dir, "
+        "targets)",
         "env.yaml:2:7: path: expected a string, got 3",
         "env.yaml:4:3: index.find_linx: unknown key (known keys: find_links, url); "
         "did you mean `find_links`?",

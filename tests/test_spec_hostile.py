@@ -168,3 +168,22 @@ def test_inspect_reads_a_spec_whose_wheelhouse_and_lock_are_gone(tmp_path: Path)
     # Malformed keys are still refused: leniency is about what exists, not about what is written.
     assert problems(GOOD + "compile: maybe\n", purpose="inspect") == [
         "env.yaml:6:10: compile: expected true or false, got a string"]
+
+
+def _old_python() -> str | None:
+    """A Python older than pinfold's minimum target (3.10) from pyenv, if this machine has one."""
+    import glob
+
+    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9.*/bin/python3")))
+    return found[-1] if found else None
+
+
+@pytest.mark.skipif(_old_python() is None, reason="no Python 3.9 under ~/.pyenv/versions")
+def test_a_target_older_than_the_minimum_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    old = _old_python()
+    assert old is not None
+    write(tmp_path / "env.yaml", GOOD + f"python: {old}\n")
+    code, err = cli("build", "env.yaml")
+    assert code == 2, err
+    assert "is Python 3.9." in err and "pinfold builds environments for Python 3.10 or newer" in err, err
+    assert not (tmp_path / "env").exists() and not (tmp_path / "env.d").exists()

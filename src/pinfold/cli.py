@@ -128,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
                              "(the one command that goes online).")
     fetch.add_argument("--index-url", metavar="URL",
                        help="the upstream index to download from (default: pip's default, PyPI)")
+    fetch.add_argument("--target", metavar="TARGET",
+                       help="fetch only what this one of env.yaml's targets needs (as env.yaml "
+                            "writes it: an interpreter, or VERSION/PLATFORM); default: every target")
     lock = command("lock", "Compile the runtime and build locks from env.yaml's needs, against its "
                            "index only, and print what changed.")
     lock.add_argument("--upstream", nargs="?", const="", metavar="URL",
@@ -223,7 +226,8 @@ def _fetch(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     from .fetch import fetch  # lazy: see the note at the imports
 
     spec = ctx.spec(args)
-    report = fetch(spec, runner=ctx.runner, index_url=args.index_url, on_progress=ctx.out.line)
+    report = fetch(spec, runner=ctx.runner, index_url=args.index_url, on_progress=ctx.out.line,
+                   target=args.target)
     ctx.out.lines(render.fetch_lines(report))
     return EXIT_OK, report.to_json()
 

@@ -25,10 +25,10 @@ from packaging.tags import Tag
 
 from .errors import PreflightError, Problem, SpecError
 from .index import ArtifactIndex, IndexFile, download, file_digest, hash_algorithms, upstream_opener
-from .interpreter import Interpreter, inspect_interpreter
+from .interpreter import Interpreter
 from .locks import Pin
 from .paths import display_path
-from .preflight import check_pins, preflight
+from .preflight import check_pins, describe, preflight, target_interpreters
 from .runner import Runner
 from .spec import IndexSpec, Spec
 
@@ -106,10 +106,30 @@ def _download_pin(pin: Pin, upstream: ArtifactIndex, rank: dict[Tag, int], tmp: 
     return None, [Problem(str(pin), detail)]
 
 
+def _selected(spec: Spec, runner: Runner, target: str | None) -> list[Interpreter]:
+    """The targets to fetch for: all of them, or the one ``target`` names (as env.yaml writes it)."""
+    interps = target_interpreters(spec, runner)
+    if target is None:
+        return interps
+    if not spec.targets:
+        raise SpecError(f"{display_path(spec.file)}: targets: missing: --target {target} names one "
+                        "of env.yaml's targets, and it has none")
+    for t, interp in zip(spec.targets, interps, strict=True):
+        if target == t.label or (t.python and os.path.realpath(target) == os.path.realpath(t.python)):
+            return [interp]
+    raise SpecError(f"--target {target}: not one of env.yaml's targets",
+                    [Problem("targets", ", ".join(t.label for t in spec.targets))],
+                    tip="name a target as env.yaml writes it (an interpreter, or VERSION/PLATFORM)")
+
+
 def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = None,
           on_progress: Callable[[str], None] | None = None,
-          interp: Interpreter | None = None) -> FetchReport:
-    """Fill the first ``find_links`` folder with every locked artifact that is missing."""
+          interp: Interpreter | None = None, target: str | None = None) -> FetchReport:
+    """Fill the first ``find_links`` folder with every locked artifact that is missing.
+
+    For every target of env.yaml (its ``targets``, else its ``python``), or only ``interp``,
+    or only the target ``target`` names.
+    """
     runner = runner or Runner()
     say = on_progress or (lambda _: None)
     if not spec.index.find_links:
@@ -129,7 +149,23 @@ def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = N
                             f"{display_path(wheelhouse)}: {exc.strerror or exc}") from None
         created = True
         say(f"created the wheelhouse folder {display_path(wheelhouse)}/ (index.find_links)")
-    interp = interp or inspect_interpreter(spec.python, runner)
+    interps = [interp] if interp is not None else _selected(spec, runner, target)
+    downloaded: list[str] = []
+    present = 0
+    pins: list[str] = []
+    for one in interps:
+        got, here, wanted = _fetch_for(spec, one, wheelhouse, index_url, say,
+                                       several=len(interps) > 1)
+        downloaded += got
+        present += here
+        pins += [p for p in wanted if p not in pins]
+    return FetchReport(wheelhouse=wheelhouse, downloaded=tuple(downloaded), present=present,
+                       pins=tuple(pins), created=created)
+
+
+def _fetch_for(spec: Spec, interp: Interpreter, wheelhouse: Path, index_url: str | None,
+               say: Callable[[str], None], *, several: bool) -> tuple[list[str], int, list[str]]:
+    """Fetch what ``interp`` needs; (downloaded file names, pins present already, pins)."""
     local = ArtifactIndex(IndexSpec(find_links=spec.index.find_links))
     runtime = [p for p in spec.requirements.pins if p.applies(interp.markers)]
     build = [p for p in spec.build_requirements.pins] if spec.build_requirements else []
@@ -147,7 +183,8 @@ def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = N
     missing = list({(p.name, p.version): p for p in missing}.values())
     downloaded: list[str] = []
     if missing:
-        say(f"fetching {len(missing)} artifacts: " + ", ".join(str(p) for p in missing))
+        who = f" for {describe(interp)}" if several else ""
+        say(f"fetching {len(missing)} artifacts{who}: " + ", ".join(str(p) for p in missing))
         url = (index_url or DEFAULT_UPSTREAM).rstrip("/") + "/"
         upstream = ArtifactIndex(IndexSpec(url=url), opener=upstream_opener())
         rank = {Tag(*t.split("-")): i for i, t in enumerate(interp.tags)}
@@ -170,5 +207,4 @@ def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = N
                 f"it had{kept}", failed, tip="check the pins and the upstream index (--index-url)")
     # Prove the result the same way `pinfold build` will.
     preflight(spec, interp, ArtifactIndex(spec.index))
-    return FetchReport(wheelhouse=wheelhouse, downloaded=tuple(downloaded), present=present,
-                       pins=tuple(str(p) for p in runtime + build), created=created)
+    return downloaded, present, [str(p) for p in runtime + build]

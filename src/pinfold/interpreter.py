@@ -4,9 +4,11 @@ Markers and tags must come from the interpreter the environment is for, not from
 one running pinfold. The target may lack ``packaging``, so the probe puts pinfold's own
 copy (pure Python) on its path for that one call.
 
-The oldest target pinfold builds for is :data:`MIN_TARGET` (3.8), stated here once: the
-scripts pinfold runs inside the environment (:mod:`pinfold.inside`) and its ``packaging``
-copy need it. An older interpreter is refused here, before anything is created.
+The oldest target pinfold builds for is :data:`MIN_TARGET` (3.10), stated here once: pinfold
+runs its own pip (26.3) and its own ``packaging`` (26.4) inside the target, and both need
+Python 3.10 or newer (their ``Requires-Python``). An older interpreter is refused here,
+before anything is created; a lock for an older Python can still be written for a
+``targets:`` version/platform pair, which runs nothing.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from .runner import Runner
 
 __all__ = ["MIN_TARGET", "Interpreter", "inspect_interpreter"]
 
-#: The oldest target interpreter (``python`` in env.yaml) pinfold supports.
-MIN_TARGET = (3, 8)
+#: The oldest target interpreter (``python`` in env.yaml) pinfold supports: what the pip and
+#: ``packaging`` pinfold runs inside it require.
+MIN_TARGET = (3, 10)
 
 _PROBE = r"""
 import json, sys

@@ -97,6 +97,8 @@ def parse_lock(path: Path, *, shown: str | None = None) -> tuple[Lock, list[Prob
     problems: list[Problem] = []
     pins: list[Pin] = []
     seen: dict[NormalizedName, int] = {}
+    unmarked: set[NormalizedName] = set()
+    markers: dict[NormalizedName, set[str]] = {}
     try:
         text = read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
@@ -139,10 +141,17 @@ def parse_lock(path: Path, *, shown: str | None = None) -> tuple[Lock, list[Prob
         except InvalidVersion:
             problems.append(Problem(where, f"{specs[0].version!r} is not a valid version"))
             continue
-        if name in seen:
+        # A lock for several targets pins a name once per marker (`dep-a==1.0 ; python_version
+        # == "3.11"`, `dep-a==2.0 ; python_version == "3.12"`); without markers, once.
+        if name in seen and (req.marker is None or name in unmarked
+                             or str(req.marker) in markers.get(name, ())):
             problems.append(Problem(where, f"{name} is pinned twice (first on line {seen[name]})"))
             continue
-        seen[name] = line
+        seen.setdefault(name, line)
+        if req.marker is None:
+            unmarked.add(name)
+        else:
+            markers.setdefault(name, set()).add(str(req.marker))
         pins.append(Pin(name=name, version=version, hashes=frozenset(hashes), marker=req.marker,
                         extras=frozenset(req.extras), line=line, via=_via(comments)))
     return Lock(path, tuple(pins)), problems

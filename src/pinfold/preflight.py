@@ -7,26 +7,113 @@ page announces no usable hash is downloaded and hashed. A URL index must answer 
 (:meth:`ArtifactIndex.check_url`). Below the stages,
 because ``pinfold fetch`` and ``pinfold lock`` ask the same question of single pins
 (:func:`check_pins`), and the pre-flight stage, fetch and the uv backend use the report.
+
+env.yaml's ``targets`` are resolved here too (:func:`target_interpreters`): an interpreter
+is asked about itself, a (version, platform) pair gets the markers and wheel tags of
+CPython on that platform. A build for an interpreter that matches none of them is refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging import tags as packaging_tags
 from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .errors import PreflightError, Problem
 from .index import ArtifactIndex, IndexFile
-from .interpreter import Interpreter
+from .interpreter import Interpreter, inspect_interpreter
 from .locks import Lock, Pin, split_pin
 from .paths import display_path
+from .runner import Runner
 from .spec import Spec
+from .spec.model import TargetSpec
 
-__all__ = ["PreflightReport", "check_pins", "preflight"]
+__all__ = ["IDENTITY_MARKERS", "PreflightReport", "check_pins", "describe", "fits_targets",
+           "pair_interpreter", "preflight", "refuse_outside_targets", "target_interpreters"]
+
+#: The markers that tell targets apart (and an interpreter from a target it does not fit).
+IDENTITY_MARKERS = ("implementation_name", "python_version", "sys_platform", "platform_machine")
+
+
+def pair_interpreter(target: TargetSpec) -> Interpreter:
+    """CPython ``target.python_version`` on Linux ``target.machine``: its markers and wheel tags.
+
+    No interpreter runs: the tags are those pip would compute there (packaging's
+    ``cpython_tags`` and ``compatible_tags``, every manylinux level up to the target's glibc).
+    """
+    major, minor = (int(p) for p in target.python_version.split("."))
+    machine = target.machine
+    platforms = [f"manylinux_{target.glibc[0]}_{m}_{machine}" for m in range(target.glibc[1], 4, -1)]
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    platforms = [p for m, plat in zip(range(target.glibc[1], 4, -1), platforms, strict=True)
+                 for p in ([plat, f"{legacy[m]}_{machine}"] if m in legacy else [plat])]
+    platforms.append(f"linux_{machine}")
+    version = (major, minor)
+    tags = [*packaging_tags.cpython_tags(version, platforms=platforms),
+            *packaging_tags.compatible_tags(version, f"cp{major}{minor}", platforms)]
+    full = f"{major}.{minor}.0"
+    markers = {
+        "implementation_name": "cpython", "implementation_version": full, "os_name": "posix",
+        "platform_machine": machine, "platform_python_implementation": "CPython",
+        "platform_release": "", "platform_system": "Linux", "platform_version": "",
+        "python_full_version": full, "python_version": f"{major}.{minor}", "sys_platform": "linux",
+    }
+    return Interpreter(executable="", version=full, implementation="cpython", abi=f"cpython-{major}{minor}",
+                       markers=markers, tags=tuple(str(t) for t in tags))
+
+
+def target_interpreters(spec: Spec, runner: Runner, interp: Interpreter | None = None) -> list[Interpreter]:
+    """env.yaml's ``targets`` as interpreters (pairs without an executable); without
+    ``targets``, env.yaml's ``python`` alone (``interp`` when the caller inspected it)."""
+    if not spec.targets:
+        return [interp or inspect_interpreter(spec.python, runner)]
+    return [inspect_interpreter(t.python, runner) if t.python else pair_interpreter(t) for t in spec.targets]
+
+
+def describe(interp: Interpreter) -> str:
+    """``Python 3.12.1 on linux x86_64 (/usr/bin/python3.12)``, for messages."""
+    where = f" ({interp.executable})" if interp.executable else ""
+    return (f"Python {interp.version} on {interp.markers.get('sys_platform')} "
+            f"{interp.markers.get('platform_machine')}{where}")
+
+
+def _real(path: str) -> str:
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return path
+
+
+def fits_targets(interp: Interpreter, targets: Sequence[TargetSpec]) -> bool:
+    """Whether ``interp`` is one of ``targets`` (an interpreter named there, or a pair it is)."""
+    if not targets:
+        return True
+    for target in targets:
+        if target.python:
+            if _real(target.python) == _real(interp.executable):
+                return True
+            continue
+        pair = pair_interpreter(target)
+        if all(pair.markers[k] == interp.markers.get(k) for k in IDENTITY_MARKERS):
+            return True
+    return False
+
+
+def refuse_outside_targets(spec: Spec, interp: Interpreter) -> None:
+    """Raise :class:`PreflightError` when env.yaml has ``targets`` and ``interp`` is none of them."""
+    if fits_targets(interp, spec.targets):
+        return
+    raise PreflightError(
+        f"pre-flight: {describe(interp)} is not one of env.yaml's targets, so the locks were not "
+        "written for it; nothing was built",
+        [Problem("targets", "the locks are for " + ", ".join(t.label for t in spec.targets))],
+        tip="build with one of the targets, or add this interpreter to `targets` and run `pinfold lock`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +204,11 @@ def check_pins(pins: Iterable[Pin], *, build: bool, index: ArtifactIndex, interp
 
 
 def preflight(spec: Spec, interp: Interpreter, index: ArtifactIndex) -> PreflightReport:
-    """Check both locks against the index; raise :class:`PreflightError` listing every gap."""
+    """Check both locks against the index; raise :class:`PreflightError` listing every gap.
+
+    With ``targets`` in env.yaml, ``interp`` must be one of them.
+    """
+    refuse_outside_targets(spec, interp)
     runtime = tuple(p for p in spec.requirements.pins if p.applies(interp.markers))
     build_lock: Lock | None = spec.build_requirements
     build = tuple(p for p in build_lock.pins if p.applies(interp.markers)) if build_lock else ()

@@ -4,7 +4,7 @@ pinfold imports only :mod:`pinfold.inside.shared` (constants and helpers both si
 standard library only) and :func:`script` below; every other file here is a script run by
 path in the target interpreter, never imported by pinfold. The scripts use only the
 standard library and what the environment has installed (Twisted), and stay compatible
-with every target Python from 3.8 on. Two ways to run them:
+with Pythons from 3.8 on (below pinfold's minimum target, interpreter.MIN_TARGET). Two ways to run them:
 
 - Through ``_launch.py``: ``python -I -B _launch.py [--pycache DIR] SCRIPT RESULT.json ARGS...``
   from an empty temporary working directory (see :mod:`pinfold.target`), so that neither

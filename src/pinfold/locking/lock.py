@@ -6,6 +6,13 @@ downloaded into the wheelhouse); find the sdists the runtime lock selects for th
 target interpreter; ask each one's build backend what it needs (``builddeps``); compile
 those into the build lock; repeat for build dependencies that are sdists themselves,
 until nothing new appears; render both files and write them only when both succeeded.
+
+Each lock is resolved once per target (env.yaml's ``python``, or each of its
+``targets``) and the results merged (:func:`_merge`): a pin every target chose has no
+marker, one that only some chose gets a marker naming them (``python_version ==
+"3.11"``), and every pin holds the hash of every artifact the index has for it. The
+target decides through its markers and wheel tags whatever runs pinfold
+(:mod:`.resolve` says how).
 """
 
 from __future__ import annotations
@@ -13,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import default_environment
+from packaging.markers import Marker, default_environment
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -33,9 +39,10 @@ from ..interpreter import Interpreter, inspect_interpreter
 from ..locks import Lock, Pin
 from ..needs import Needs, read_needs, relative
 from ..paths import display_path
-from ..preflight import check_pins
+from ..preflight import IDENTITY_MARKERS, check_pins, target_interpreters
 from ..runner import Runner
 from ..spec import IndexSpec, Spec
+from ..spec.model import TargetSpec
 from .builddeps import BuildNeeds, Discovery, Needer
 from .diff import LockChanges, diff_pins
 from .errors import BuildDepsUnavailable, LockError, StaleLockError
@@ -48,9 +55,9 @@ __all__ = ["CheckReport", "LockOptions", "LockReport", "check_locks", "lock"]
 #: Rounds of "discover, compile, look for new sdists": build dependencies of build
 #: dependencies rarely go deeper than two.
 _MAX_ROUNDS = 6
-#: The markers that must agree between pinfold's interpreter (which runs pip-compile)
-#: and the target: pip-compile evaluates markers for the interpreter it runs in.
-_RESOLVER_MARKERS = ("implementation_name", "python_version", "sys_platform", "platform_machine")
+#: The markers that must agree between pinfold's interpreter and a target for pip-compile
+#: to resolve for it: pip-compile evaluates markers for the interpreter it runs in.
+_RESOLVER_MARKERS = IDENTITY_MARKERS
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -102,17 +109,49 @@ class LockReport:
         }
 
 
-def _check_resolver(interp: Interpreter) -> None:
+def _uv_target(interp: Interpreter, spec_python: str, target: TargetSpec | None) -> list[str] | None:
+    """How uv names ``interp`` as its target; None when pip-compile can resolve for it."""
     tool = default_environment()
-    if any(tool.get(k) != interp.markers.get(k) for k in _RESOLVER_MARKERS):
-        raise LockError(
-            f"pinfold lock resolves with pinfold's own interpreter ({sys.executable}: "
-            f"{tool['implementation_name']} {tool['python_version']} on {tool['sys_platform']}), but "
-            f"env.yaml's python is {interp.executable} ({interp.markers.get('implementation_name')} "
-            f"{interp.markers.get('python_version')} on {interp.markers.get('sys_platform')}): "
-            "the lock would be resolved for the wrong interpreter",
-            tip="run pinfold from a tool environment made with env.yaml's python "
-                "(PINFOLD_PYTHON=<it> ./bootstrap.sh)")
+    if all(tool.get(k) == interp.markers.get(k) for k in _RESOLVER_MARKERS):
+        return None
+    if interp.executable:
+        return ["--python", interp.executable]
+    assert target is not None  # a pair: only `targets` entries have no executable
+    # uv builds sdists' metadata with an interpreter: env.yaml's, whatever the pair is.
+    return ["--python", spec_python, "--python-version", target.python_version,
+            "--python-platform", f"{target.machine}-manylinux_{target.glibc[0]}_{target.glibc[1]}"]
+
+
+def _target_marker(chosen: Sequence[Interpreter], every: Sequence[Interpreter]) -> Marker | None:
+    """The marker that holds on exactly the targets in ``chosen`` (None: on all of them)."""
+    if len(chosen) == len(every):
+        return None
+    varying = [k for k in ("python_version", "sys_platform", "platform_machine")
+               if len({t.markers.get(k) for t in every}) > 1] or list(_RESOLVER_MARKERS)
+    terms = []
+    for t in chosen:
+        conj = " and ".join(f'{k} == "{t.markers.get(k)}"' for k in varying)
+        terms.append(f"({conj})" if len(varying) > 1 and len(chosen) > 1 else conj)
+    return Marker(" or ".join(dict.fromkeys(terms)))
+
+
+def _merge(results: Sequence[Sequence[Pin]], targets: Sequence[Interpreter]) -> list[Pin]:
+    """Per-target pins -> one lock valid for all targets (see the module docstring)."""
+    if len(results) == 1:
+        return list(results[0])
+    found: dict[tuple[NormalizedName, str], tuple[Pin, list[int]]] = {}
+    for i, pins in enumerate(results):
+        for pin in pins:
+            key = (pin.name, str(pin.version))
+            if key in found:
+                was, where = found[key]
+                merged = dataclasses.replace(was, hashes=was.hashes | pin.hashes,
+                                             via=tuple(sorted({*was.via, *pin.via}, key=str.lower)))
+                found[key] = (merged, [*where, i])
+            else:
+                found[key] = (pin, [i])
+    return [dataclasses.replace(pin, marker=_target_marker([targets[i] for i in where], targets))
+            for pin, where in found.values()]
 
 
 def _input_text(needs: Needs, requirements: Iterable[str], constraints_file: str | None) -> str:
@@ -152,7 +191,10 @@ class _Locker:
         self.online = options.upstream is not None
         self.source = Source.upstream(options.upstream) if self.online else Source.local(spec)
         self.interp = inspect_interpreter(spec.python, runner)
-        _check_resolver(self.interp)
+        #: What the locks are for: env.yaml's ``targets``, else its ``python``.
+        self.targets = target_interpreters(spec, runner, self.interp)
+        self._uv = [_uv_target(t, spec.python, spec.targets[i] if spec.targets else None)
+                    for i, t in enumerate(self.targets)]
         self.discovery = Discovery(runner, self.source, self.interp, workdir / "discovery")
         self.downloaded: list[str] = []
         self.warnings: list[str] = []
@@ -205,9 +247,8 @@ class _Locker:
                 origins.setdefault(r, []).append(found.needer.label)
         self.say(f"resolving the runtime needs against {self.source.description}")
         keep = [p for p in self.spec.requirements.pins]
-        pins = compile_pins(self.runner, self.source, work, inputs=inputs, name="runtime", keep=keep,
-                            upgrade=self.options.upgrade, upgrade_packages=self.options.upgrade_packages,
-                            origins=origins, what="resolving the runtime needs")
+        pins = self.compile_all(work, inputs=inputs, name="runtime", keep=keep, origins=origins,
+                                what="resolving the runtime needs")
         pins = self.keep_hashes(pins, keep)
         # pip-compile's `-r <input>` annotations are gone from the parsed pins: name the
         # top-level needs (and develop trees) that ask for each pin directly instead.
@@ -215,6 +256,46 @@ class _Locker:
         for req, needers in origins.items():
             direct.setdefault(canonicalize_name(Requirement(req).name), set()).update(needers)
         return [dataclasses.replace(p, via=_via(direct.get(p.name, set()), p.via)) for p in pins]
+
+    def compile_all(self, work: Path, *, inputs: Sequence[str], name: str, keep: Sequence[Pin],
+                    origins: dict[str, list[str]], what: str) -> list[Pin]:
+        """Resolve ``inputs`` (files in ``work``) for every target; the merged pins."""
+        results = []
+        for i, (target, uv) in enumerate(zip(self.targets, self._uv, strict=True)):
+            here = work
+            if len(self.targets) > 1:
+                here = work / f"target-{i}"
+                here.mkdir()
+                for item in work.iterdir():
+                    if item.is_file():
+                        (here / item.name).write_bytes(item.read_bytes())
+                what_here = f"{what} for {_label(target)}"
+            else:
+                what_here = what
+            pins = compile_pins(self.runner, self.source, here, inputs=inputs, name=name,
+                                keep=[p for p in keep if p.applies(target.markers)],
+                                upgrade=self.options.upgrade, upgrade_packages=self.options.upgrade_packages,
+                                origins=origins, what=what_here, uv_target=uv)
+            results.append(self.index_hashes(pins) if uv is not None else pins)
+        return _merge(results, self.targets)
+
+    def index_hashes(self, pins: Sequence[Pin]) -> list[Pin]:
+        """``pins`` with the hash of every artifact the (local) index holds for each.
+
+        uv hashes only what fits its target and no local sdist; pip-compile hashes every
+        artifact of the version, and a lock for several targets needs them all.
+        """
+        index = ArtifactIndex(self.local)
+        out = []
+        for pin in pins:
+            found = set(pin.hashes)
+            for f in index.files(pin.name, pin.version):
+                try:
+                    found |= {d for d in index.digests(f, {"sha256:"}) if d.startswith("sha256:")}
+                except OSError as exc:
+                    raise LockError(f"cannot hash {f.filename} for {pin}: {exc}") from None
+            out.append(dataclasses.replace(pin, hashes=frozenset(found)))
+        return out
 
     def keep_hashes(self, pins: Sequence[Pin], old: Sequence[Pin]) -> list[Pin]:
         """``pins`` with the hashes of the old lock's pin kept wherever the version stays.
@@ -228,11 +309,11 @@ class _Locker:
         """
         if self.options.upgrade:
             return list(pins)
-        before = {p.name: p for p in old if p.name not in self.upgraded}
+        before = {(p.name, p.version): p for p in old if p.name not in self.upgraded}
         out = []
         for pin in pins:
-            was = before.get(pin.name)
-            if was is not None and was.version == pin.version and not was.hashes <= pin.hashes:
+            was = before.get((pin.name, pin.version))
+            if was is not None and not was.hashes <= pin.hashes:
                 pin = dataclasses.replace(pin, hashes=pin.hashes | was.hashes)
             out.append(pin)
         return out
@@ -248,16 +329,21 @@ class _Locker:
         self.downloaded += report.downloaded
 
     def from_source(self, pins: Sequence[Pin], *, build: bool) -> list[Needer]:
-        """The pins that the target interpreter builds from an sdist (no fitting wheel)."""
+        """The pins that some target builds from an sdist (no fitting wheel)."""
         index = ArtifactIndex(self.local)
-        problems: list[Problem] = []
-        chosen: dict[str, IndexFile] = {}
-        applying = [p for p in pins if p.applies(self.interp.markers)]
-        sdists = check_pins(applying, build=build, index=index, interp=self.interp, runtime={},
-                            problems=problems, chosen=chosen)
-        self.warnings += [str(p) for p in problems]
-        return [Needer(label=str(p), path=_local_artifact(chosen[str(p)], self.workdir / "sdists"))
-                for p in sdists]
+        out: dict[str, Needer] = {}
+        for target in self.targets:
+            problems: list[Problem] = []
+            chosen: dict[str, IndexFile] = {}
+            applying = [p for p in pins if p.applies(target.markers)]
+            sdists = check_pins(applying, build=build, index=index, interp=target, runtime={},
+                                problems=problems, chosen=chosen)
+            self.warnings += [str(p) for p in problems if str(p) not in self.warnings]
+            for p in sdists:
+                if str(p) not in out:
+                    out[str(p)] = Needer(label=str(p),
+                                         path=_local_artifact(chosen[str(p)], self.workdir / "sdists"))
+        return list(out.values())
 
     def _build_path(self) -> Path | None:
         return self.spec.build_requirements.path if self.spec.build_requirements else None
@@ -293,10 +379,9 @@ class _Locker:
             self.say(f"resolving the build dependencies against {self.source.description}")
             (work / "build.in").write_text(text, encoding="utf-8")
             old = self.spec.build_requirements.pins if self.spec.build_requirements else ()
-            self._compiled[text] = self.keep_hashes(compile_pins(
-                self.runner, self.source, work, inputs=["build.in"], name="build", keep=old,
-                upgrade=self.options.upgrade, upgrade_packages=self.options.upgrade_packages,
-                origins=origins, what="resolving the build dependencies"), old)
+            self._compiled[text] = self.keep_hashes(self.compile_all(
+                work, inputs=["build.in"], name="build", keep=old, origins=origins,
+                what="resolving the build dependencies"), old)
         pins = self._compiled[text]
         # `# via`: the sdists (and develop trees) that ask for a pin directly, then the
         # build dependencies that need it in turn (pip-compile's own annotation).
@@ -346,6 +431,11 @@ class _Locker:
         raise LockError(f"the build dependencies did not settle after {_MAX_ROUNDS} rounds",
                         [Problem(n.label, "still changing") for n in pending],
                         tip="pin the build dependencies in env.yaml's build_needs")
+
+
+def _label(interp: Interpreter) -> str:
+    return (f"Python {interp.markers.get('python_version')} on {interp.markers.get('sys_platform')} "
+            f"{interp.markers.get('platform_machine')}")
 
 
 def _via(direct: Iterable[str], parents: Iterable[str]) -> tuple[str, ...]:

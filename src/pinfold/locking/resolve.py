@@ -1,4 +1,13 @@
-"""Resolution with pip-compile, against one source only, and its failures in plain words.
+"""Resolution for one target, against one source only, and its failures in plain words.
+
+Two resolvers, chosen per target by :func:`compile_pins`: pip-compile when the target
+is pinfold's own kind of interpreter (same implementation, Python version, platform and
+machine: pip-compile evaluates markers and wheel tags for the interpreter it runs in),
+and uv's ``pip compile`` for any other target, with ``--python`` (an interpreter) or
+``--python-version`` and ``--python-platform`` (a version/platform pair), so the
+target's markers and wheel tags decide whatever runs pinfold. uv hashes only the wheels
+that fit the target and never a local sdist; pinfold adds the hash of every artifact
+the index holds for each pin itself (see ``lock._Locker``), as pip-compile does.
 
 pip-compile runs as pinfold's tool Python through the Runner: a scrubbed environment
 with the index given as flags *and* as ``PIP_*`` variables, exactly as the installer
@@ -34,7 +43,7 @@ from ..runner import Runner
 from ..spec import Spec
 from .errors import LockError
 
-__all__ = ["Source", "compile_pins", "explain_pip_failure"]
+__all__ = ["Source", "compile_pins", "explain_pip_failure", "explain_uv_failure", "uv_binary"]
 
 #: The flags every compile uses: exact pins with every matching artifact's hash, setuptools
 #: and pip included, no extras, nothing about the index (it comes from env.yaml alone).
@@ -48,6 +57,25 @@ _COMPILE_FLAGS = (
     # platforms' files must not drop their hashes.
     "--no-reuse-hashes",
 )  # fmt: skip
+
+
+#: uv's flags for the same lock as :data:`_COMPILE_FLAGS`: exact pins, hashes, no header and
+#: no index options; markers stripped (each compile is for one target: pinfold adds the
+#: target markers where targets differ); pip and setuptools are kept by default.
+_UV_COMPILE_FLAGS = ("--no-config", "--no-header", "--generate-hashes", "--no-progress",
+                     "--color", "never", "--python-preference", "only-system")
+#: uv reads these variables: never download a Python, no config, no progress bars.
+_UV_ENV = {"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "UV_NO_CONFIG": "1"}
+
+
+def uv_binary() -> str:
+    """The uv pinned in pinfold's tool environment."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return str(Path(sys.executable).with_name("uv"))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -197,6 +225,45 @@ def explain_pip_failure(output: str, source: Source, origins: Origins, *,
     return problems
 
 
+def explain_uv_failure(output: str) -> list[Problem]:
+    """uv's failure output as problems: its conclusion (``cause:``/``Because ...``) and hints.
+
+    uv explains a failed resolution in sentences of its own, one derivation per
+    paragraph; they name the requirement and why no version fits (no wheel with a
+    matching tag, a ``Requires-Python`` bound, a missing project), so they are kept as
+    they are, joined into one line each.
+    """
+    problems: list[Problem] = []
+    block: list[str] = []
+    kind = ""
+
+    def flush() -> None:
+        if block:
+            problems.append(Problem(kind, " ".join(block)))
+            block.clear()
+
+    for raw in output.splitlines():
+        line = raw.strip()
+        head = re.match(r"(error|cause|hint|Caused by):\s*(.*)", line)
+        if head and head.group(1) in ("cause", "hint", "Caused by"):
+            flush()
+            kind = "hint" if head.group(1) == "hint" else "resolution"
+            block.append(head.group(2))
+        elif head:
+            flush()
+            kind = "uv"
+            block.append(head.group(2))
+        elif line and block:
+            block.append(line)
+        elif not line:
+            flush()
+    flush()
+    # "No solution found" alone says nothing the cause does not: drop it when a cause follows.
+    if any(p.where == "resolution" for p in problems):
+        problems = [p for p in problems if p.where != "uv"]
+    return problems
+
+
 def _resolution_infos(output: str) -> list[tuple[str, str | None]]:
     """(requirement, parent ``name==version`` or None) from pip's ResolutionImpossible repr."""
     match = re.search(r"ResolutionImpossible: \[(.*)\]\s*$", output, re.MULTILINE)
@@ -223,12 +290,17 @@ def compile_pins(
     upgrade_packages: Sequence[str] = (),
     origins: Origins | None = None,
     what: str,
+    uv_target: Sequence[str] | None = None,
 ) -> list[Pin]:
-    """Run pip-compile on ``inputs`` (file names in ``workdir``); return the pins it chose.
+    """Resolve ``inputs`` (file names in ``workdir``); return the pins chosen.
 
-    ``keep`` are the current lock's pins: pip-compile keeps each one that still fits,
-    except with ``upgrade`` or for ``upgrade_packages``.
+    ``keep`` are the current lock's pins: the resolver keeps each one that still fits,
+    except with ``upgrade`` or for ``upgrade_packages``. ``uv_target`` None: pip-compile
+    in pinfold's interpreter; else uv, with these flags naming the target.
     """
+    if uv_target is not None:
+        return _uv_compile(runner, source, workdir, inputs=inputs, name=name, keep=keep, upgrade=upgrade,
+                           upgrade_packages=upgrade_packages, what=what, target=uv_target)
     out = workdir / f"{name}.txt"
     # pip-compile reads its own output file for the pins to keep.
     out.write_text("".join(p.requirement_line() + "\n" for p in keep), encoding="utf-8")
@@ -258,4 +330,36 @@ def compile_pins(
     lock, problems = parse_lock(out)
     if problems:  # pip-compile wrote something pinfold cannot read back: a bug to report
         raise LockError(f"{what}: pip-compile wrote an unexpected lock", problems)
+    return list(lock.pins)
+
+
+def _uv_compile(runner: Runner, source: Source, workdir: Path, *, inputs: Sequence[str], name: str,
+                keep: Sequence[Pin], upgrade: bool, upgrade_packages: Sequence[str], what: str,
+                target: Sequence[str]) -> list[Pin]:
+    """``uv pip compile`` for the target ``target`` names; the pins it chose (hashes as uv has them)."""
+    out = workdir / f"{name}.txt"
+    # uv, like pip-compile, prefers the pins of its existing output file.
+    out.write_text("".join(p.requirement_line() + "\n" for p in keep), encoding="utf-8")
+    argv: list[str] = [uv_binary(), "pip", "compile", *_UV_COMPILE_FLAGS, *target,
+                       "--cache-dir", str(workdir / "uv-cache"), "--output-file", out.name]
+    if not source.online:
+        argv.append("--offline")
+    if upgrade:
+        argv.append("--upgrade")
+    for package in upgrade_packages:
+        argv += ["--upgrade-package", package]
+    argv += [*source.flags, *inputs]
+    env = {**source.environ, **_UV_ENV, "PIP_NO_CACHE_DIR": "1"}
+    try:
+        runner.run(argv, what=what, env=env, online=source.online, cwd=workdir)
+    except CommandError as exc:
+        problems = explain_uv_failure(exc.output)
+        raise LockError(f"{what} failed against {source.description}; no lock was written",
+                        problems or exc.problems,
+                        tip="add the missing artifacts to the index (or use `pinfold lock --upstream`), "
+                            "or change the needs; run with -v to see uv's whole output") from None
+    lock: Lock
+    lock, problems = parse_lock(out)
+    if problems:
+        raise LockError(f"{what}: uv wrote an unexpected lock", problems)
     return list(lock.pins)

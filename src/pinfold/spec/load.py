@@ -56,6 +56,7 @@ from .model import (
     ScriptKind,
     ScriptProbe,
     Spec,
+    TargetSpec,
 )
 from .yamlnodes import Located, NodeReader, YamlProblem, compose_text, kind_of
 
@@ -68,11 +69,15 @@ Purpose = Literal["build", "lock", "fetch", "inspect"]
 _T = TypeVar("_T")
 
 _TOP_KEYS = ("version", "python", "path", "index", "requirements", "build_requirements",
-             "develop", "final", "needs", "build_needs", "installer", "compile", "scripts", "bin_dir")
+             "develop", "final", "needs", "build_needs", "installer", "compile", "scripts", "bin_dir",
+             "targets")
 #: The values of ``installer:``, one per backend in pinfold.installers.
 _INSTALLERS = ("pip", "uv")
 #: The key naming the files a file builds on; read per file, never merged.
 EXTENDS = "extends"
+#: A (version, platform) target: CPython major.minor, Linux with a glibc-based platform.
+_TARGET_VERSION = re.compile(r"3\.\d{1,2}")
+_TARGET_PLATFORM = re.compile(r"(?:linux-(?P<m1>\w+)|manylinux_(?P<major>\d+)_(?P<minor>\d+)_(?P<m2>\w+))")
 _PROBE_KEYS = ("enabled", "reactor", "allow_reactor_import", "imports", "scripts", "commands")
 #: The keys of one ``scripts:`` entry; exactly one of the first four says what it runs.
 _SCRIPT_KINDS: tuple[ScriptKind, ...] = ("entry_point", "console_script", "interpreter", "test_runner")
@@ -344,6 +349,54 @@ class _Loader:
         problems = read_needs(ns, self.file.parent)[1]
         read.problems.extend(problems)
         return None if problems else ns
+
+    def targets(self, node: yaml.Node) -> tuple[TargetSpec, ...]:
+        """``targets``: interpreters (paths or names, like ``python``) and/or
+        ``{python_version: "3.12", platform: linux-x86_64}`` pairs (``manylinux_2_28_aarch64``
+        names the oldest glibc too; ``linux-ARCH`` means manylinux_2_17)."""
+        read = self.read
+        out: list[TargetSpec] = []
+        for dotted, item in read.items(node, "targets"):
+            if isinstance(item, yaml.ScalarNode):
+                value = read.string(item, dotted)
+                if value is None:
+                    continue
+                if (why := path_problem(value)) is not None:
+                    read.error(item, dotted, f"the value {why}")
+                    continue
+                found = find_python(read.file_of(item), value)
+                if found is None and self.strict:
+                    read.error(item, dotted, f"{value!r} is not an executable file" if os.sep in value
+                               else f"{value!r} is not on PATH; give a path or install it")
+                    continue
+                out.append(TargetSpec(python=found or value, label=value))
+                continue
+            keys = read.mapping(item, dotted, ("python_version", "platform"))
+            if not isinstance(item, yaml.MappingNode):
+                continue
+            missing = [k for k in ("python_version", "platform") if k not in keys]
+            if missing:
+                read.error(item, f"{dotted}.{missing[0]}", "missing: a target is an interpreter, or "
+                                                           "both python_version and platform")
+                continue
+            version = read.string(keys["python_version"], f"{dotted}.python_version")
+            platform = read.string(keys["platform"], f"{dotted}.platform")
+            if version is None or platform is None:
+                continue
+            if not _TARGET_VERSION.fullmatch(version):
+                read.error(keys["python_version"], f"{dotted}.python_version",
+                           f"{version!r} is not a CPython version like \"3.12\"")
+                continue
+            match = _TARGET_PLATFORM.fullmatch(platform)
+            if match is None:
+                read.error(keys["platform"], f"{dotted}.platform",
+                           f"{platform!r} is not a platform pinfold can lock for: linux-x86_64, "
+                           "linux-aarch64, or manylinux_2_N_MACHINE (Linux with glibc)")
+                continue
+            glibc = (int(match["major"]), int(match["minor"])) if match["major"] else (2, 17)
+            out.append(TargetSpec(python_version=version, machine=match["m1"] or match["m2"],
+                                  glibc=glibc, label=f"{version}/{platform}"))
+        return tuple(out)
 
     def installer(self, node: yaml.Node) -> Literal["pip", "uv"]:
         value = self.read.string(node, "installer")
@@ -789,6 +842,7 @@ def load_spec(file: Path | str, *, purpose: Purpose = "build") -> Spec:
     compile_ = loader.opt(top, "compile", "compile", read.boolean, True)
     scripts = loader.generated_scripts(top["scripts"]) if "scripts" in top else ()
     bin_dir = loader.bin_dir(top["bin_dir"]) if "bin_dir" in top else None
+    targets = loader.targets(top["targets"]) if "targets" in top else ()
     needs: dict[str, NeedsSpec | None] = {}
     if loader.strict:
         needs = {key: loader.needs(top[key], key, develop) for key in ("needs", "build_needs")
@@ -811,5 +865,6 @@ def load_spec(file: Path | str, *, purpose: Purpose = "build") -> Spec:
                 requirements=runtime,
                 build_requirements=build, develop=tuple(develop), final=final,
                 needs=needs.get("needs"), build_needs=needs.get("build_needs"),
-                installer=installer, compile=compile_, scripts=scripts, bin_dir=bin_dir)
+                installer=installer, compile=compile_, scripts=scripts, bin_dir=bin_dir,
+                targets=targets)
 

@@ -24,6 +24,7 @@ __all__ = [
     "ScriptKind",
     "ScriptProbe",
     "Spec",
+    "TargetSpec",
 ]
 
 #: The env.yaml schema this pinfold reads (the ``version`` key).
@@ -122,6 +123,26 @@ class GeneratedScript:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class TargetSpec:
+    """One entry of ``targets``: an interpreter, or a (Python version, platform) pair.
+
+    The locks are written valid for every target, and a build for an interpreter that
+    matches none is refused.
+    """
+
+    #: An interpreter: the executable found for the path or name env.yaml gives; "" for a pair.
+    python: str = ""
+    #: A pair: ``"3.12"`` (major.minor, CPython) ...
+    python_version: str = ""
+    #: ... on Linux with this machine (``x86_64``, ``aarch64``) ...
+    machine: str = ""
+    #: ... and glibc of at least this version: the manylinux wheels that fit.
+    glibc: tuple[int, int] = (2, 17)
+    #: As env.yaml wrote it, for messages.
+    label: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Spec:
     """A parsed, validated env.yaml. Paths are absolute."""
 
@@ -154,6 +175,8 @@ class Spec:
     scripts: tuple[GeneratedScript, ...] = ()
     #: A folder of launchers for ``scripts`` that go through ``path`` (``bin_dir:``), or None.
     bin_dir: Path | None = None
+    #: The interpreters (or version/platform pairs) the locks are for; empty: ``python`` alone.
+    targets: tuple[TargetSpec, ...] = ()
 
     @property
     def root(self) -> Path:
