@@ -140,7 +140,8 @@ def test_rollback_and_check_work_after_the_wheelhouse_was_deleted(in_tmp: Path) 
 
     code, out, err = cli("rollback", str(spec), "--json")
     assert code == 0, err
-    assert json.loads(out) == {"ok": True, "from": str(second), "to": str(first)}
+    assert json.loads(out) == {"schema": "pinfold/rollback/1", "ok": True, "from": str(second),
+                               "to": str(first)}
     assert (in_tmp / "env").resolve() == first
     code, _, err = cli("check", str(spec))
     assert code == 0, err

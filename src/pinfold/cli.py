@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .results import StageEvent
     from .spec import Purpose, Spec
 
-__all__ = ["EXIT_CODES", "exit_code_for", "main"]
+__all__ = ["EXIT_CODES", "JSON_SCHEMA_VERSION", "exit_code_for", "json_schema_name", "main"]
 
 _DESCRIPTION = """\
 Build one virtualenv from env.yaml: pinned, hashed requirements from a local index only
@@ -104,11 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pinfold {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, *, spec: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=_EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("spec", nargs="?", default="env.yaml", type=Path,
-                       help="the environment's env.yaml (default: ./env.yaml)")
+        if spec:
+            p.add_argument("spec", nargs="?", default="env.yaml", type=Path,
+                           help="the environment's env.yaml (default: ./env.yaml)")
         p.add_argument("-v", "--verbose", action="store_true",
                        help="stream the output of pip, virtualenv and the probes")
         p.add_argument("--json", action="store_true",
@@ -117,6 +118,24 @@ def _parser() -> argparse.ArgumentParser:
                        help="show Python tracebacks of errors (for developers)")
         return p
 
+    init = command("init", "Start a new project: write a commented env.yaml and a needs file "
+                           "(requirements/runtime.in); then `pinfold lock --upstream` and "
+                           "`pinfold build`.", spec=False)
+    init.add_argument("dir", nargs="?", default=Path(), type=Path, metavar="DIR",
+                      help="the project folder (default: the current one; created if missing)")
+    init.add_argument("--needs", nargs="+", action="extend", default=[], metavar="NAME",
+                      help="what the environment needs (NAME, or a requirement such as "
+                           "'twisted>=24'); repeatable")
+    init.add_argument("--from", dest="from_file", type=Path, metavar="FILE",
+                      help="turn an existing requirements file into needs (its exact pins become "
+                           "constraints in requirements/constraints.txt)")
+    init_index = init.add_mutually_exclusive_group()
+    init_index.add_argument("--wheelhouse", type=Path, metavar="DIR",
+                            help="the wheelhouse folder to use (default: DIR/wheelhouse; created "
+                                 "if missing)")
+    init_index.add_argument("--index-url", metavar="URL",
+                            help="use a PEP 503 simple index you run instead of a wheelhouse")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
     build = command("build", "Build the environment (or confirm it is up to date), offline.")
     build.add_argument("--fresh", action="store_true",
                        help="rebuild even if nothing changed")
@@ -188,6 +207,16 @@ _PURPOSE: dict[str, Purpose] = {"lock": "lock", "rollback": "inspect", "gc": "in
 
 #: What a command handler returns: its exit code and its --json result (without "ok").
 _Outcome = tuple[int, dict[str, Any]]
+
+
+def _init(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    from .init import InitOptions, init  # lazy: see the note at the imports
+
+    report = init(args.dir, InitOptions(needs=tuple(args.needs), from_file=args.from_file,
+                                        wheelhouse=args.wheelhouse, index_url=args.index_url,
+                                        force=args.force))
+    ctx.out.lines(render.init_lines(report))
+    return EXIT_OK, report.to_json()
 
 
 def _build(args: argparse.Namespace, ctx: _Context) -> _Outcome:
@@ -305,6 +334,7 @@ def _gc(args: argparse.Namespace, ctx: _Context) -> _Outcome:
 
 #: One handler per command; the parser offers exactly these commands.
 _COMMANDS: dict[str, Callable[[argparse.Namespace, _Context], _Outcome]] = {
+    "init": _init,
     "build": _build,
     "fetch": _fetch,
     "lock": _lock,
@@ -323,7 +353,8 @@ def _run(args: argparse.Namespace, out: _Output, stdout: IO[str]) -> int:
                    runner=Runner(on_output=out.subprocess_line if args.verbose else None))
     code, result = handler(args, ctx)
     # "ok" says what the exit code says (`status` exits 1 when a build is due).
-    _emit_json(args, stdout, {"ok": code == EXIT_OK, **({"exit_code": code} if code else {}), **result})
+    _emit_json(args, stdout, args.command,
+               {"ok": code == EXIT_OK, **({"exit_code": code} if code else {}), **result})
     return code
 
 
@@ -354,9 +385,21 @@ def _report_probes(args: argparse.Namespace, out: _Output, probes: list[dict[str
             out.line(render.junit_error_line(junit, exc))
 
 
-def _emit_json(args: argparse.Namespace, stdout: IO[str], result: dict[str, Any]) -> None:
+#: The version of every --json document; each is described by docs/schema/<form>.json.
+#: It grows when a field is removed or changes meaning; new fields do not change it.
+JSON_SCHEMA_VERSION = 1
+
+
+def json_schema_name(form: str) -> str:
+    """The ``schema`` field of a --json document: ``pinfold/<form>/<version>``, where
+    ``form`` is the command's name, or ``error`` for a command that failed."""
+    return f"pinfold/{form}/{JSON_SCHEMA_VERSION}"
+
+
+def _emit_json(args: argparse.Namespace, stdout: IO[str], form: str, result: dict[str, Any]) -> None:
+    """The one place --json documents are written: each names its schema."""
     if args.json:
-        json.dump(result, stdout, indent=2, sort_keys=True)
+        json.dump({"schema": json_schema_name(form), **result}, stdout, indent=2, sort_keys=True)
         stdout.write("\n")
 
 
@@ -393,7 +436,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
     def fail(lines: Sequence[str], exc: BaseException, extra: dict[str, Any]) -> int:
         code = exit_code_for(exc)
         out.lines(lines)
-        _emit_json(args, stdout, {"ok": False, "exit_code": code, **extra})
+        _emit_json(args, stdout, "error", {"ok": False, "exit_code": code, "problems": [], **extra})
         return code
 
     try:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .changes import Plan
     from .errors import PinfoldError
     from .fetch import FetchReport
+    from .init import InitReport
     from .locking import CheckReport, LockChanges, LockReport
     from .probes import ProbeResult
     from .results import BuildResult, StageEvent
@@ -35,6 +36,7 @@ __all__ = [
     "event_line",
     "fetch_lines",
     "gc_lines",
+    "init_lines",
     "internal_error_lines",
     "junit_error_line",
     "lock_check_lines",
@@ -126,6 +128,24 @@ def plan_lines(path: Path, plan: Plan, *, detailed: bool) -> list[str]:
         else:
             lines.append("  clone the current environment, apply the changes above, "
                          "then re-run the final stages")
+    return lines
+
+
+# -- init ----------------------------------------------------------------------------------
+
+
+def init_lines(report: InitReport) -> list[str]:
+    """What ``pinfold init`` wrote, and the next two commands."""
+    lines = [f"{'replaced' if p in report.replaced else 'wrote':8} {_shown(p)}" for p in report.written]
+    lines += [f"created  {_shown(p)}/" for p in report.created if p != report.folder]
+    lines += [f"note: {note}" for note in report.notes]
+    if not report.needs:
+        lines.append(f"note: {_shown(report.needs_file)} lists no needs yet: add one requirement per line")
+    spec = "" if report.folder == Path.cwd() else f" {_shown(report.spec_file)}"
+    lock = f"pinfold lock{spec}" if report.wheelhouse is None else f"pinfold lock --upstream{spec}"
+    lines.append(f"next: {lock}   (resolves the needs, writes the locks"
+                 + (", fills the wheelhouse)" if report.wheelhouse is not None else ")"))
+    lines.append(f"then: pinfold build{spec}")
     return lines
 
 
