@@ -29,6 +29,7 @@ from .interpreter import Interpreter, inspect_interpreter
 from .locks import Pin
 from .paths import display_path
 from .preflight import check_pins, preflight
+from .results import Progress
 from .runner import Runner
 from .spec import IndexSpec, Spec
 
@@ -107,7 +108,7 @@ def _download_pin(pin: Pin, upstream: ArtifactIndex, rank: dict[Tag, int], tmp: 
 
 
 def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = None,
-          on_progress: Callable[[str], None] | None = None,
+          on_progress: Callable[[str | Progress], None] | None = None,
           interp: Interpreter | None = None) -> FetchReport:
     """Fill the first ``find_links`` folder with every locked artifact that is missing."""
     runner = runner or Runner()
@@ -156,7 +157,8 @@ def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = N
         with tempfile.TemporaryDirectory(dir=wheelhouse.parent, prefix=".pinfold-fetch-") as tmp:
             try:
                 upstream.prefetch(p.name for p in missing)
-                for pin in missing:
+                for k, pin in enumerate(missing):
+                    say(Progress("fetch", k, len(missing), "artifacts", f"downloading {pin}"))
                     name, problems = _download_pin(pin, upstream, rank, Path(tmp), wheelhouse, interp)
                     if name is not None:
                         downloaded.append(name)
