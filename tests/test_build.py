@@ -421,9 +421,10 @@ def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: P
 
     assert slow.up_to_date and timeless(quick) == timeless(slow)
 
-    # Structural, not timed: the CLI's no-op never imports the pipeline, the spec or packaging.
+    # Structural, not timed: the CLI's no-op never imports the pipeline, the spec, packaging
+    # or rich (the live progress display).
     probe = ("import sys; from pinfold.cli import main; code = main(['build', sys.argv[1]]); "
-             "print(code, sorted(m for m in ('pinfold.pipeline', 'pinfold.spec', 'packaging') "
+             "print(code, sorted(m for m in ('pinfold.pipeline', 'pinfold.spec', 'packaging', 'rich') "
              "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe, str(spec_file)], capture_output=True, text=True,
                           check=True)

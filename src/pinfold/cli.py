@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -32,13 +32,13 @@ from .errors import (
     ProbeError,
     SpecError,
 )
+from .progress import Output as _Output
 from .runner import Runner, Terminated, end_running_commands, resume_commands
 
 # The imports inside the handlers are there for one reason, said once here: `--help` and a
 # `pinfold build` with nothing changed (pinfold.uptodate, ~0.15 s) must not load the pipeline,
 # the spec loader, YAML validation or `packaging`; each handler loads what it uses.
 if TYPE_CHECKING:
-    from .results import StageEvent
     from .spec import Purpose, Spec
 
 __all__ = ["EXIT_CODES", "JSON_SCHEMA_VERSION", "exit_code_for", "json_schema_name", "main"]
@@ -76,28 +76,6 @@ def exit_code_for(exc: BaseException) -> int:
     return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), EXIT_FAILURE)
 
 
-class _Output:
-    """Writes for humans on stderr (stdout is kept for --json)."""
-
-    def __init__(self, err: IO[str], *, verbose: bool) -> None:
-        self.err = err
-        self.verbose = verbose
-
-    def line(self, text: str) -> None:
-        print(text, file=self.err, flush=True)
-
-    def lines(self, texts: Iterable[str]) -> None:
-        for text in texts:
-            self.line(text)
-
-    def subprocess_line(self, text: str) -> None:
-        self.line(f"    {text}")
-
-    def event(self, event: StageEvent) -> None:
-        if (text := render.event_line(event, verbose=self.verbose)) is not None:
-            self.line(text)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pinfold", description=_DESCRIPTION, epilog=_EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,8 +88,11 @@ def _parser() -> argparse.ArgumentParser:
         if spec:
             p.add_argument("spec", nargs="?", default="env.yaml", type=Path,
                            help="the environment's env.yaml (default: ./env.yaml)")
-        p.add_argument("-v", "--verbose", action="store_true",
-                       help="stream the output of pip, virtualenv and the probes")
+        talk = p.add_mutually_exclusive_group()
+        talk.add_argument("-v", "--verbose", action="store_true",
+                          help="stream the output of pip, virtualenv and the probes")
+        talk.add_argument("-q", "--quiet", action="store_true",
+                          help="print only the result and errors (no progress, no warnings)")
         p.add_argument("--json", action="store_true",
                        help="print a machine-readable result on stdout")
         p.add_argument("--traceback", action="store_true",
@@ -226,7 +207,7 @@ def _build(args: argparse.Namespace, ctx: _Context) -> _Outcome:
         # Nothing changed since the last build: answered without validating env.yaml again.
         if (quick := up_to_date(args.spec, ctx.runner)) is not None:
             _report_build(args, ctx.out, [r.to_json() for r in quick.outputs.probe_results], quick.warnings)
-            ctx.out.lines(render.build_lines(quick))
+            ctx.out.result(render.build_lines(quick))
             return EXIT_OK, quick.to_json()
     from .pipeline import build  # lazy: see the note at the imports
 
@@ -235,7 +216,7 @@ def _build(args: argparse.Namespace, ctx: _Context) -> _Outcome:
                 wait=not args.no_wait,
                 on_wait=lambda: ctx.out.line(render.waiting_line(spec.path)))
     _report_build(args, ctx.out, [r.to_json() for r in res.outputs.probe_results], res.warnings)
-    ctx.out.lines(render.build_lines(res))
+    ctx.out.result(render.build_lines(res))
     return EXIT_OK, res.to_json()
 
 
@@ -247,7 +228,7 @@ def _check(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     _report_build(args, ctx.out, [r.to_json() for r in res.outputs.probe_results], res.warnings)
     # With the probes disabled none ran: saying "all probes passed" would claim what was not checked.
     skipped = next((s.detail for s in res.stages if s.status == "skipped"), None)
-    ctx.out.lines(render.check_lines(spec.path, skipped=skipped))
+    ctx.out.result(render.check_lines(spec.path, skipped=skipped))
     return EXIT_OK, res.to_json()
 
 
@@ -255,9 +236,9 @@ def _fetch(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     from .fetch import fetch  # lazy: see the note at the imports
 
     spec = ctx.spec(args)
-    report = fetch(spec, runner=ctx.runner, index_url=args.index_url, on_progress=ctx.out.line,
+    report = fetch(spec, runner=ctx.runner, index_url=args.index_url, on_progress=ctx.out.progress,
                    target=args.target)
-    ctx.out.lines(render.fetch_lines(report))
+    ctx.out.result(render.fetch_lines(report))
     return EXIT_OK, report.to_json()
 
 
@@ -268,12 +249,12 @@ def _lock(args: argparse.Namespace, ctx: _Context) -> _Outcome:
 
     if args.check:
         current = check_locks(spec)
-        ctx.out.lines(render.lock_check_lines(current))
+        ctx.out.result(render.lock_check_lines(current))
         return EXIT_OK, current.to_json()
     options = LockOptions(upstream=args.upstream, upgrade=args.upgrade,
                           upgrade_packages=tuple(args.upgrade_package), dry_run=args.dry_run)
-    report = lock(spec, options=options, runner=ctx.runner, on_progress=ctx.out.line)
-    ctx.out.lines(render.lock_lines(report))
+    report = lock(spec, options=options, runner=ctx.runner, on_progress=ctx.out.progress)
+    ctx.out.result(render.lock_lines(report))
     return EXIT_OK, report.to_json()
 
 
@@ -282,7 +263,7 @@ def _plan_or_status(args: argparse.Namespace, ctx: _Context, *, detailed: bool) 
 
     spec = ctx.spec(args)
     the_plan = plan(spec, runner=ctx.runner, fresh=getattr(args, "fresh", False))
-    ctx.out.lines(render.plan_lines(spec.path, the_plan, detailed=detailed))
+    ctx.out.result(render.plan_lines(spec.path, the_plan, detailed=detailed))
     return EXIT_OK, {**the_plan.to_json(), "up_to_date": the_plan.mode == "noop"}
 
 
@@ -316,7 +297,7 @@ def _rollback(args: argparse.Namespace, ctx: _Context) -> _Outcome:
 
     spec = ctx.spec(args)
     old, new = rollback(spec)
-    ctx.out.lines(render.rollback_lines(spec.path, old, new))
+    ctx.out.result(render.rollback_lines(spec.path, old, new))
     return EXIT_OK, {"from": str(old), "to": str(new)}
 
 
@@ -328,7 +309,7 @@ def _gc(args: argparse.Namespace, ctx: _Context) -> _Outcome:
         raise SpecError("--keep must be 1 or more: the current environment is always kept")
     done = gc(spec, keep=args.keep)
     ctx.out.lines(render.warning_lines(done.warnings))
-    ctx.out.lines(render.gc_lines(spec.path, done.removed))
+    ctx.out.result(render.gc_lines(spec.path, done.removed))
     return EXIT_OK, {"removed": [str(p) for p in done.removed], "warnings": list(done.warnings)}
 
 
@@ -376,13 +357,14 @@ def _report_probes(args: argparse.Namespace, out: _Output, probes: list[dict[str
     from .results import ProbeResult
 
     results = [ProbeResult.from_json(p) for p in probes]
-    out.lines(render.probe_lines(results, warn_evidence=failed))
+    # A failed probe's evidence is part of the error: shown with -q too.
+    (out.error if failed else out.lines)(render.probe_lines(results, warn_evidence=failed))
     if junit is not None:
         try:
             write_junit(junit, results, suite=f"pinfold {args.command} {args.spec}",
                         error=error)
         except OSError as exc:  # the report is secondary: never hide the build's own outcome
-            out.line(render.junit_error_line(junit, exc))
+            out.error([render.junit_error_line(junit, exc)])
 
 
 #: The version of every --json document; each is described by docs/schema/<form>.json.
@@ -431,11 +413,17 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
         return int(exc.code or 0)
-    out = _Output(stderr, verbose=args.verbose)
+    out = _Output(stderr, verbose=args.verbose, quiet=args.quiet)
+    try:
+        return _main(args, out, stdout, stderr)
+    finally:
+        out.close()
 
+
+def _main(args: argparse.Namespace, out: _Output, stdout: IO[str], stderr: IO[str]) -> int:
     def fail(lines: Sequence[str], exc: BaseException, extra: dict[str, Any]) -> int:
         code = exit_code_for(exc)
-        out.lines(lines)
+        out.error(lines)
         _emit_json(args, stdout, "error", {"ok": False, "exit_code": code, "problems": [], **extra})
         return code
 
@@ -444,6 +432,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
             return _run(args, out, stdout)
     except PinfoldError as exc:
         if args.traceback:
+            out.result(())  # the live line ends before the traceback
             traceback.print_exc(file=stderr)
         extra: dict[str, Any] = {}
         if args.command in ("build", "check"):
@@ -456,6 +445,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
         return fail([render.INTERRUPTED], exc, {"error": "interrupted"})
     except Exception as exc:  # a bug in pinfold: still one line, with the way to see more
         if args.traceback:
+            out.result(())  # the live line ends before the traceback
             traceback.print_exc(file=stderr)
         return fail(render.internal_error_lines(exc), exc, {"error": f"{type(exc).__name__}: {exc}"})
 

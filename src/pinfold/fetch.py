@@ -29,6 +29,7 @@ from .interpreter import Interpreter
 from .locks import Pin
 from .paths import display_path
 from .preflight import check_pins, describe, preflight, target_interpreters
+from .results import Progress
 from .runner import Runner
 from .spec import IndexSpec, Spec
 
@@ -123,7 +124,7 @@ def _selected(spec: Spec, runner: Runner, target: str | None) -> list[Interprete
 
 
 def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = None,
-          on_progress: Callable[[str], None] | None = None,
+          on_progress: Callable[[str | Progress], None] | None = None,
           interp: Interpreter | None = None, target: str | None = None) -> FetchReport:
     """Fill the first ``find_links`` folder with every locked artifact that is missing.
 
@@ -164,7 +165,7 @@ def fetch(spec: Spec, *, runner: Runner | None = None, index_url: str | None = N
 
 
 def _fetch_for(spec: Spec, interp: Interpreter, wheelhouse: Path, index_url: str | None,
-               say: Callable[[str], None], *, several: bool) -> tuple[list[str], int, list[str]]:
+               say: Callable[[str | Progress], None], *, several: bool) -> tuple[list[str], int, list[str]]:
     """Fetch what ``interp`` needs; (downloaded file names, pins present already, pins)."""
     local = ArtifactIndex(IndexSpec(find_links=spec.index.find_links))
     runtime = [p for p in spec.requirements.pins if p.applies(interp.markers)]
@@ -193,7 +194,8 @@ def _fetch_for(spec: Spec, interp: Interpreter, wheelhouse: Path, index_url: str
         with tempfile.TemporaryDirectory(dir=wheelhouse.parent, prefix=".pinfold-fetch-") as tmp:
             try:
                 upstream.prefetch(p.name for p in missing)
-                for pin in missing:
+                for k, pin in enumerate(missing):
+                    say(Progress("fetch", k, len(missing), "artifacts", f"downloading {pin}"))
                     name, problems = _download_pin(pin, upstream, rank, Path(tmp), wheelhouse, interp)
                     if name is not None:
                         downloaded.append(name)

@@ -15,7 +15,7 @@ from .errors import BuildError, PinfoldError
 from .index import ArtifactIndex
 from .locking.needs import require_current_locks
 from .record import EnvRecord, PythonRecord
-from .results import BuildResult, StageEvent, StageReport
+from .results import BuildResult, OnEvent, StageEvent, StageReport
 from .runner import Runner
 from .spec import Spec
 from .stages import (
@@ -70,7 +70,7 @@ def _bytecode_outside(ctx: Context) -> Iterator[None]:
 def build(
     spec: Spec,
     *,
-    on_event: Callable[[StageEvent], None] | None = None,
+    on_event: OnEvent | None = None,
     runner: Runner | None = None,
     fresh: bool = False,
     wait: bool = True,
@@ -80,7 +80,9 @@ def build(
 
     Pre-flight problems of every stage are collected first, and the index is checked
     before anything is created. The new environment is switched in only when every
-    stage succeeded; a failure (or a kill) leaves ``path`` as it was.
+    stage succeeded; a failure (or a kill) leaves ``path`` as it was. ``on_event`` gets each
+    stage's start and end (:class:`StageEvent`) and, in between, how far it is
+    (:class:`~pinfold.results.Progress`), from any thread.
     """
     require_current_locks(spec)
     runner = runner or Runner()
@@ -98,7 +100,8 @@ def build(
             with envs.locked(wait=wait, on_wait=on_wait):
                 return _report(spec, plan.current, start, envs.cleanup())
         return _report(spec, plan.current, start)
-    ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=envs.new_dir())
+    ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=envs.new_dir(),
+                  on_progress=emit)
     # What a stage needs does not depend on the plan: both stage lists have the same problems.
     stages = _stages(plan)
     problems = [p for stage in stages for p in stage.problems(ctx)]
@@ -192,7 +195,7 @@ def gc(spec: Spec, *, keep: int, wait: bool = True) -> Cleanup:
 def check(
     spec: Spec,
     *,
-    on_event: Callable[[StageEvent], None] | None = None,
+    on_event: OnEvent | None = None,
     runner: Runner | None = None,
 ) -> BuildResult:
     """Run the probes on the existing environment of ``spec``, without rebuilding."""
@@ -203,7 +206,8 @@ def check(
     if current is None:
         raise PinfoldError(f"there is no environment at {spec.path} yet",
                            tip="run `pinfold build` first")
-    ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=current)
+    ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=current,
+                  on_progress=emit)
     probes = Probes()
     if (reason := probes.skip_reason(ctx)) is not None:
         emit(StageEvent(probes.name, "skip", detail=reason))

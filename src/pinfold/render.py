@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .init import InitReport
     from .locking import CheckReport, LockChanges, LockReport
     from .probes import ProbeResult
-    from .results import BuildResult, StageEvent
+    from .results import BuildResult, Progress, StageEvent
     from .spec.yamlnodes import Located
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "lock_lines",
     "plan_lines",
     "probe_lines",
+    "progress_line",
     "rollback_lines",
     "waiting_line",
     "warning_lines",
@@ -66,6 +67,22 @@ def event_line(event: StageEvent, *, verbose: bool) -> str | None:
     if event.kind == "skip":
         return f"[{event.stage}] skipped: {event.detail}"
     return f"[{event.stage}] {event.seconds:6.2f}s  {event.detail}"
+
+
+def progress_line(stage: str, progress: Progress | None, seconds: float) -> str:
+    """A running stage: how far it is and what it does now (the live line, and the heartbeat
+    line when not on a terminal), e.g. ``[install] 43/120 distributions: building foo (sdist) (12s)``."""
+    parts = [f"[{stage}]"]
+    if progress is not None and progress.total is not None:
+        parts.append(f"{progress.done}/{progress.total}" + (f" {progress.unit}" if progress.unit else ""))
+    elif progress is not None and progress.done:
+        parts.append(f"{progress.done}" + (f" {progress.unit}" if progress.unit else ""))
+    if progress is not None and progress.item:
+        parts[-1] += ":" if len(parts) > 1 else ""
+        parts.append(progress.item)
+    elif len(parts) == 1:
+        parts.append("running")
+    return f"{' '.join(parts)} ({seconds:.0f}s)"
 
 
 def waiting_line(path: Path) -> str:

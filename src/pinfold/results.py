@@ -12,7 +12,7 @@ Each type has ``to_json`` and a ``from_json`` that raises ``KeyError``, ``TypeEr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
@@ -21,10 +21,12 @@ __all__ = [
     "BuildResult",
     "CacheFile",
     "CompileOutput",
+    "OnEvent",
     "Plan",
     "PluginCachesOutput",
     "ProbeResult",
     "ProbesOutput",
+    "Progress",
     "StageEvent",
     "StageOutputs",
     "StageReport",
@@ -83,6 +85,28 @@ class StageEvent:
     kind: Literal["start", "done", "skip"]
     seconds: float = 0.0
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Progress inside a running stage: how far it is, and what it does now.
+
+    Sent as often as the work allows (each distribution, each probe, each batch of files);
+    the CLI shows the latest one on its live line and in its heartbeat lines.
+    """
+
+    stage: str
+    #: Units done so far, of ``total`` (None when the total is not known).
+    done: int
+    total: int | None = None
+    #: What a unit is, plural: "distributions", "files", "probes".
+    unit: str = ""
+    #: What is being done now, e.g. "building legacy-proj (sdist)", or the slowest probe running.
+    item: str = ""
+
+
+#: Where progress goes: a stage's start and end (:class:`StageEvent`) and its steps (:class:`Progress`).
+OnEvent = Callable[[StageEvent | Progress], None]
 
 
 @dataclass(frozen=True, slots=True)

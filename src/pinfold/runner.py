@@ -345,6 +345,7 @@ class Runner:
         cwd: Path | None = None,
         timeout: float | None = None,
         check: bool = True,
+        on_line: Callable[[str], None] | None = None,
     ) -> Completed:
         """Run ``argv``; raise :class:`CommandError` (naming ``what``) when it fails.
 
@@ -352,7 +353,8 @@ class Runner:
         ``timeout`` is in seconds; None means the runner's (:data:`DEFAULT_TIMEOUT` unless
         set), never "forever". Whatever ends the call -- the command's exit, its timeout,
         an exception in the waiting thread (Ctrl-C, :class:`Terminated`) -- ends the
-        command's whole process group before it returns or raises.
+        command's whole process group before it returns or raises. ``on_line`` receives each
+        output line of this command, like the runner's ``on_output`` (e.g. to count progress).
         """
         args = tuple(str(a) for a in argv)
         limit = self.timeout if timeout is None else timeout
@@ -387,19 +389,18 @@ class Runner:
             _RUNNING.add(watch)
         assert proc.stdout is not None
         stdout = proc.stdout
-        on_output = self.on_output
+        listeners = [f for f in (self.on_output, on_line) if f is not None]
 
         def pump() -> None:
             # A thread reads, so that the wait below can honour the timeout. readline with a
             # size: a line without end arrives in pieces instead of growing one string.
-            nonlocal on_output
             while piece := stdout.readline(_PIECE):
                 tail.add(piece)
-                if on_output is not None:
+                for listener in list(listeners):
                     try:
-                        on_output(piece.rstrip("\n"))
+                        listener(piece.rstrip("\n"))
                     except Exception:  # a broken terminal must not stop the draining
-                        on_output = None
+                        listeners.remove(listener)
 
         reader = threading.Thread(target=pump, daemon=True, name="pinfold-output")
         try:

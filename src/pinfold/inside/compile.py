@@ -16,6 +16,9 @@ Prints ``FAILED <path>: <error>`` for each file that does not compile (like pip,
 not an error of the build) and a ``compiled N of M`` summary; exits 0 unless the
 compiler itself could not run, or 3 with a ``NOSPACE <path>: ...`` line when the disk
 (or a quota) is full: that is the build's problem, not a file's, and is said as such.
+On stderr, for pinfold's live progress: ``FILES <total>`` first, then ``PROGRESS <n>`` from
+each worker every :data:`EVERY` files it has looked at (one short write each, so lines
+of workers sharing the pipe never mix).
 Standard library only, and standalone (run directly, not
 through ``_launch.py``: see :mod:`pinfold.inside`); it runs in the environment's interpreter.
 """
@@ -33,6 +36,13 @@ import sys
 MAGIC = importlib.util.MAGIC_NUMBER
 #: Opens the line of a file that could not be written for want of space (then exit status 3).
 NO_SPACE = "NOSPACE"
+#: Files a worker looks at between two ``PROGRESS`` lines.
+EVERY = 200
+
+
+def _progress(count: int) -> None:
+    sys.stderr.write(f"PROGRESS {count}\n")
+    sys.stderr.flush()
 
 
 def sources(folders: list[str]) -> list[tuple[int, str]]:
@@ -77,7 +87,9 @@ def compile_batch(paths: list[str]) -> tuple[int, list[str]]:
     """Compile what is stale; return (files compiled, failure lines)."""
     done, failed = 0, []
     hashed = bool(os.environ.get("SOURCE_DATE_EPOCH"))
-    for path in paths:
+    for seen, path in enumerate(paths, 1):
+        if seen % EVERY == 0:
+            _progress(EVERY)
         cfile = importlib.util.cache_from_source(path)
         if not hashed and _fresh(path, cfile):
             continue
@@ -101,6 +113,8 @@ def compile_batch(paths: list[str]) -> tuple[int, list[str]]:
 def main(folders: list[str]) -> int:
     """Compile what is stale under ``folders``; print failures and a summary; the exit status."""
     files = sources(folders)
+    sys.stderr.write(f"FILES {len(files)}\n")
+    sys.stderr.flush()
     workers = max(1, min(os.cpu_count() or 1, len(files)))
     parts = [b for b in batches(files, workers) if b]
     if len(parts) <= 1:

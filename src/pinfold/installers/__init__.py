@@ -12,19 +12,21 @@ from typing import TYPE_CHECKING
 
 from ..runner import Runner
 from ..spec import Spec
-from .base import Installer, pins_file
+from .base import Installer, OnStep, pins_file
 from .pip import Pip
 from .uv import Uv
 
 if TYPE_CHECKING:
     from ..preflight import PreflightReport
 
-__all__ = ["Installer", "installer_for", "pins_file"]
+__all__ = ["Installer", "OnStep", "installer_for", "pins_file"]
 
 
-def installer_for(spec: Spec, runner: Runner, *, preflight: PreflightReport | None = None) -> Installer:
+def installer_for(spec: Spec, runner: Runner, *, preflight: PreflightReport | None = None,
+                  on_step: OnStep | None = None) -> Installer:
     """The backend env.yaml asks for. ``preflight`` (the artifacts pre-flight chose) is what
-    the uv backend offers uv as its only index; pip does not need it."""
+    the uv backend offers uv as its only index; pip does not need it. ``on_step`` hears how
+    far an install is."""
     if spec.installer == "uv":
-        return Uv(spec, runner, preflight=preflight)
-    return Pip(spec, runner)
+        return Uv(spec, runner, preflight=preflight, on_step=on_step)
+    return Pip(spec, runner, on_step=on_step)

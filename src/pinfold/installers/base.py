@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar, Protocol
 
 from ..locks import Pin
 
-__all__ = ["Installer", "pins_file"]
+__all__ = ["Installer", "OnStep", "pins_file"]
+
+#: What a backend reports while it installs, read from the installer's own output lines:
+#: how many distributions are done so far, and what it does now ("building foo (sdist)").
+OnStep = Callable[[int, str], None]
 
 
 class Installer(Protocol):

@@ -13,6 +13,8 @@ the whole environment, in parallel, after the develop trees are installed.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,18 +23,45 @@ from ..locks import Pin
 from ..runner import Runner
 from ..spec import Spec
 from ..tools import MIN_PIP, pip_in, tool_problem
-from .base import pins_file
+from .base import OnStep, pins_file
 
-__all__ = ["Pip"]
+__all__ = ["Pip", "pip_steps"]
+
+#: pip's lines (without -v) that tell how far an install is: one ``Collecting`` or
+#: ``Processing`` line per distribution, one ``Building wheel for`` per sdist, then one
+#: ``Installing collected packages`` for all of them.
+_COLLECTED = re.compile(r"^(?:Collecting|Processing) (\S+)")
+_BUILDING = re.compile(r"^\s*Building wheel for (\S+) .*: started")
+_INSTALLING = "Installing collected packages: "
+
+
+def pip_steps(on_step: OnStep) -> Callable[[str], None]:
+    """A line callback for a pip install that reports its steps to ``on_step``."""
+    done = 0
+
+    def line(text: str) -> None:
+        nonlocal done
+        if match := _COLLECTED.match(text):
+            done += 1
+            on_step(done, f"collecting {match[1].rsplit('/', 1)[-1]}")
+        elif match := _BUILDING.match(text):
+            on_step(done, f"building {match[1]} (sdist)")
+        elif text.startswith(_INSTALLING):
+            names = text[len(_INSTALLING):].split(", ")
+            on_step(done, f"installing {len(names)} distributions")
+
+    return line
+
 
 class Pip:
     """Installs locks and editable trees with pip, hermetically."""
 
     name: ClassVar[str] = "pip"
 
-    def __init__(self, spec: Spec, runner: Runner) -> None:
+    def __init__(self, spec: Spec, runner: Runner, *, on_step: OnStep | None = None) -> None:
         self.spec = spec
         self.runner = runner
+        self.on_step = on_step
 
     def problems(self) -> list[str]:
         """Why pinfold's pip cannot be used (missing or too old), or nothing."""
@@ -47,7 +76,8 @@ class Pip:
         if build is not None:
             argv += ["--build-constraint", str(build.path)]
         # The index as variables too: pip's build subprocesses re-read the environment.
-        self.runner.run([*argv, *args], what=what, env=index_environ(self.spec.index))
+        self.runner.run([*argv, *args], what=what, env=index_environ(self.spec.index),
+                        on_line=pip_steps(self.on_step) if self.on_step else None)
 
     def install_lock(self, python: Path) -> None:
         """Install the runtime lock, hashes required."""

@@ -42,7 +42,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -55,12 +55,12 @@ from ..paths import display_path, write_atomic
 from ..runner import Runner
 from ..spec import Spec
 from ..tools import tool_problem
-from .base import pins_file
+from .base import OnStep, pins_file
 
 if TYPE_CHECKING:
     from ..preflight import PreflightReport
 
-__all__ = ["MIN_UV", "Uv", "uv_cache_root"]
+__all__ = ["MIN_UV", "Uv", "uv_cache_root", "uv_steps"]
 
 #: The oldest uv these guarantees were verified with (0.13.9 is pinned).
 MIN_UV = "0.13"
@@ -71,6 +71,34 @@ _UV_ENV = {"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "UV_NO_CONFIG"
 _NEEDS_UNLISTED = re.compile(r"you require ([A-Za-z0-9][A-Za-z0-9._-]*)<0\b")
 _NOT_FOUND = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the provided package locations")
 _FAILED_BUILD = re.compile(r"Failed to (?:download and )?build `([^`]+)`")
+
+
+#: uv's lines (UV_NO_PROGRESS) that tell how far an install is: ``Resolved N packages``,
+#: ``Building X`` and ``Built X`` per sdist, ``Prepared N packages``, then one `` + X`` per
+#: distribution installed.
+_RESOLVED = re.compile(r"^Resolved (\d+) packages?")
+_BUILDING = re.compile(r"^\s+Building (\S+)")
+_PREPARED = re.compile(r"^Prepared (\d+) packages?")
+_INSTALLED = re.compile(r"^ [+] (\S+)")
+
+
+def uv_steps(on_step: OnStep) -> Callable[[str], None]:
+    """A line callback for a uv install that reports its steps to ``on_step``."""
+    done = 0
+
+    def line(text: str) -> None:
+        nonlocal done
+        if match := _RESOLVED.match(text):
+            on_step(done, f"resolved {match[1]} distributions")
+        elif match := _BUILDING.match(text):
+            on_step(done, f"building {match[1]} (sdist)")
+        elif match := _PREPARED.match(text):
+            on_step(done, f"prepared {match[1]} distributions, installing")
+        elif match := _INSTALLED.match(text):
+            done += 1
+            on_step(done, f"installed {match[1]}")
+
+    return line
 
 
 def uv_cache_root() -> Path:
@@ -96,10 +124,12 @@ class Uv:
 
     name: ClassVar[str] = "uv"
 
-    def __init__(self, spec: Spec, runner: Runner, *, preflight: PreflightReport | None = None) -> None:
+    def __init__(self, spec: Spec, runner: Runner, *, preflight: PreflightReport | None = None,
+                 on_step: OnStep | None = None) -> None:
         self.spec = spec
         self.runner = runner
         self.preflight = preflight
+        self.on_step = on_step
 
     def problems(self) -> list[str]:
         """Why pinfold's uv cannot be used (missing or too old), or nothing."""
@@ -170,7 +200,8 @@ class Uv:
             if not self.spec.index.url:
                 argv.append("--offline")  # every artifact is a local file: never touch a network
             try:
-                self.runner.run(argv, what=what, env=env)
+                self.runner.run(argv, what=what, env=env,
+                                on_line=uv_steps(self.on_step) if self.on_step else None)
             except CommandError as exc:
                 raise self._explain(exc) from None
         if verify:

@@ -23,7 +23,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from ..locks import Lock, Pin
 from ..needs import Needs, read_needs, relative
 from ..paths import display_path
 from ..preflight import IDENTITY_MARKERS, check_pins, target_interpreters
+from ..results import Progress
 from ..runner import Runner
 from ..spec import IndexSpec, Spec
 from ..spec.model import TargetSpec
@@ -181,8 +182,8 @@ def _local_artifact(f: IndexFile, dest: Path) -> Path:
 class _Locker:
     """One run of ``pinfold lock``: shared state of its steps."""
 
-    def __init__(self, spec: Spec, options: LockOptions, runner: Runner, say: Callable[[str], None],
-                 workdir: Path) -> None:
+    def __init__(self, spec: Spec, options: LockOptions, runner: Runner,
+                 say: Callable[[str | Progress], None], workdir: Path) -> None:
         self.spec = spec
         self.options = options
         self.runner = runner
@@ -246,6 +247,7 @@ class _Locker:
             for r in reqs:
                 origins.setdefault(r, []).append(found.needer.label)
         self.say(f"resolving the runtime needs against {self.source.description}")
+        self.say(Progress("lock", 0, item="resolving the runtime needs"))
         keep = [p for p in self.spec.requirements.pins]
         pins = self.compile_all(work, inputs=inputs, name="runtime", keep=keep, origins=origins,
                                 what="resolving the runtime needs")
@@ -377,6 +379,7 @@ class _Locker:
         text = _input_text(options, requirements, cfile)
         if text not in self._compiled:
             self.say(f"resolving the build dependencies against {self.source.description}")
+            self.say(Progress("lock", 0, item="resolving the build dependencies"))
             (work / "build.in").write_text(text, encoding="utf-8")
             old = self.spec.build_requirements.pins if self.spec.build_requirements else ()
             self._compiled[text] = self.keep_hashes(self.compile_all(
@@ -410,7 +413,12 @@ class _Locker:
             workers = max(1, min(4, len(pending), os.cpu_count() or 1))
             with ThreadPoolExecutor(workers) as pool:
                 ask = functools.partial(self.discover, constraints=constraints, preferred=preferred)
-                answers = list(pool.map(ask, pending))
+                asked = {pool.submit(ask, n): n for n in pending}
+                self.say(Progress("lock", 0, len(pending), "backends asked"))
+                for k, future in enumerate(as_completed(asked), 1):
+                    self.say(Progress("lock", k, len(pending), "backends asked", asked[future].label))
+                # In the order of `pending`; the first failure in that order is raised.
+                answers = [future.result() for future in asked]
             found.update((a.needer.label, a) for a in answers)
             if not found and not (build_needs and build_needs.requirements):
                 return [], []
@@ -457,7 +465,7 @@ def _constraints(build_needs: Needs | None) -> list[str]:
 
 
 def lock(spec: Spec, *, options: LockOptions | None = None, runner: Runner | None = None,
-         on_progress: Callable[[str], None] | None = None) -> LockReport:
+         on_progress: Callable[[str | Progress], None] | None = None) -> LockReport:
     """Compile both locks from ``spec``'s needs; write them unless ``options.dry_run``.
 
     Raise :class:`LockError` (nothing written) when the needs cannot be resolved from

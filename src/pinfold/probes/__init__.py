@@ -11,6 +11,7 @@ What the probes of a build are is decided by the probes stage
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from ..errors import PinfoldError
 from ..results import ProbeResult, Status
 
-__all__ = ["Outcome", "Probe", "ProbeResult", "Status", "run_probes"]
+__all__ = ["OnDone", "Outcome", "Probe", "ProbeResult", "Status", "run_probes"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,15 +57,39 @@ def _run_one(probe: Probe) -> ProbeResult:
                        summary=outcome.summary, evidence=outcome.evidence)
 
 
-def run_probes(probes: Sequence[Probe], *, jobs: int | None = None) -> list[ProbeResult]:
+#: Hears each probe that ends: probes done, of how many, and the longest-running one left ("" if none).
+OnDone = Callable[[int, int, str], None]
+
+
+def run_probes(probes: Sequence[Probe], *, jobs: int | None = None,
+               on_done: OnDone | None = None) -> list[ProbeResult]:
     """Run ``probes`` in parallel; return their results in the order given."""
     if not probes:
         return []
     jobs = jobs or max(4, 2 * (os.cpu_count() or 2))
     order = sorted(range(len(probes)), key=lambda i: -probes[i].weight)
     pool = ThreadPoolExecutor(max_workers=min(jobs, len(probes)), thread_name_prefix="pinfold-probe")
+    running: dict[str, float] = {}
+    finished = 0
+    lock = threading.Lock()
+
+    def run(probe: Probe) -> ProbeResult:
+        nonlocal finished
+        with lock:
+            running[probe.name] = time.monotonic()
+        try:
+            return _run_one(probe)
+        finally:
+            with lock:
+                running.pop(probe.name, None)
+                finished += 1
+                slowest = min(running, key=running.__getitem__, default="")
+                count = finished
+            if on_done is not None:
+                on_done(count, len(probes), slowest)
+
     try:
-        futures = {i: pool.submit(_run_one, probes[i]) for i in order}
+        futures = {i: pool.submit(run, probes[i]) for i in order}
         return [futures[i].result() for i in range(len(probes))]
     finally:
         # On Ctrl-C, probes not started yet never start; running ones end with their command.

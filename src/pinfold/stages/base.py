@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -11,7 +12,7 @@ from ..errors import Problem
 from ..index import ArtifactIndex
 from ..interpreter import Interpreter
 from ..preflight import PreflightReport
-from ..results import StageOutputs
+from ..results import Progress, StageOutputs
 from ..runner import Runner
 from ..spec import Spec
 from ..target import Target
@@ -38,6 +39,8 @@ class Context:
     #: For an environment without bytecode (``compile: false``): a temporary folder where
     #: the final stages keep the bytecode of what they import (see :class:`Target`).
     pycache: Path | None = None
+    #: Where stages report how far they are (the CLI's live line); called from any thread.
+    on_progress: Callable[[Progress], None] = lambda _: None
 
     @property
     def env_python(self) -> Path:
@@ -64,6 +67,11 @@ class Stage(ABC):
     def skip_reason(self, ctx: Context) -> str | None:
         """Why the stage has nothing to do in this build, or None (default: it always runs)."""
         return None
+
+    def progress(self, ctx: Context, done: int, total: int | None = None, *, unit: str = "",
+                 item: str = "") -> None:
+        """Report how far this stage is (see :class:`~pinfold.results.Progress`)."""
+        ctx.on_progress(Progress(self.name, done, total, unit, item))
 
     @abstractmethod
     def run(self, ctx: Context) -> str:

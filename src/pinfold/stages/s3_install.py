@@ -7,7 +7,7 @@ from typing import ClassVar
 from packaging.utils import canonicalize_name
 
 from ..errors import Problem
-from ..installers import installer_for
+from ..installers import OnStep, installer_for
 from ..results import Plan
 from ..tools import MIN_PIP, tool_problem
 from .base import Context, Stage
@@ -29,13 +29,22 @@ class _Installing(Stage):
         return problems
 
 
+    def steps(self, ctx: Context, total: int) -> OnStep:
+        """Turn the backend's steps into progress of ``total`` distributions."""
+        def step(done: int, item: str) -> None:
+            self.progress(ctx, min(done, total), total, unit="distributions", item=item)
+        return step
+
+
 class InstallLock(_Installing):
     """A full build: the whole runtime lock into the new, empty environment."""
 
     def run(self, ctx: Context) -> str:
-        installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight)
-        installer.install_lock(ctx.env_python)
         count = len(ctx.preflight.runtime) if ctx.preflight else len(ctx.spec.requirements.pins)
+        installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight,
+                                  on_step=self.steps(ctx, count))
+        self.progress(ctx, 0, count, unit="distributions", item=f"starting {installer.name}")
+        installer.install_lock(ctx.env_python)
         return f"{count} distributions with {installer.name}"
 
 
@@ -47,7 +56,8 @@ class ApplyPlan(_Installing):
         self.plan = plan
 
     def run(self, ctx: Context) -> str:
-        installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight)
+        installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight,
+                                  on_step=self.steps(ctx, len(self.plan.install)))
         installer.uninstall(ctx.env_python, list(self.plan.remove))
         by_name = ctx.spec.requirements.by_name()
         moved = [by_name[canonicalize_name(p.split("==")[0])] for p in self.plan.install]

@@ -44,9 +44,18 @@ class Compile(Stage):
         sites = site_packages(ctx.env_dir)
         if not sites:
             raise BuildError(f"{ctx.env_dir} has no site-packages to compile")
+        total, seen = 0, 0
+
+        def line(text: str) -> None:  # the script's progress lines (see pinfold/inside/compile.py)
+            nonlocal total, seen
+            word, _, number = text.partition(" ")
+            if word in ("FILES", "PROGRESS") and number.isdigit():
+                total, seen = (int(number), seen) if word == "FILES" else (total, seen + int(number))
+                self.progress(ctx, min(seen, total), total, unit="files")
+
         # -I: nothing from the caller's environment or the working directory gets in.
         done = ctx.runner.run([ctx.env_python, "-I", script("compile"), *sites],
-                              what="byte-compiling the environment", check=False)
+                              what="byte-compiling the environment", check=False, on_line=line)
         lines = done.output.splitlines()
         if full := [ln.split(" ", 1)[1] for ln in lines if ln.startswith("NOSPACE ")]:
             raise BuildError("byte-compiling the environment failed: no space left on device",

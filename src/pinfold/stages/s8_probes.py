@@ -101,7 +101,13 @@ class Probes(Stage):
         return None if ctx.spec.final.probes.enabled else "disabled (final.probes.enabled is false)"
 
     def run(self, ctx: Context) -> str:
-        results = run_probes(plan(ctx))
+        probes = plan(ctx)
+
+        def done(count: int, total: int, slowest: str) -> None:
+            self.progress(ctx, count, total, unit="probes", item=f"running {slowest}" if slowest else "")
+
+        self.progress(ctx, 0, len(probes), unit="probes")
+        results = run_probes(probes, on_done=done)
         ctx.outputs = replace(ctx.outputs, probes=ProbesOutput(results=tuple(results)))
         ctx.warnings += [f"probe {r.name}: {line}" for r in results if r.status == "warn"
                          for line in r.evidence or (r.summary,)]
