@@ -147,6 +147,14 @@ def _parser() -> argparse.ArgumentParser:
     lock_mode.add_argument("--check", action="store_true",
                            help="exit 1 when the locks no longer match env.yaml's needs (for CI); "
                                 "reads files only")
+    export = command("export", "Write the runtime lock in the other format: a pip requirements "
+                                "file or a PEP 751 pylock.toml, the same pins, hashes and markers.")
+    export.add_argument("--format", choices=("requirements", "pylock"),
+                        help="the format to write (default: the one -o's name says, else the one "
+                             "the runtime lock is not in)")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="write FILE (only when its content changes) instead of printing to stdout; "
+                             "a pylock names its artifacts relative to FILE's folder")
     check = command("check", "Run the probes on the existing environment, without rebuilding.")
     check.add_argument("--junit-xml", type=Path, metavar="PATH",
                        help="write the probes' results as JUnit XML (one testcase per probe)")
@@ -258,6 +266,35 @@ def _lock(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     return EXIT_OK, report.to_json()
 
 
+def _export(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    spec = ctx.spec(args)
+    from .locking.writer import export_lock, write_files  # lazy: see the note at the imports
+    from .locks import is_pylock
+
+    fmt = args.format
+    if fmt is None:
+        if args.output is not None:
+            fmt = "pylock" if is_pylock(args.output) else "requirements"
+        else:
+            fmt = "requirements" if is_pylock(spec.requirements.path) else "pylock"
+    if fmt == "pylock" and args.output is not None and not is_pylock(args.output):
+        raise SpecError(f"-o {args.output}: a PEP 751 lock is named pylock.toml or pylock.NAME.toml",
+                        tip="pick such a name, or --format requirements")
+    output = args.output.absolute() if args.output is not None else None
+    text = export_lock(spec, fmt, output)
+    result: dict[str, Any] = {"format": fmt, "from": str(spec.requirements.path),
+                              "pins": len(spec.requirements.pins)}
+    if output is None:
+        if args.json:
+            result["text"] = text
+        else:
+            ctx.stdout.write(text)
+        return EXIT_OK, result
+    written = write_files([(output, text)])
+    ctx.out.lines(render.export_lines(spec.requirements.path, output, fmt, written=bool(written)))
+    return EXIT_OK, {**result, "output": str(output), "written": bool(written)}
+
+
 def _plan_or_status(args: argparse.Namespace, ctx: _Context, *, detailed: bool) -> _Outcome:
     from .pipeline import plan  # lazy: see the note at the imports
 
@@ -319,6 +356,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, _Context], _Outcome]] = {
     "build": _build,
     "fetch": _fetch,
     "lock": _lock,
+    "export": _export,
     "check": _check,
     "status": _status,
     "plan": _plan,

@@ -1,15 +1,18 @@
-"""Reading pinned, hashed lock files (pip requirements format).
+"""Reading pinned, hashed lock files: pip requirements files, and PEP 751 ``pylock.toml``.
 
 A lock holds exact pins only: ``name==version`` with at least one ``--hash``. This is
 Buildout's ``allow-picked-versions = false``: nothing unpinned ever gets in. Index
-options are refused in a lock, because the index comes from env.yaml alone.
+options are refused in a lock, because the index comes from env.yaml alone. A file
+named ``pylock.toml`` or ``pylock.NAME.toml`` is read as PEP 751 (:mod:`pinfold.pylock`)
+into the same pins; where its artifacts live is kept (for writing it back), never used
+to install: the index still comes from env.yaml.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.markers import Marker
@@ -19,9 +22,10 @@ from packaging.version import InvalidVersion, Version
 
 from .errors import Problem
 from .paths import display_path, read_text, reason
+from .pylock import Artifact, is_pylock, read_pylock
 from .reqfile import logical_lines
 
-__all__ = ["Lock", "Pin", "parse_lock", "split_pin"]
+__all__ = ["Artifact", "Lock", "Pin", "is_pylock", "parse_lock", "split_pin"]
 
 _HASH = re.compile(r"--hash[=\s]\s*(sha256|sha384|sha512):([0-9a-fA-F]+)")
 _VIA = re.compile(r"^#\s+via\b\s*(.*)$")
@@ -42,6 +46,9 @@ class Pin:
     line: int = 0
     #: What needs it, from the lock's ``# via`` annotations (names or ``name==version``).
     via: tuple[str, ...] = ()
+    #: The files a pylock named for it (file name, place, hashes); empty from a requirements
+    #: lock. Not part of the pin's identity: what is installed is decided by the hashes.
+    artifacts: tuple[Artifact, ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         return f"{self.name}=={self.version}"
@@ -103,6 +110,8 @@ def parse_lock(path: Path, *, shown: str | None = None) -> tuple[Lock, list[Prob
         text = read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         return Lock(path, ()), [Problem(shown, f"cannot read the lock: {reason(exc)}")]
+    if is_pylock(path):
+        return _parse_pylock(path, text, shown)
 
     for entry in logical_lines(text):
         line, content, comments = entry.line, entry.content, entry.comments
@@ -155,3 +164,11 @@ def parse_lock(path: Path, *, shown: str | None = None) -> tuple[Lock, list[Prob
         pins.append(Pin(name=name, version=version, hashes=frozenset(hashes), marker=req.marker,
                         extras=frozenset(req.extras), line=line, via=_via(comments)))
     return Lock(path, tuple(pins)), problems
+
+
+def _parse_pylock(path: Path, text: str, shown: str) -> tuple[Lock, list[Problem]]:
+    """A PEP 751 lock as pins: its packages with every hash, marker and artifact."""
+    found, problems = read_pylock(text, path.parent, shown)
+    pins = tuple(Pin(name=p.name, version=p.version, hashes=p.hashes, marker=p.marker, line=p.line,
+                     via=p.via, artifacts=p.artifacts) for p in found.packages)
+    return Lock(path, pins), problems

@@ -34,6 +34,7 @@ __all__ = [
     "config_lines",
     "error_lines",
     "event_line",
+    "export_lines",
     "fetch_lines",
     "gc_lines",
     "init_lines",
@@ -225,6 +226,14 @@ def lock_lines(report: LockReport) -> list[str]:
 def lock_check_lines(report: CheckReport) -> list[str]:
     """``pinfold lock --check`` found the locks current: one line."""
     return [f"{' and '.join(_shown(p) for p in report.paths)} match env.yaml's needs"]
+
+
+def export_lines(source: Path, output: Path, fmt: str, *, written: bool) -> list[str]:
+    """``pinfold export -o FILE``: what was converted, and whether FILE changed."""
+    what = "a PEP 751 lock" if fmt == "pylock" else "a requirements file"
+    if not written:
+        return [f"{_shown(output)} already holds {_shown(source)} as {what}; nothing was written"]
+    return [f"wrote {_shown(output)}: {_shown(source)} as {what}"]
 
 
 # -- errors --------------------------------------------------------------------------------

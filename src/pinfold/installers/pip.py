@@ -13,6 +13,7 @@ the whole environment, in parallel, after the develop trees are installed.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from ..locks import Pin
 from ..runner import Runner
 from ..spec import Spec
 from ..tools import MIN_PIP, pip_in, tool_problem
-from .base import OnStep, pins_file
+from .base import OnStep, pins_file, requirements_file
 
 __all__ = ["Pip", "pip_steps"]
 
@@ -73,16 +74,17 @@ class Pip:
         argv = [*pip_in(python), "install",
                 # A cached wheel could have been built with other build dependencies.
                 "--no-cache-dir", "--no-compile", *index_flags(self.spec.index)]
-        if build is not None:
-            argv += ["--build-constraint", str(build.path)]
-        # The index as variables too: pip's build subprocesses re-read the environment.
-        self.runner.run([*argv, *args], what=what, env=index_environ(self.spec.index),
-                        on_line=pip_steps(self.on_step) if self.on_step else None)
+        with contextlib.ExitStack() as stack:
+            if build is not None:
+                argv += ["--build-constraint", str(stack.enter_context(requirements_file(build)))]
+            # The index as variables too: pip's build subprocesses re-read the environment.
+            self.runner.run([*argv, *args], what=what, env=index_environ(self.spec.index),
+                            on_line=pip_steps(self.on_step) if self.on_step else None)
 
     def install_lock(self, python: Path) -> None:
         """Install the runtime lock, hashes required."""
-        self._install(python, ["--require-hashes", "-r", str(self.spec.requirements.path)],
-                      what="installing the runtime lock")
+        with requirements_file(self.spec.requirements) as reqs:
+            self._install(python, ["--require-hashes", "-r", str(reqs)], what="installing the runtime lock")
 
     def install_pins(self, python: Path, pins: list[Pin]) -> None:
         """Install just these pins (an update): no resolving, hashes required."""

@@ -55,7 +55,7 @@ from ..paths import display_path, write_atomic
 from ..runner import Runner
 from ..spec import Spec
 from ..tools import tool_problem
-from .base import OnStep, pins_file
+from .base import OnStep, pins_file, requirements_file
 
 if TYPE_CHECKING:
     from ..preflight import PreflightReport
@@ -243,8 +243,9 @@ class Uv:
         """Install the runtime lock, hashes required."""
         # With develop trees, the develop stage comes next in the same build and its RECORD
         # check covers every file: checking here too would hash them all twice.
-        self._uv(python, "install", "--require-hashes", "-r", str(self.spec.requirements.path),
-                 what="installing the runtime lock", verify=not self.spec.develop)
+        with requirements_file(self.spec.requirements) as reqs:
+            self._uv(python, "install", "--require-hashes", "-r", str(reqs),
+                     what="installing the runtime lock", verify=not self.spec.develop)
 
     def install_pins(self, python: Path, pins: list[Pin]) -> None:
         """Install just these pins (an update): no resolving, hashes required."""

@@ -498,12 +498,17 @@ def lock(spec: Spec, *, options: LockOptions | None = None, runner: Runner | Non
                         tip="add `build_requirements: requirements/build.txt` to env.yaml")
     for name in sorted(locker.upgraded - {p.name for p in [*runtime, *build]}):
         warnings.append(f"--upgrade-package {name}: it is in neither lock")
+    # A pylock names its artifacts: they are looked up where this run put them (a dry run's
+    # downloads are gone by now, and its text is never written).
+    artifacts = None if options.dry_run else locker.local
     files = [(spec.requirements.path,
-              render_lock("runtime", spec.file.name, "needs", record_items(spec, "needs") or [], runtime))]
+              render_lock("runtime", spec.file.name, "needs", record_items(spec, "needs") or [], runtime,
+                          path=spec.requirements.path, index=artifacts))]
     if spec.build_requirements is not None:
         files.append((spec.build_requirements.path,
                       render_lock("build", spec.file.name, "build_needs",
-                                  record_items(spec, "build_needs") or [], build)))
+                                  record_items(spec, "build_needs") or [], build,
+                                  path=spec.build_requirements.path, index=artifacts)))
     written = () if options.dry_run else tuple(write_files(files))
     old_build = spec.build_requirements.pins if spec.build_requirements else ()
     return LockReport(

@@ -22,6 +22,7 @@ from ..errors import Problem, SpecError
 from ..locks import Lock
 from ..needs import Needs, read_needs, relative
 from ..paths import display_path, read_text
+from ..pylock import is_pylock, read_pylock
 from ..spec import NeedsSpec, Spec
 
 __all__ = [
@@ -85,6 +86,15 @@ def read_record(path: Path, key: str) -> NeedsRecord | None:
         text = read_text(path)
     except (OSError, UnicodeDecodeError):
         return None
+    if is_pylock(path):  # a pylock keeps its record under [tool.pinfold.<key>]
+        table = read_pylock(text, path.parent, str(path))[0].tool.get(key)
+        if not isinstance(table, dict) or not isinstance(table.get("digest"), str):
+            return None
+        found = re.fullmatch(r"sha256:[0-9a-f]{64}", table["digest"])
+        items = table.get("items", [])
+        if found is None or not isinstance(items, list):
+            return None
+        return NeedsRecord(key, table["digest"], tuple(str(i) for i in items))
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if not line.startswith("#"):

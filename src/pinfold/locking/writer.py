@@ -1,5 +1,9 @@
 """Lock files as pinfold writes them: a header, the needs record, then sorted pins.
 
+A lock whose file name says PEP 751 (``pylock.toml``, ``pylock.NAME.toml``) is written as
+one (:mod:`pinfold.pylock`), any other as a pip requirements file; :func:`export_lock`
+converts env.yaml's runtime lock from one format to the other (``pinfold export``).
+
 pinfold renders the files itself (pip-compile only chooses the pins), so their bytes
 depend on nothing but the pins, their hashes and annotations, and the needs: no
 dates, no versions of pinfold, no absolute paths. Locking twice against the same index
@@ -15,11 +19,20 @@ import secrets
 import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
-from ..locks import Pin
-from .needs import render_record
+from ..errors import Problem
+from ..index import ArtifactIndex
+from ..locks import Artifact, Lock, Pin, is_pylock
+from ..pylock import LockedPackage, render_pylock
+from ..spec import IndexSpec, Spec
+from .errors import LockError
+from .needs import digest, read_record
 
-__all__ = ["render_lock", "write_files"]
+__all__ = ["ExportFormat", "export_lock", "render_lock", "write_files"]
+
+#: The formats ``pinfold export`` writes.
+ExportFormat = Literal["requirements", "pylock"]
 
 _RUNTIME_HEADER = """\
 #
@@ -54,13 +67,100 @@ def _render_pin(pin: Pin) -> list[str]:
     return lines
 
 
-def render_lock(kind: str, spec_name: str, key: str, items: Sequence[str], pins: Sequence[Pin]) -> str:
-    """The text of a lock: ``kind`` is "runtime" or "build"; pins sorted by name."""
-    header = (_RUNTIME_HEADER if kind == "runtime" else _BUILD_HEADER).format(spec=spec_name)
-    lines = [*header.splitlines(), *render_record(key, list(items)), "#"]
+_PYLOCK_NOTE = """\
+A PEP 751 lock: pip (`pip install -r`) and uv (`uv pip sync`) install it as it is.
+pinfold itself installs its pins from env.yaml's index only (the paths and URLs below
+are where they were found), and keeps under [tool.pinfold] what PEP 751 has no field
+for: the needs record, `via`, the hashes of artifacts this index does not hold."""
+
+_PYLOCK_BUILD_NOTE = """\
+PEP 751 has no place for build dependencies: this is pinfold's build lock in PEP 751's
+format, for pinfold (it hands the pins to pip and uv as build constraints), not a lock
+to install. [tool.pinfold] keeps the needs record, `via`, and the hashes of artifacts
+this index does not hold."""
+
+
+def _header(kind: str, spec_name: str) -> list[str]:
+    return (_RUNTIME_HEADER if kind == "runtime" else _BUILD_HEADER).format(spec=spec_name).splitlines()
+
+
+def _render_text(kind: str, spec_name: str, record: tuple[str, str, Sequence[str]] | None,
+                 pins: Sequence[Pin]) -> str:
+    lines = _header(kind, spec_name)
+    if record is not None:
+        key, recorded, items = record
+        lines += [f"# {key}: {recorded}", *(f"#     {i}" for i in sorted(items))]
+    lines.append("#")
     for pin in sorted(pins, key=lambda p: p.name):
         lines += _render_pin(pin)
     return "\n".join(lines) + "\n"
+
+
+def _artifacts(pin: Pin, index: ArtifactIndex | None) -> tuple[Artifact, ...]:
+    """The files that carry ``pin``'s hashes: the index's first, then those its pylock named."""
+    found: dict[str, Artifact] = {}
+    for f in index.files(pin.name, pin.version) if index is not None else []:
+        assert index is not None
+        try:
+            mine = index.digests(f, pin.hashes) & pin.hashes
+        except OSError:
+            continue  # an index file that cannot be read now: its hash stays under tool.pinfold
+        if mine:
+            path = f.local_path()
+            place = str(path.absolute()) if path is not None else f.location.partition("#")[0]
+            found.setdefault(f.filename, Artifact(f.filename, place, frozenset(mine)))
+    for a in pin.artifacts:
+        if a.filename not in found and a.hashes <= pin.hashes:
+            found[a.filename] = a
+    return tuple(found[n] for n in sorted(found))
+
+
+def _render_pylock(kind: str, spec_name: str, record: tuple[str, str, Sequence[str]] | None,
+                   pins: Sequence[Pin], *, base: Path, index: IndexSpec | None) -> str:
+    artifact_index = ArtifactIndex(index) if index is not None else None
+    packages, problems = [], []
+    for pin in sorted(pins, key=lambda p: p.name):
+        arts = _artifacts(pin, artifact_index)
+        if not arts and index is not None:  # without an index: a dry run's text, never written
+            problems.append(Problem(str(pin), "no artifact of it in the index: a PEP 751 lock names "
+                                              "the file of every package"))
+        packages.append(LockedPackage(name=pin.name, version=pin.version, marker=pin.marker,
+                                      artifacts=arts, hashes=pin.hashes, via=pin.via))
+    if problems:
+        raise LockError("cannot write a pylock", problems,
+                        tip="fill the wheelhouse (`pinfold fetch`) or write a requirements lock")
+    note = _PYLOCK_NOTE if kind == "runtime" else _PYLOCK_BUILD_NOTE
+    header = [line.removeprefix("#").strip().replace("`# via`", "`via`")
+              for line in _header(kind, spec_name)[1:-1]]
+    records = {record[0]: (record[1], record[2])} if record is not None else {}
+    return render_pylock(header=["", *header, "", *note.splitlines(), ""], packages=packages,
+                         base=base, records=records)
+
+
+def render_lock(kind: str, spec_name: str, key: str, items: Sequence[str], pins: Sequence[Pin], *,
+                path: Path | None = None, index: IndexSpec | None = None) -> str:
+    """The text of a lock: ``kind`` is "runtime" or "build"; pins sorted by name.
+
+    When ``path``'s name says PEP 751 the lock is a pylock, whose artifacts are looked
+    up in ``index`` (and named relative to ``path``'s folder); else a requirements file.
+    """
+    record = (key, digest(list(items)), list(items))
+    if path is not None and is_pylock(path):
+        return _render_pylock(kind, spec_name, record, pins, base=path.parent, index=index)
+    return _render_text(kind, spec_name, record, pins)
+
+
+def export_lock(spec: Spec, fmt: ExportFormat, target: Path | None) -> str:
+    """env.yaml's runtime lock, converted to ``fmt``: the same pins, hashes, markers and
+    needs record. A pylock names its artifacts relative to ``target``'s folder (the working
+    directory when it goes to stdout)."""
+    lock: Lock = spec.requirements
+    recorded = read_record(lock.path, "needs")
+    record = (recorded.key, recorded.digest, recorded.items) if recorded is not None else None
+    if fmt == "pylock":
+        base = (target.parent if target is not None else Path()).absolute()
+        return _render_pylock("runtime", spec.file.name, record, lock.pins, base=base, index=spec.index)
+    return _render_text("runtime", spec.file.name, record, lock.pins)
 
 
 def _create_temp(path: Path) -> tuple[int, Path]:
