@@ -82,7 +82,7 @@ def test_init_config_and_error_forms(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_every_command_output_validates(tmp_path: Path) -> None:
-    """A real project: init, lock, fetch, status, plan, build, check, rollback, gc, each
+    """A real project: init, lock, fetch, status, plan, build, check, rollback, gc, export, each
     with --json; the JUnit reports of a passing and a failing check."""
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
@@ -107,6 +107,9 @@ def test_every_command_output_validates(tmp_path: Path) -> None:
     assert run("rollback") == {"schema": "pinfold/rollback/1", "ok": True, "from": second["env_dir"],
                                "to": first["env_dir"]}
     run("gc", "--keep", "1")
+    exported = run("export")  # to stdout: the text is in the document
+    assert exported["format"] == "pylock" and "\nlock-version = \"1.0\"\n" in exported["text"]
+    assert run("export", "-o", "pylock.toml")["written"] is True
 
     # A failing probe: the error form with the probes, and a JUnit report with a <failure>.
     spec = tmp_path / "env.yaml"
