@@ -115,7 +115,7 @@ class _Collector:
         elif head.startswith("-"):
             self.problems.append(Problem(where, f"option {head} is not supported in needs (allowed: "
                                                 "-r, -c, --no-binary, --only-binary, --prefer-binary, "
-                                                "--pre, --require-pins); local trees go under `develop`"))
+                                                "--pre); local trees go under `develop`"))
         else:
             self.requirement(where, text, constraint=constraint)
 
