@@ -170,6 +170,21 @@ def _parser() -> argparse.ArgumentParser:
     gc.add_argument("--keep", type=int, default=2, metavar="N",
                     help="how many finished environments to keep, the current one included "
                          "(default: 2, so that rollback still works)")
+    imp = sub.add_parser("import", help="Turn a buildout.cfg tree into env.yaml, needs and constraints "
+                                        "files, and report what has no equivalent.",
+                         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    imp.add_argument("source", nargs="?", default="buildout.cfg", type=Path,
+                     help="the Buildout configuration (default: ./buildout.cfg)")
+    imp.add_argument("--output-dir", type=Path, metavar="DIR",
+                     help="where to write env.yaml and requirements/ (default: the configuration's folder)")
+    imp.add_argument("--dry-run", action="store_true", help="print the files instead of writing them")
+    imp.add_argument("--force", action="store_true", help="replace existing files")
+    imp.add_argument("--upstream", action="store_true",
+                     help="download remote extends (http(s):// URLs) once, and carry their pins over")
+    imp.add_argument("-v", "--verbose", action="store_true", help="list the notes too")
+    imp.add_argument("--json", action="store_true", help="print the mapping and the report on stdout")
+    imp.add_argument("--traceback", action="store_true",
+                     help="show Python tracebacks of errors (for developers)")
     return parser
 
 
@@ -350,6 +365,22 @@ def _gc(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     return EXIT_OK, {"removed": [str(p) for p in done.removed], "warnings": list(done.warnings)}
 
 
+def _import(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    from .buildout import import_buildout, read_buildout, write_import  # lazy: see the note
+    from .buildout.remote import fetch_text
+
+    cfg = read_buildout(args.source, fetch=fetch_text if args.upstream else None)
+    result = import_buildout(cfg, output_dir=args.output_dir)
+    if args.dry_run:
+        if not args.json:
+            for line in render.import_files_lines(result):
+                print(line, file=ctx.stdout)
+    else:
+        write_import(result, force=args.force)
+    ctx.out.lines(render.import_lines(result, verbose=args.verbose))
+    return (EXIT_FAILURE if result.failed else EXIT_OK), result.to_json()
+
+
 #: One handler per command; the parser offers exactly these commands.
 _COMMANDS: dict[str, Callable[[argparse.Namespace, _Context], _Outcome]] = {
     "init": _init,
@@ -363,6 +394,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, _Context], _Outcome]] = {
     "config": _config,
     "rollback": _rollback,
     "gc": _gc,
+    "import": _import,
 }
 
 

@@ -4,8 +4,9 @@
 ``pyproject.toml`` (its ``[project] dependencies``, the ``[project.optional-dependencies]``
 of the extras named and the PEP 735 ``[dependency-groups]`` named). All are read into
 one normalized form: requirement strings, a few format options (``--no-binary``,
-``--only-binary``, ``--prefer-binary``, ``--pre``) and constraints (``-c file``). Index
-options are refused: the index comes from env.yaml alone.
+``--only-binary``, ``--prefer-binary``, ``--pre``, and pinfold's own ``--require-pins``)
+and constraints (``-c file``). Index options are refused: the index comes from env.yaml
+alone.
 What a lock records of them, and when a lock is stale, is :mod:`pinfold.locking.needs`.
 """
 
@@ -27,7 +28,7 @@ from .errors import Problem
 from .paths import display_path, path_problem, read_text, reason
 from .reqfile import logical_lines
 
-__all__ = ["Needs", "NeedsSpec", "normalize_requirement", "read_needs", "relative"]
+__all__ = ["REQUIRE_PINS", "Needs", "NeedsSpec", "normalize_requirement", "read_needs", "relative"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -61,6 +62,9 @@ class NeedsSpec:
 #: Format options that change which artifacts pip may pick; passed on to pip-compile.
 _FORMAT_OPTIONS = ("--no-binary", "--only-binary")
 _FLAG_OPTIONS = ("--prefer-binary", "--pre")
+#: pinfold's own needs option (Buildout's ``allow-picked-versions = false``): `pinfold lock`
+#: refuses a runtime pin that no ``==`` constraint or need pins. Never passed to pip-compile.
+REQUIRE_PINS = "--require-pins"
 _INCLUDE = {"-r": "-r", "--requirement": "-r", "-c": "-c", "--constraint": "-c"}
 _INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index",
                   "--trusted-host")
@@ -126,7 +130,7 @@ class _Collector:
                 self.problems.append(Problem(where, f"{head} needs a package name, :all: or :none:"))
                 return
             self.options[f"{head} {rest}"] = None
-        elif head in _FLAG_OPTIONS:
+        elif head in (*_FLAG_OPTIONS, REQUIRE_PINS):
             self.options[head] = None
         elif head in _INDEX_OPTIONS:
             self.problems.append(Problem(where, f"{head} is not allowed here: the index comes from "

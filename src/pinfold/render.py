@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from .paths import display_path
 
 if TYPE_CHECKING:
+    from .buildout import ImportResult
     from .changes import Plan
     from .errors import PinfoldError
     from .fetch import FetchReport
@@ -37,6 +38,8 @@ __all__ = [
     "export_lines",
     "fetch_lines",
     "gc_lines",
+    "import_files_lines",
+    "import_lines",
     "init_lines",
     "internal_error_lines",
     "junit_error_line",
@@ -327,3 +330,31 @@ def internal_error_lines(exc: Exception) -> list[str]:
 
 #: What ``pinfold`` says when interrupted (Ctrl-C) during a command.
 INTERRUPTED = "interrupted; the previous environment is unchanged"
+
+
+def import_files_lines(result: ImportResult) -> list[str]:
+    """``pinfold import --dry-run``: each file it would write, under its name."""
+    out: list[str] = []
+    for name, text in result.files.items():
+        out += [f"==> {name} <==", *text.rstrip("\n").split("\n"), ""]
+    return out
+
+
+def import_lines(result: ImportResult, *, verbose: bool) -> list[str]:
+    """``pinfold import``'s report: one line per finding (notes with -v), then what was written."""
+    out = []
+    for f in result.findings:
+        if f.level == "note" and not verbose:
+            continue
+        tip = f" (tip: {f.suggestion})" if f.suggestion else ""
+        out.append(f"{f.level}: {f.where}: {f.message}{tip}" if f.where else f"{f.level}: {f.message}{tip}")
+    counts = {lvl: sum(1 for f in result.findings if f.level == lvl) for lvl in ("error", "warning", "note")}
+    out.append(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['note']} note(s)"
+               + ("" if verbose else " (-v lists the notes)"))
+    if result.written:
+        out.append(f"wrote {', '.join(result.written)} in {_shown(result.output_dir)}")
+    if result.failed:
+        out.append("some parts that define scripts or eggs could not be carried over: see the errors above")
+    else:
+        out.append("next: pinfold lock (or pinfold lock --upstream), then pinfold build")
+    return out

@@ -37,7 +37,7 @@ from ..errors import Problem, SpecError
 from ..index import ArtifactIndex, IndexFile, download, sha256_of
 from ..interpreter import Interpreter, inspect_interpreter
 from ..locks import Lock, Pin
-from ..needs import Needs, read_needs, relative
+from ..needs import REQUIRE_PINS, Needs, read_needs, relative
 from ..paths import display_path
 from ..preflight import IDENTITY_MARKERS, check_pins, target_interpreters
 from ..results import Progress
@@ -156,11 +156,27 @@ def _merge(results: Sequence[Sequence[Pin]], targets: Sequence[Interpreter]) -> 
 
 
 def _input_text(needs: Needs, requirements: Iterable[str], constraints_file: str | None) -> str:
-    lines = list(needs.options)
+    lines = [o for o in needs.options if o != REQUIRE_PINS]  # pinfold's own: not pip-compile's
     if constraints_file:
         lines.append(f"-c {constraints_file}")
     lines += list(requirements)
     return "".join(f"{line}\n" for line in lines)
+
+
+def _require_pins(needs: Needs, pins: Sequence[Pin], own: set[str]) -> None:
+    """``--require-pins`` (Buildout's ``allow-picked-versions = false``): every runtime pin
+    is one a ``==`` constraint or need names; the others are listed, nothing is written."""
+    pinned: set[NormalizedName] = set()
+    for text in (*needs.constraints, *needs.requirements):
+        req = Requirement(text)
+        if any(s.operator in ("==", "===") for s in req.specifier):
+            pinned.add(canonicalize_name(req.name))
+    picked = sorted(f"{p.name}=={p.version}" for p in pins if p.name not in pinned and p.name not in own)
+    if picked:
+        raise LockError(f"{needs.label}: --require-pins: {len(picked)} version(s) would be picked that the "
+                        "constraints do not pin (Buildout's allow-picked-versions = false)",
+                        [Problem("picked", p) for p in picked],
+                        tip="pin them in the constraints file (-c), or remove --require-pins")
 
 
 def _local_artifact(f: IndexFile, dest: Path) -> Path:
@@ -257,6 +273,8 @@ class _Locker:
         direct: dict[NormalizedName, set[str]] = {}
         for req, needers in origins.items():
             direct.setdefault(canonicalize_name(Requirement(req).name), set()).update(needers)
+        if REQUIRE_PINS in needs.options:
+            _require_pins(needs, pins, own)
         return [dataclasses.replace(p, via=_via(direct.get(p.name, set()), p.via)) for p in pins]
 
     def compile_all(self, work: Path, *, inputs: Sequence[str], name: str, keep: Sequence[Pin],
