@@ -80,6 +80,15 @@ def test_init_config_and_error_forms(tmp_path: Path) -> None:
     assert result["problems"]
 
 
+def test_import_forms(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(Path(__file__).parent / "buildout" / "package", tmp_path / "tree")
+    result = run("import", "tree/buildout.cfg", "--dry-run")
+    assert result["written"] == [] and "env.yaml" in result["files"]
+    assert run("import", "tree/buildout.cfg")["written"]
+
+
 @pytest.mark.slow
 def test_every_command_output_validates(tmp_path: Path) -> None:
     """A real project: init, lock, fetch, status, plan, build, check, rollback, gc, export, each

@@ -170,9 +170,8 @@ def _parser() -> argparse.ArgumentParser:
     gc.add_argument("--keep", type=int, default=2, metavar="N",
                     help="how many finished environments to keep, the current one included "
                          "(default: 2, so that rollback still works)")
-    imp = sub.add_parser("import", help="Turn a buildout.cfg tree into env.yaml, needs and constraints "
-                                        "files, and report what has no equivalent.",
-                         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    imp = command("import", "Turn a buildout.cfg tree into env.yaml, needs and constraints files, "
+                            "and report what has no equivalent (-v lists the notes too).", spec=False)
     imp.add_argument("source", nargs="?", default="buildout.cfg", type=Path,
                      help="the Buildout configuration (default: ./buildout.cfg)")
     imp.add_argument("--output-dir", type=Path, metavar="DIR",
@@ -181,10 +180,6 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--force", action="store_true", help="replace existing files")
     imp.add_argument("--upstream", action="store_true",
                      help="download remote extends (http(s):// URLs) once, and carry their pins over")
-    imp.add_argument("-v", "--verbose", action="store_true", help="list the notes too")
-    imp.add_argument("--json", action="store_true", help="print the mapping and the report on stdout")
-    imp.add_argument("--traceback", action="store_true",
-                     help="show Python tracebacks of errors (for developers)")
     return parser
 
 
