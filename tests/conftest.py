@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pinfold.cli import main
 from pinfold.runner import Runner
 
 
@@ -75,3 +77,10 @@ def installer_calls(runner: Runner) -> list[tuple[str, ...]]:
     """The pip and uv processes a build started (pinfold runs its pip as ``python .../__pip-runner__.py``)."""
     return [argv for argv in runner.history
             if "pip" in argv or any(Path(a).name in ("uv", "__pip-runner__.py") for a in argv[:2])]
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """Run the ``pinfold`` command in-process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import io
 import json
 import os
 import shutil
@@ -24,13 +23,12 @@ from pathlib import Path
 import pytest
 
 from pinfold import BuildError, BuildResult, PreflightError, build, load_spec
-from pinfold.cli import main
 from pinfold.errors import CommandError
 from pinfold.inside import script
 from pinfold.runner import Runner
 from pinfold.uptodate import up_to_date
 from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_wheel
-from tests.conftest import installed, installer_calls, needs_unshare, write
+from tests.conftest import cli, installed, installer_calls, needs_unshare, write
 
 pytestmark = pytest.mark.slow
 
@@ -109,12 +107,6 @@ def installer(request: pytest.FixtureRequest) -> str:
 def pyc_files(env: Path, package: str) -> list[str]:
     site = next(env.glob("lib/python*/site-packages"))
     return sorted(p.name for p in (site / package).glob("__pycache__/*.pyc"))
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def run_in(env: Path, code: str) -> str:

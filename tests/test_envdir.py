@@ -6,23 +6,15 @@ Fast: no pip, no virtualenv. The finished environments here are folders with a r
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import pytest
 
-from pinfold.cli import main
 from pinfold.envdir import MARKER, Environments, is_marked
 from pinfold.record import STATE_FILE, write_record
-from tests.conftest import write
+from tests.conftest import cli, write
 from tests.test_record import record
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture()

@@ -3,7 +3,6 @@ and the chain as a build input (the last two tests build real environments: slow
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import sys
@@ -13,11 +12,10 @@ import pytest
 import yaml
 
 from pinfold import SpecError, build, load_spec
-from pinfold.cli import main
 from pinfold.runner import Runner
 from pinfold.spec import load_layers
 from pinfold.uptodate import digest, layers_digest, up_to_date, watch_of
-from tests.conftest import write
+from tests.conftest import cli, write
 from tests.test_build import Wheelhouse, make_project
 from tests.test_build import wheelhouse as wheelhouse  # the fixture, for the slow test
 
@@ -61,12 +59,6 @@ def problems_of(spec_file: Path) -> list[str]:
     with pytest.raises(SpecError) as info:
         load_spec(spec_file)
     return [str(p) for p in info.value.problems]
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 # -- merging -----------------------------------------------------------------------------

@@ -11,7 +11,6 @@ tests that only read it; a test that changes an environment works on its own cop
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -31,7 +30,6 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from pinfold import BuildError, BuildResult, build, check, load_spec
-from pinfold.cli import main
 from pinfold.envdir import Environments
 from pinfold.errors import ProbeError
 from pinfold.index import ArtifactIndex
@@ -46,7 +44,7 @@ from pinfold.stages import Context
 from pinfold.stages.s6_plugins import PluginCaches
 from pinfold.target import Target, run_inside
 from tests.artifacts import Artifact, copy_real, make_wheel
-from tests.conftest import write
+from tests.conftest import cli, write
 
 TWISTED = ("twisted", "attrs", "automat", "constantly", "hyperlink", "idna", "incremental",
            "packaging", "typing-extensions", "zope-interface")
@@ -156,12 +154,6 @@ final:
       - argv: [python, -c, "import myapp.plugins"]
         timeout: 60
 """
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def by_name(probes: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import re
@@ -27,14 +26,13 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from pinfold import PreflightError, build, load_spec
-from pinfold.cli import main
 from pinfold.index import ArtifactIndex, index_environ
 from pinfold.interpreter import Interpreter, inspect_interpreter
 from pinfold.preflight import preflight
 from pinfold.runner import Runner
 from pinfold.spec import IndexSpec
 from tests.artifacts import Artifact, copy_real, make_sdist, make_wheel
-from tests.conftest import installed, write
+from tests.conftest import cli, installed, write
 from tests.test_build import Wheelhouse, lock_text, make_project, uv_cache, wheelhouse
 
 __all__ = ["uv_cache", "wheelhouse"]  # fixtures shared with test_build
@@ -89,12 +87,6 @@ def closed_port() -> int:
 @pytest.fixture(scope="module")
 def interp() -> Interpreter:
     return inspect_interpreter(sys.executable, Runner())
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def simple_page(root: Path, artifacts: list[Artifact], *, fragment: bool = True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -15,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from pinfold import build, load_spec
-from pinfold.cli import main
 from pinfold.runner import Runner
 from tests.artifacts import Artifact, copy_real, make_sdist, make_wheel
-from tests.conftest import installer_calls, write
+from tests.conftest import cli, installer_calls, write
 
 pytestmark = pytest.mark.slow
 
@@ -47,12 +45,6 @@ def set_pin(root: Path, name: str, artifact: Artifact | None) -> None:
     if artifact is not None:
         lines.append(artifact.pin())
     (root / "runtime.txt").write_text("".join(ln + "\n" for ln in lines))
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def tool_output(root: Path) -> str:

@@ -4,7 +4,6 @@ through a symlinked directory keeps working console scripts across updates and g
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -15,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from pinfold import build, load_spec
-from pinfold.cli import main
 from pinfold.envdir import MARKER
 from tests.artifacts import Artifact, make_wheel
-from tests.conftest import write
+from tests.conftest import cli, write
 from tests.test_lifecycle import new_dirs, set_pin, start_build, wait_for
 
 pytestmark = pytest.mark.slow
@@ -30,12 +28,6 @@ def tool_wheel(dest: Path, name: str, version: str) -> Artifact:
     code = f'def main():\n    print("{name}", "{version}")\n'
     return make_wheel(dest, name, version, files={f"{module}/__init__.py": code},
                       entry_points={"console_scripts": {f"{name}-tool": f"{module}:main"}})
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture()

@@ -9,7 +9,6 @@ builds no sdist metadata for them and no build backend is asked anything.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -20,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from pinfold import SpecError, load_spec
-from pinfold.cli import main
 from pinfold.interpreter import inspect_interpreter
 from pinfold.locking import LockError, LockOptions, lock
 from pinfold.locking.builddeps import Discovery, Needer
@@ -29,7 +27,7 @@ from pinfold.locking.resolve import Source
 from pinfold.locks import Pin, parse_lock
 from pinfold.runner import Runner
 from tests.artifacts import _NETWORK_ENV, copy_real, make_sdist, make_tree, make_wheel
-from tests.conftest import CAN_UNSHARE, installed, needs_unshare, write
+from tests.conftest import CAN_UNSHARE, cli, installed, needs_unshare, write
 
 pytestmark = pytest.mark.slow
 
@@ -87,12 +85,6 @@ SDIST_PROJECT = ("pbr-*", "setuptools-*", "legacy_proj-*", "pbr_proj-*", "plain_
 @pytest.fixture(autouse=True)
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def offline(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,6 @@ for the upstream index, so nothing reaches the network.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import sys
@@ -20,11 +19,10 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from pinfold.cli import main
 from pinfold.locking.writer import write_files
 from pinfold.locks import Pin, parse_lock
 from tests.artifacts import copy_real, make_sdist, make_tree, make_wheel
-from tests.conftest import write
+from tests.conftest import cli, write
 
 slow = pytest.mark.slow
 
@@ -121,12 +119,6 @@ def project(root: Path, wheelhouse: Path, needs: str, *, files: Sequence[str], b
 @pytest.fixture(autouse=True)
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def sha256(path: Path) -> str:

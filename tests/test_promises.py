@@ -9,7 +9,6 @@ the one Twisted test that needs other settings builds its own.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -22,20 +21,13 @@ from pathlib import Path
 import pytest
 
 from pinfold import BuildResult, build, load_spec
-from pinfold.cli import main
 from pinfold.record import STATE_FILE
 from tests.artifacts import Artifact, copy_real, make_sdist, make_wheel
-from tests.conftest import installed, write
+from tests.conftest import cli, installed, write
 from tests.test_final_stages import _MAKER, TWISTED, site_packages
 from tests.test_runner import gone
 
 INTERRUPTED = "interrupted; the previous environment is unchanged"
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def finished(root: Path) -> list[Path]:
