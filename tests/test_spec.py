@@ -96,7 +96,7 @@ def test_all_problems_reported_together(tmp_path: Path) -> None:
         "build_requirements, develop, final, needs, build_needs, installer, compile, scripts, bin_dir, "
         "targets)",
         "env.yaml:2:7: path: expected a string, got 3",
-        "env.yaml:4:3: index.find_linx: unknown key (known keys: find_links, url); "
+        "env.yaml:4:3: index.find_linx: unknown key (known keys: find_links, url, cert, timeout, retries); "
         "did you mean `find_links`?",
         "env.yaml:4:3: index: no index given: set find_links (wheelhouse folders) and/or url "
         "(a local simple index)",

@@ -14,11 +14,15 @@ Pre-flight, which checks the locks against all this, is :mod:`pinfold.preflight`
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html.parser
+import http.client
+import netrc
 import os
 import shutil
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,6 +43,7 @@ from packaging.version import Version
 
 from .errors import PreflightError, Problem
 from .paths import display_path
+from .runner import redact
 from .spec import IndexSpec
 
 __all__ = [
@@ -49,20 +54,53 @@ __all__ = [
     "hash_algorithms",
     "index_environ",
     "index_flags",
+    "index_opener",
     "no_proxy_opener",
     "parse_filename",
+    "redact",
     "sha256_of",
+    "strip_credentials",
     "upstream_environ",
     "upstream_flags",
     "upstream_opener",
 ]
 
 
+def strip_credentials(url: str) -> str:
+    """``url`` without its ``user:password@`` part (what is written in files and pages)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def url_credentials(url: str) -> tuple[str, str] | None:
+    """(user, password) for ``url``: from its ``user:password@``, else from the netrc file.
+
+    pip and uv read ``$NETRC`` (else ``~/.netrc``) for a host the URL names no user for;
+    pinfold's own page reads do the same, so that pre-flight sees what they will see.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None:
+        return urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
+    if not parts.hostname:
+        return None
+    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    try:
+        found = netrc.netrc(path).authenticators(parts.hostname)
+    except (OSError, netrc.NetrcParseError):
+        return None
+    return (found[0], found[2] or "") if found else None
+
+
 def index_flags(index: IndexSpec) -> list[str]:
     """The spec's index as pip flags: nothing else is ever searched."""
     flags = [] if index.url else ["--no-index"]
     if index.url:
-        flags += ["--index-url", index.url]
+        flags += ["--index-url", index.url, "--timeout", f"{index.timeout:g}",
+                  "--retries", str(index.retries)]
+        if index.cert is not None:
+            flags += ["--cert", str(index.cert)]
     for folder in index.find_links:
         flags += ["--find-links", str(folder)]
     return flags
@@ -73,7 +111,10 @@ def index_environ(index: IndexSpec) -> dict[str, str]:
     # pip splits PIP_FIND_LINKS on whitespace: file: URLs (a space is %20) keep each folder whole.
     env = {"PIP_FIND_LINKS": " ".join(f.as_uri() for f in index.find_links)}
     if index.url:
-        env["PIP_INDEX_URL"] = index.url
+        env |= {"PIP_INDEX_URL": index.url, "PIP_TIMEOUT": f"{index.timeout:g}",
+                "PIP_RETRIES": str(index.retries)}
+        if index.cert is not None:
+            env["PIP_CERT"] = str(index.cert)
     else:
         env["PIP_NO_INDEX"] = "1"
     return env
@@ -126,6 +167,38 @@ def no_proxy_opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+class _IndexAuth(urllib.request.BaseHandler):
+    """Sends the index's credentials (basic auth) with every request to the index's host.
+
+    Sent at once rather than after a 401, as pip does once it has them: a server that
+    lists without a login but refuses downloads (pypiserver ``-a download``) works too.
+    """
+
+    def __init__(self, netloc: str, credentials: tuple[str, str]) -> None:
+        self.netloc = netloc
+        user, password = credentials
+        self.header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+    def _add(self, request: urllib.request.Request) -> urllib.request.Request:
+        if urllib.parse.urlsplit(request.full_url).netloc == self.netloc:
+            request.add_unredirected_header("Authorization", self.header)
+        return request
+
+    http_request = _add
+    https_request = _add
+
+
+def index_opener(index: IndexSpec) -> urllib.request.OpenerDirector:
+    """The opener for the spec's own index: no proxy, ``index.cert`` as the trust store
+    (when given), and the URL's or the netrc file's credentials for its host."""
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if index.cert is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=index.cert)))
+    if index.url and (credentials := url_credentials(index.url)) is not None:
+        handlers.append(_IndexAuth(urllib.parse.urlsplit(strip_credentials(index.url)).netloc, credentials))
+    return urllib.request.build_opener(*handlers)
+
+
 def upstream_opener() -> urllib.request.OpenerDirector:
     """A URL opener for an upstream index, reaching it the way pip would in pinfold's runner.
 
@@ -152,10 +225,19 @@ def download(url: str, target: Path, *, timeout: float = 60,
         shutil.copyfileobj(resp, fh, 1 << 20)
 
 
-def _hash_url(opener: urllib.request.OpenerDirector, url: str, algos: list[str]) -> dict[str, str]:
+def _reason(exc: BaseException, index: IndexSpec) -> str:
+    """Why a request failed, in words, with the bounds that were applied."""
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+        reason = f"no answer within {index.timeout:g} s"
+    return redact(f"{reason} (after {index.retries + 1} tries)")
+
+
+def _hash_url(opener: urllib.request.OpenerDirector, url: str, algos: list[str], *,
+              timeout: float = 60) -> dict[str, str]:
     """The digests (algo -> hex) of the bytes at ``url``, streamed: nothing is kept."""
     hashers = {a: hashlib.new(a) for a in algos}
-    with opener.open(url, timeout=60) as resp:
+    with opener.open(url, timeout=timeout) as resp:
         while chunk := resp.read(1 << 20):
             for h in hashers.values():
                 h.update(chunk)
@@ -224,7 +306,10 @@ class ArtifactIndex:
 
     def __init__(self, spec: IndexSpec, *, opener: urllib.request.OpenerDirector | None = None) -> None:
         self.spec = spec
-        self.opener = opener or no_proxy_opener()
+        self.opener = opener or index_opener(spec)
+        #: ``index.url`` without credentials (the opener sends them): every URL read, kept
+        #: and shown is built from this one.
+        self.url = strip_credentials(spec.url) if spec.url else None
         self._local: dict[NormalizedName, list[tuple[Path, str]]] | None = None
         self._digests: dict[tuple[str, str], str] = {}
         self._pages: dict[NormalizedName, list[IndexFile]] = {}
@@ -235,8 +320,29 @@ class ArtifactIndex:
         """The index as the user named it, for messages."""
         places = [display_path(p) + "/" for p in self.spec.find_links]
         if self.spec.url:
-            places.append(self.spec.url)
+            places.append(redact(self.spec.url))
         return " or ".join(places)
+
+    def open(self, url: str, *, accept: str | None = None) -> http.client.HTTPResponse:
+        """Open ``url`` of the index, trying again ``index.retries`` times on a connection
+        error, a timeout or a 5xx answer (with a short pause), each try bounded by
+        ``index.timeout``; the last error is raised (HTTPError, URLError or OSError).
+        """
+        headers = {"Accept": accept} if accept else {}
+        for attempt in range(self.spec.retries + 1):
+            request = urllib.request.Request(url, headers=headers)  # noqa: S310 (scheme checked in spec)
+            try:
+                response: http.client.HTTPResponse = self.opener.open(request, timeout=self.spec.timeout)
+                return response
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 or attempt == self.spec.retries:
+                    raise
+                exc.close()
+            except (OSError, ValueError):
+                if attempt == self.spec.retries:
+                    raise
+            time.sleep(min(0.25 * 2 ** attempt, 2.0))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def check_url(self) -> None:
         """The URL index (if any) must answer its root with an HTML page; else PreflightError.
@@ -245,27 +351,28 @@ class ArtifactIndex:
         project page would be missing and find-links would serve everything. Only the
         status and content type are read, not the (possibly huge) page.
         """
-        url = self.spec.url
+        url = self.url
         if not url:
             return
+        shown = redact(self.spec.url or url)
         folder = _file_url_path(url)
         why = None
         if folder is not None:
             if not folder.is_dir():
-                why = f"{url}: the folder {folder} does not exist"
+                why = f"{shown}: the folder {folder} does not exist"
         else:
-            request = urllib.request.Request(url, headers={"Accept": "text/html"})  # noqa: S310
             try:
-                with self.opener.open(request, timeout=30) as resp:
+                with self.open(url, accept="text/html") as resp:
                     kind = resp.headers.get_content_type()
                 if "html" not in kind:
-                    why = f"{url} answered {kind}, not the HTML page of a simple index"
+                    why = f"{shown} answered {kind}, not the HTML page of a simple index"
             except urllib.error.HTTPError as exc:
-                why = f"{url} answered {exc.code} {exc.reason}: not a simple index"
+                why = (f"{shown} answered {exc.code} {exc.reason} for the index's root page: "
+                       "not a simple index")
             except (OSError, urllib.error.URLError, ValueError) as exc:
-                why = f"cannot reach {url}: {getattr(exc, 'reason', exc)}"
+                why = f"cannot reach {shown} for the index's root page: {_reason(exc, self.spec)}"
         if why:
-            raise PreflightError(f"pre-flight: the index URL does not answer ({url}); nothing was built",
+            raise PreflightError(f"pre-flight: the index URL does not answer ({shown}); nothing was built",
                                  [Problem("index.url", why)],
                                  tip="start the local index, or fix index.url in env.yaml")
 
@@ -286,26 +393,28 @@ class ArtifactIndex:
         return self._pages[name]
 
     def _read_page(self, name: NormalizedName) -> list[IndexFile]:
-        assert self.spec.url is not None
-        page = urllib.parse.urljoin(self.spec.url, f"{name}/")
+        assert self.url is not None
+        page = urllib.parse.urljoin(self.url, f"{name}/")
+        shown = redact(self.spec.url or self.url)
+        what = f"the project page of {name}"
         try:
             folder = _file_url_path(page)
             if folder is not None:
                 path = folder / "index.html"
                 body = path.read_text(encoding="utf-8") if path.is_file() else ""
             else:
-                # S310: the scheme was checked in spec.py (http, https or file only).
-                request = urllib.request.Request(page, headers={"Accept": "text/html"})  # noqa: S310
-                with self.opener.open(request, timeout=30) as resp:
+                with self.open(page, accept="text/html") as resp:
                     body = resp.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return []
-            raise PreflightError(f"the index {self.spec.url} answered {exc.code} for {page}",
-                                 [Problem("index.url", f"{page}: {exc.code} {exc.reason}")]) from None
-        except (OSError, urllib.error.URLError) as exc:
-            raise PreflightError(f"cannot reach the index {self.spec.url}: {exc}",
-                                 [Problem("index.url", f"{page}: {getattr(exc, 'reason', exc)}")],
+            raise PreflightError(f"the index {shown} answered {exc.code} for {what} ({page})",
+                                 [Problem("index.url", f"{page}: {exc.code} {exc.reason} "
+                                                       f"(after {self.spec.retries + 1} tries)")],
+                                 tip="check the index server's log, or fix index.url in env.yaml") from None
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            raise PreflightError(f"cannot reach the index {shown} for {what} ({page})",
+                                 [Problem("index.url", f"{page}: {_reason(exc, self.spec)}")],
                                  tip="start the local index, or fix index.url in env.yaml") from None
         out = []
         for href in _hrefs(body):
@@ -380,7 +489,7 @@ class ArtifactIndex:
                 return {f.announced}
         key = (f.location, ",".join(algos))
         if key not in self._digests:
-            got = _hash_url(self.opener, f.location, algos)
+            got = _hash_url(self.opener, f.location, algos, timeout=self.spec.timeout)
             self._digests[key] = " ".join(f"{a}:{h}" for a, h in got.items())
         return set(self._digests[key].split())
 

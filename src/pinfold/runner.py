@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -36,6 +37,7 @@ __all__ = [
     "Runner",
     "Terminated",
     "end_running_commands",
+    "redact",
     "resume_commands",
     "scrubbed_environ",
 ]
@@ -62,7 +64,8 @@ _GRACE = 2.0
 _READER_JOIN = 2.0
 
 #: Copied from the caller: none of them can change what pip, uv or virtualenv install.
-_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TERM", "SOURCE_DATE_EPOCH")
+#: NETRC only says where pip and uv find an index's credentials (default ``~/.netrc``).
+_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TERM", "SOURCE_DATE_EPOCH", "NETRC")
 
 #: Copied only for commands that go online on purpose (``pinfold fetch``): they choose
 #: how to reach an index (certificates, proxies), never which index.
@@ -92,6 +95,23 @@ _FIXED = {
     "UV_NO_CONFIG": "1",
     "VIRTUALENV_CONFIG_FILE": os.devnull,
 }
+
+
+#: ``scheme://userinfo@``: the part of a URL that holds a user and password (or a token).
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/\s@]+)@")
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL password (or token) shown as ``****``: ``https://user:****@host``.
+
+    What pinfold shows or keeps of a command (a failed command's argv and output, ``-v``
+    lines) and every message naming an index pass through this; pip and uv get the real URL.
+    """
+    def hide(m: re.Match[str]) -> str:
+        user, colon, _ = m["info"].partition(":")
+        return f"{m['scheme']}{user}:****@" if colon else f"{m['scheme']}****@"
+
+    return _USERINFO.sub(hide, text) if "@" in text else text
 
 
 def scrubbed_environ(
@@ -363,8 +383,8 @@ class Runner:
         tail = _Tail(self.output_limit)
         with _RUNNING_LOCK:  # started and registered together: a stop cannot slip in between
             if _refusing:
-                raise CommandError(f"{what}: not started, pinfold is stopping", argv=args,
-                                   returncode=-1, output="")
+                raise CommandError(f"{what}: not started, pinfold is stopping",
+                                   argv=[redact(a) for a in args], returncode=-1, output="")
             try:
                 proc = subprocess.Popen(
                     args,
@@ -380,9 +400,8 @@ class Runner:
                     start_new_session=True,
                 )
             except OSError as exc:
-                raise CommandError(
-                    f"{what} failed: cannot start {args[0]}", argv=args, returncode=-1, output=str(exc)
-                ) from exc
+                raise CommandError(f"{what} failed: cannot start {args[0]}",
+                                   argv=[redact(a) for a in args], returncode=-1, output=str(exc)) from exc
             # A thread ends the group on timeout, so that the wait below blocks in the
             # kernel: wait(timeout=...) polls with sleeps of up to 50 ms, paid by every command.
             watch = _Watch(proc.pid, limit)
@@ -398,7 +417,7 @@ class Runner:
                 tail.add(piece)
                 for listener in list(listeners):
                     try:
-                        listener(piece.rstrip("\n"))
+                        listener(redact(piece.rstrip("\n")))
                     except Exception:  # a broken terminal must not stop the draining
                         listeners.remove(listener)
 
@@ -431,7 +450,9 @@ class Runner:
             reader.join(_READER_JOIN)
             if not reader.is_alive():  # else a process outside the group holds the pipe: leave it
                 stdout.close()
-        output = tail.text()
+        # What is shown of the command (argv, output) never holds an index's password.
+        output = redact(tail.text())
+        args = tuple(redact(a) for a in args)
         if watch.expired:
             raise CommandError(
                 f"{what} timed out after {limit:g} s", argv=args, returncode=-9, output=output

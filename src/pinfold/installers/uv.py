@@ -42,13 +42,14 @@ import os
 import re
 import sys
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from ..envlayout import site_packages
 from ..errors import BuildError, CommandError, Problem
-from ..index import file_digest, index_environ
+from ..index import file_digest, index_environ, strip_credentials, url_credentials
 from ..inside import script
 from ..locks import Pin
 from ..paths import display_path, write_atomic
@@ -164,13 +165,52 @@ class Uv:
         text = "<!DOCTYPE html>\n<html><body>\n" + "\n".join(lines) + "\n</body></html>\n"
         where = uv_cache_root() / "pages"  # beside, not inside, uv's own caches
         where.mkdir(parents=True, exist_ok=True)
-        index = repr((sorted(str(f) for f in self.spec.index.find_links), self.spec.index.url))
+        index_url = self.spec.index.url
+        bare = index_url and strip_credentials(index_url)
+        places = (sorted(str(f) for f in self.spec.index.find_links), bare)
+        index = repr(places)
         page = where / f"{self.cache_dir().name}-{hashlib.sha256(index.encode()).hexdigest()[:16]}.html"
         with page.with_suffix(".lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
             if not page.is_file() or page.read_text(encoding="utf-8") != text:
                 write_atomic(page, text.encode("utf-8"))
             yield page
+
+    def _index_environ(self) -> dict[str, str]:
+        """The URL index's bounds and trust store as uv reads them (uv ignores ``PIP_*``)."""
+        index = self.spec.index
+        if not index.url:
+            return {}
+        env = {"UV_HTTP_TIMEOUT": f"{max(1, round(index.timeout))}", "UV_HTTP_RETRIES": str(index.retries)}
+        if index.cert is not None:
+            env["SSL_CERT_FILE"] = str(index.cert)
+        return env
+
+    def _netrc(self, folder: Path) -> Path | None:
+        """A netrc file for this uv run when ``index.url`` carries ``user:password@``, or None.
+
+        The locked index page links artifacts by URLs without credentials (the page is a
+        file in uv's cache: it must not hold a password), so uv gets them as pip gets its
+        own netrc entries: from ``$NETRC``, here a private temporary file, followed by the
+        user's own netrc file so that its other entries still apply.
+        """
+        url = self.spec.index.url
+        if not url or strip_credentials(url) == url:
+            return None
+        credentials = url_credentials(url)
+        host = urllib.parse.urlsplit(url).hostname
+        if credentials is None or not host:
+            return None
+        user, password = credentials
+        text = f"machine {host}\nlogin {user}\npassword {password}\n"
+        own = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+        with contextlib.suppress(OSError):
+            text += "\n" + own.read_text(encoding="utf-8")
+        path = folder / "netrc"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return path
 
     def _build_constraints(self, folder: Path) -> Path:
         """The build lock, plus an impossible constraint for every runtime-only name."""
@@ -188,11 +228,13 @@ class Uv:
     def _uv(self, python: Path, *args: str, what: str, index: bool = True, verify: bool = True) -> None:
         argv = [_uv_binary(), "pip", *args, "--python", str(python), "--no-config",
                 "--no-python-downloads", "--cache-dir", str(self.cache_dir())]
-        env = {**_UV_ENV, **index_environ(self.spec.index)}
+        env = {**_UV_ENV, **index_environ(self.spec.index), **self._index_environ()}
         if not index:
             self.runner.run(argv, what=what, env=env)
             return
         with tempfile.TemporaryDirectory(prefix="pinfold-uv-") as tmp, self._index_page() as page:
+            if (netrc := self._netrc(Path(tmp))) is not None:
+                env["NETRC"] = str(netrc)
             # --no-sources: a develop tree's [tool.uv.sources] must not add places either.
             argv += ["--no-index", "--no-sources", "--find-links", str(page),
                      "--build-constraints", str(self._build_constraints(Path(tmp))),

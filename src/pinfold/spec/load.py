@@ -173,7 +173,7 @@ class _Loader:
         return path
 
     def index(self, node: yaml.Node) -> IndexSpec:
-        keys = self.read.mapping(node, "index", ("find_links", "url"))
+        keys = self.read.mapping(node, "index", ("find_links", "url", "cert", "timeout", "retries"))
         links = []
         if "find_links" in keys:
             kn = keys["find_links"]
@@ -195,7 +195,19 @@ class _Loader:
         if "find_links" not in keys and "url" not in keys and isinstance(node, yaml.MappingNode):
             self.read.error(node, "index", "no index given: set find_links (wheelhouse folders) "
                                            "and/or url (a local simple index)")
-        return IndexSpec(find_links=tuple(links), url=url)
+        cert = None
+        if "cert" in keys and (cert_text := self.read.string(keys["cert"], "index.cert")) is not None:
+            cert = self.local_path(keys["cert"], "index.cert", cert_text, kind="file")
+        timeout = self.opt(keys, "timeout", "index.timeout", self.read.seconds, IndexSpec().timeout)
+        retries = self.opt(keys, "retries", "index.retries", self.index_retries, IndexSpec().retries)
+        return IndexSpec(find_links=tuple(links), url=url, cert=cert, timeout=timeout, retries=retries)
+
+    def index_retries(self, node: yaml.Node, key: str) -> int | None:
+        value = self.read.whole_number(node, key)
+        if value is not None and not 0 <= value <= 20:
+            self.read.error(node, key, f"expected a whole number from 0 to 20, got {value}")
+            return None
+        return value
 
     def index_url(self, node: yaml.Node, url: str) -> str | None:
         if not url.startswith(("http://", "https://", "file://")):

@@ -37,8 +37,15 @@ class IndexSpec:
 
     #: Local folders of wheels and sdists (pip ``--find-links``), absolute.
     find_links: tuple[Path, ...] = ()
-    #: A PEP 503 simple index the user runs (pypiserver, devpi), or None.
+    #: A PEP 503 simple index the user runs (pypiserver, devpi), or None. It may carry
+    #: ``user:password@``: pass it on, never show it (:func:`pinfold.index.redact`).
     url: str | None = None
+    #: A CA bundle (PEM) that replaces the default trust store for ``url``, absolute, or None.
+    cert: Path | None = None
+    #: Seconds to wait for the index server at each connection or read.
+    timeout: float = 15.0
+    #: How many times a failed request to the index server is tried again.
+    retries: int = 2
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
