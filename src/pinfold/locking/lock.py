@@ -34,7 +34,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from .. import fetch as fetching
 from ..errors import Problem, SpecError
-from ..index import ArtifactIndex, IndexFile, download, sha256_of
+from ..index import ArtifactIndex, IndexFile, download, redact, sha256_of
 from ..interpreter import Interpreter, inspect_interpreter
 from ..locks import Lock, Pin
 from ..needs import REQUIRE_PINS, Needs, read_needs, relative
@@ -179,19 +179,21 @@ def _require_pins(needs: Needs, pins: Sequence[Pin], own: set[str]) -> None:
                         tip="pin them in the constraints file (-c), or remove --require-pins")
 
 
-def _local_artifact(f: IndexFile, dest: Path) -> Path:
-    """A local path for an index artifact: as is, or downloaded from the local index URL."""
+def _local_artifact(f: IndexFile, dest: Path, index: ArtifactIndex) -> Path:
+    """A local path for an index artifact: as is, or downloaded from the local index URL
+    (with the index's own opener: its credentials, CA bundle and timeout)."""
     path = f.local_path()
     if path is not None:
         return path
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / f.filename
     try:
-        download(f.location, target, timeout=60)
+        download(f.location, target, timeout=index.spec.timeout, opener=index.opener)
     except OSError as exc:
-        raise LockError(f"cannot download {f.filename} from {f.location}: {exc}") from None
+        raise LockError(redact(f"cannot download {f.filename} from {f.location}: {exc}")) from None
     if f.digest and sha256_of(target) != f.digest:
-        raise LockError(f"{f.location}: the file's hash is not the one the index announces ({f.digest})")
+        raise LockError(redact(f"{f.location}: the file's hash is not the one the index announces "
+                               f"({f.digest})"))
     return target
 
 
@@ -362,7 +364,8 @@ class _Locker:
             for p in sdists:
                 if str(p) not in out:
                     out[str(p)] = Needer(label=str(p),
-                                         path=_local_artifact(chosen[str(p)], self.workdir / "sdists"))
+                                         path=_local_artifact(chosen[str(p)], self.workdir / "sdists",
+                                                              index))
         return list(out.values())
 
     def _build_path(self) -> Path | None:
