@@ -5,7 +5,10 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -14,10 +17,11 @@ import pytest
 from pinfold import load_spec
 from pinfold.buildout import BuildoutError, import_buildout, read_buildout
 from pinfold.buildout.config import condition
-from pinfold.buildout.importer import nearest_version
+from pinfold.buildout.importer import Finding, nearest_version, sort_findings
 from pinfold.buildout.remote import fetch_text
 from pinfold.cli import main
-from tests.artifacts import copy_real
+from pinfold.locking import LockError, lock
+from tests.artifacts import copy_real, make_sdist, make_wheel
 from tests.conftest import write
 
 CASES = Path(__file__).parent / "buildout"
@@ -48,11 +52,36 @@ def test_launchpad_tree_maps_and_is_deterministic(tmp_path: Path) -> None:
     assert 'zope.interface==8.7 ; python_version != "2.7"  # framework-versions.cfg:3' in cons
     assert 'zope.interface==4.1.0 ; python_version == "2.7"' in cons
     assert "oldthing-1.0-py2.7.egg" in err  # eggs in the cache are reported
+    # [versions:python311] in versions.cfg: a marker on both pins, the conditional one winning.
+    assert 'lazr.config==2.2.2 ; python_version != "3.11"  # versions.cfg:7' in cons
+    assert 'lazr.config==2.2.3 ; python_version == "3.11"  # versions.cfg:15' in cons
+    # [test] environment = testenv and initialization, on the test_runner script.
+    assert "    environment:\n      LPCONFIG: testrunner\n      LP_PERSISTENT_TEST_SERVICES: \"0\"" in env
+    assert "lpapp.CONFIG = 'testrunner-initialized'" in env
     spec = load_spec(root / "env.yaml", purpose="lock")
     assert [s.name for s in spec.scripts] == ["twistd-for-txpkgupload", "twistd-for-iharness", "py", "test"]
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     assert cli("import", str(root / "buildout.cfg"))[0] == 0  # same bytes: no --force needed
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_report_follows_the_files_in_reading_order(tmp_path: Path) -> None:
+    """buildout.cfg first, then what it extends, each by line number (9 before 10)."""
+    root = tree(tmp_path, "launchpad")
+    result = import_buildout(read_buildout(root / "buildout.cfg"))
+    files = ["buildout.cfg", "versions.cfg", "framework-versions.cfg"]
+    places = []
+    for f in result.findings:
+        name, _, line = f.where.rpartition(":")
+        places.append((files.index(name), int(line)))
+    assert places == sorted(places) and len({p[0] for p in places}) == 3
+    err = cli("import", "-v", str(root / "buildout.cfg"))[2]
+    assert err.index("buildout.cfg:5:") < err.index("buildout.cfg:15:") < err.index("versions.cfg:")
+    shuffled = [Finding("note", "b.cfg:2", "x"), Finding("note", "elsewhere", "y"),
+                Finding("note", "a.cfg:10", "z"), Finding("note", "a.cfg:9", "w"),
+                Finding("note", "a.cfg", "v"), Finding("note", "http://h:80/v.cfg:3", "u")]
+    assert [f.message for f in sort_findings(shuffled, ["a.cfg", "b.cfg", "http://h:80/v.cfg"])] == \
+        ["v", "w", "z", "x", "u", "y"]
 
 
 def test_existing_env_yaml_needs_force(tmp_path: Path) -> None:
@@ -175,3 +204,95 @@ def test_package_all_the_way(tmp_path: Path) -> None:
     done = subprocess.run([str(root / "bin" / "py"), "-c", "import mypkg; print(mypkg.MODE)"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.stdout.strip() == "buildout", done.stderr
+
+
+#: A Buildout that pins its egg but not the egg's dependency, except for Python 2.7.
+PICKY = """[buildout]
+parts = app
+find-links = wheelhouse
+allow-picked-versions = false
+
+[versions]
+lpapp = 1.0
+
+[versions:python27]
+lazr.delegates = 1.0
+
+[app]
+recipe = zc.recipe.egg
+eggs = lpapp
+"""
+
+
+@pytest.mark.slow
+def test_require_pins_refuses_picked_versions(tmp_path: Path) -> None:
+    """allow-picked-versions = false: a runtime pin no `==` constraint pins for this
+    interpreter (the python27 one does not count) fails the lock; the pin added, it passes."""
+    root = tmp_path / "picky"
+    make_wheel(root / "wheelhouse", "lpapp", "1.0", requires=["lazr.delegates"])
+    for version in ("1.0", "2.1"):
+        make_wheel(root / "wheelhouse", "lazr.delegates", version)
+    write(root / "buildout.cfg", PICKY)
+    assert cli("import", str(root / "buildout.cfg"))[0] == 0
+    assert (root / "requirements" / "runtime.in").read_text().count("--require-pins") == 1
+    with pytest.raises(LockError) as caught:
+        lock(load_spec(root / "env.yaml", purpose="lock"))
+    assert [(p.where, p.message) for p in caught.value.problems] == [("picked", "lazr-delegates==2.1")]
+    code, _, err = cli("lock", str(root / "env.yaml"))
+    assert code == 1 and "--require-pins: 1 version(s) would be picked" in err
+    assert "picked: lazr-delegates==2.1" in err
+    assert not (root / "requirements" / "runtime.txt").exists()  # nothing written
+    write(root / "buildout.cfg", PICKY.replace("lpapp = 1.0\n", "lpapp = 1.0\nlazr.delegates = 2.1\n"))
+    assert cli("import", "--force", str(root / "buildout.cfg"))[0] == 0
+    code, _, err = cli("lock", str(root / "env.yaml"))
+    assert code == 0, err
+    runtime = (root / "requirements" / "runtime.txt").read_text()
+    assert "lazr-delegates==2.1" in runtime and "lpapp==1.0" in runtime
+
+
+def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    # A user's shell: none of the variables the scripts are expected to set.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LP")}
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+@pytest.mark.slow
+def test_launchpad_all_the_way(tmp_path: Path) -> None:
+    """The Launchpad-style tree: import, lock against its download-cache (real wheels and
+    sdists, offline), build, then run bin/py, a twistd entry point and bin/test as
+    Buildout's would run."""
+    root = tree(tmp_path, "launchpad")
+    cache = root / "download-cache" / "dist"
+    copy_real(cache, "twisted", "attrs", "automat", "constantly", "hyperlink", "idna", "incremental",
+              "typing-extensions", "zope-interface", "zope-testrunner", "zope-exceptions", "setuptools",
+              "packaging")
+    for version in ("2.2.2", "2.2.3"):  # Launchpad's cache holds sdists; versions.cfg picks one
+        make_sdist(cache, "lazr.config", version)
+    code, _, err = cli("import", str(root / "buildout.cfg"))
+    assert code == 0, err
+    code, _, err = cli("lock", str(root / "env.yaml"))
+    assert code == 0, err  # --require-pins: every pin comes from the versions.cfg chain
+    runtime = (root / "requirements" / "runtime.txt").read_text()
+    wanted = "2.2.3" if sys.version_info[:2] == (3, 11) else "2.2.2"  # [versions:python311]
+    assert f"lazr-config=={wanted}" in runtime and "twisted==26.10.0" in runtime
+    code, _, err = cli("build", str(root / "env.yaml"))
+    assert code == 0, err
+    bin_dir = root / "bin"
+    # bin/py: z3c.recipe.scripts' interpreter, with the part's initialization (and lpsite's
+    # side effect, imported from extra-paths) done before the command runs.
+    done = _run([str(bin_dir / "py"), "-c", "import os, sys, lazr_config; "
+                 "print(os.environ['LPCONFIG'], os.environ['LPSITE'], sys.path.index(sys.argv[1]) >= 0, "
+                 "lazr_config.__version__)", str(root / "lib")], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["development", "loaded", "True", wanted]
+    # An entry point: twistd with the same initialization (which imports lpsite from lib/).
+    done = _run([str(bin_dir / "twistd-for-txpkgupload"), "--version"], tmp_path)
+    assert done.returncode == 0 and "twistd (the Twisted daemon) 26.10.0" in done.stdout, done.stderr
+    # bin/test: zope.testrunner over the develop tree with the part's defaults, its
+    # environment section and initialization observed by the tests themselves.
+    done = _run([str(bin_dir / "test")], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Ran 4 tests with 0 failures, 0 errors" in done.stdout
+    done = _run([str(bin_dir / "test"), "-t", "test_runner_environment"], tmp_path)
+    assert done.returncode == 0 and "Ran 1 tests" in done.stdout, done.stdout + done.stderr

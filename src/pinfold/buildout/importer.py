@@ -26,7 +26,7 @@ from packaging.version import InvalidVersion, Version
 from ..errors import SpecError
 from .config import BuildoutConfig, Value, is_url
 
-__all__ = ["Finding", "ImportResult", "import_buildout", "nearest_version", "write_import"]
+__all__ = ["Finding", "ImportResult", "import_buildout", "nearest_version", "sort_findings", "write_import"]
 
 ENV_YAML = "env.yaml"
 NEEDS = "requirements/runtime.in"
@@ -570,10 +570,15 @@ class _Importer:
                 CONSTRAINTS: "\n".join(constraints) + "\n"}
 
 
+_YAML_WORDS = ("true", "false", "null", "yes", "no", "on", "off", "y", "n", "~", ".inf", ".nan")
+
+
 def _q(text: str) -> str:
-    """A YAML scalar: JSON's double-quoted strings are YAML too."""
-    if re.fullmatch(r"[A-Za-z0-9_./][A-Za-z0-9_./+-]*", text) and text not in ("true", "false", "null", "yes",
-                                                                                 "no", "on", "off", "~"):
+    """A YAML string scalar: bare when YAML reads it back as that string, else JSON's
+    double-quoted form (YAML too). Anything starting with a digit is quoted, since YAML
+    would read ``0``, ``1.0`` or ``2001-12-14`` as a number or a date."""
+    if (re.fullmatch(r"[A-Za-z_./][A-Za-z0-9_./+-]*", text)
+            and text.lower() not in _YAML_WORDS):
         return text
     return json.dumps(text)
 
@@ -617,8 +622,29 @@ def import_buildout(cfg: BuildoutConfig, *, output_dir: Path | None = None) -> I
                  for where, message in sorted(cfg.problems.items())]
     for url, at in cfg.downloaded:
         findings.append(Finding("note", at, f"downloaded {url}: its pins are in {CONSTRAINTS}"))
+    findings = sort_findings(findings, cfg.files)
     return ImportResult(source=cfg.file, output_dir=out, files=files, findings=findings,
                         mapping=importer.mapping)
+
+
+def sort_findings(findings: Sequence[Finding], files: Sequence[str]) -> list[Finding]:
+    """``findings`` in the order a user reads the configuration: file by file as the
+    ``extends`` chain reads them (``files``), then by line number (``:10`` after ``:9``).
+
+    A finding without a line comes first in its file; one naming no file read, last. Equal
+    places keep the order they were found in (``sorted`` is stable), so the report is the
+    same for the same configuration.
+    """
+    order = {name: i for i, name in enumerate(files)}
+
+    def place(finding: Finding) -> tuple[int, str, int]:
+        where = finding.where
+        name, sep, line = where.rpartition(":")
+        if not sep or not line.isdigit():
+            name, line = where, "0"
+        return (order.get(name, len(order)), name, int(line))
+
+    return sorted(findings, key=place)
 
 
 def write_import(result: ImportResult, *, force: bool = False) -> list[str]:

@@ -22,7 +22,7 @@ import functools
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,15 +163,23 @@ def _input_text(needs: Needs, requirements: Iterable[str], constraints_file: str
     return "".join(f"{line}\n" for line in lines)
 
 
-def _require_pins(needs: Needs, pins: Sequence[Pin], own: set[str]) -> None:
+def _require_pins(needs: Needs, pins: Sequence[Pin], own: set[str],
+                  targets: Sequence[Mapping[str, str]]) -> None:
     """``--require-pins`` (Buildout's ``allow-picked-versions = false``): every runtime pin
-    is one a ``==`` constraint or need names; the others are listed, nothing is written."""
-    pinned: set[NormalizedName] = set()
+    is one a ``==`` constraint or need names for each target it applies to (a pin under a
+    marker that does not hold there, such as a ``[versions:python27]`` one, pins nothing
+    there); the others are listed, nothing is written."""
+    pinned: list[tuple[NormalizedName, Marker | None]] = []
     for text in (*needs.constraints, *needs.requirements):
         req = Requirement(text)
         if any(s.operator in ("==", "===") for s in req.specifier):
-            pinned.add(canonicalize_name(req.name))
-    picked = sorted(f"{p.name}=={p.version}" for p in pins if p.name not in pinned and p.name not in own)
+            pinned.append((canonicalize_name(req.name), req.marker))
+
+    def is_pinned(name: NormalizedName, markers: Mapping[str, str]) -> bool:
+        return any(n == name and (m is None or m.evaluate(dict(markers))) for n, m in pinned)
+
+    picked = sorted(f"{p.name}=={p.version}" for p in pins if p.name not in own
+                    and not all(is_pinned(p.name, t) for t in targets if p.applies(t)))
     if picked:
         raise LockError(f"{needs.label}: --require-pins: {len(picked)} version(s) would be picked that the "
                         "constraints do not pin (Buildout's allow-picked-versions = false)",
@@ -276,7 +284,7 @@ class _Locker:
         for req, needers in origins.items():
             direct.setdefault(canonicalize_name(Requirement(req).name), set()).update(needers)
         if REQUIRE_PINS in needs.options:
-            _require_pins(needs, pins, own)
+            _require_pins(needs, pins, own, [t.markers for t in self.targets])
         return [dataclasses.replace(p, via=_via(direct.get(p.name, set()), p.via)) for p in pins]
 
     def compile_all(self, work: Path, *, inputs: Sequence[str], name: str, keep: Sequence[Pin],

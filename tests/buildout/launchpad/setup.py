@@ -1,3 +1,3 @@
 from setuptools import setup
 
-setup(name="lpapp", version="1.0", packages=["lpapp"], install_requires=["twisted"])
+setup(name="lpapp", version="1.0", packages=["lpapp"], install_requires=["twisted", "lazr.config"])
