@@ -245,3 +245,22 @@ def test_export_both_ways_and_plain_pip_and_uv_install_the_same(tmp_path: Path, 
                     "--cache-dir", str(tmp_path / "uv-cache"), "--preview-features", "pylock", str(exported)],
                    check=True, env={**os.environ, "UV_NO_CONFIG": "1"}, capture_output=True)
     assert freeze(one) == freeze(two) == freeze(three) == "dep-a==1.0\nplain-wheel==1.0\n"
+
+
+def test_a_name_locked_once_per_target_reads_back(tmp_path: Path,
+                                                  two_wheels: tuple[Artifact, Artifact]) -> None:
+    """A lock for several targets pins a name once per target, under exclusive markers."""
+    a, _ = two_wheels
+    entry = wheel_entry(a)
+    head = '[[packages]]\nname = "dep-a"\nversion = "1.0"\n'
+    text = ('lock-version = "1.0"\ncreated-by = "hand"\n\n'
+            f'{head}marker = \'python_version == "3.11"\'\n{entry}\n'
+            f'{head}marker = \'python_version == "3.12"\'\n{entry}\n')
+    lock, problems = parse_lock(write(tmp_path / "pylock.toml", text))
+    assert problems == []
+    assert [str(p.marker) for p in lock.pins] == ['python_version == "3.11"', 'python_version == "3.12"']
+    # Without markers that tell them apart, the same name twice is ambiguous.
+    _, problems = parse_lock(write(tmp_path / "pylock.toml", text.replace(
+        "marker = 'python_version == \"3.12\"'\n", "")))
+    assert [p.message for p in problems] == [
+        "dep-a is locked twice (first as packages[0]) without markers that tell them apart"]

@@ -192,8 +192,11 @@ def make_plan(spec: Spec, envs: Environments, runner: Runner, *, fresh: bool = F
         return full()
     desired = pins_of(spec, record.python.markers)
     have = {split_pin(p)[0]: p for p in record.installed}
+    # A name may be pinned once per target (under exclusive markers): only the pin that
+    # applies to this environment's interpreter counts.
     new_hashes: dict[str, tuple[str, ...]] = {
-        p.name: tuple(sorted(p.hashes)) for p in spec.requirements.pins if p.name in desired}
+        p.name: tuple(sorted(p.hashes)) for p in spec.requirements.pins
+        if p.name in desired and p.applies(record.python.markers)}
     # Same version, other artifacts (a rebuilt wheel): pip would call it satisfied, so remove first.
     rehashed = [n for n in desired
                 if have.get(n) == desired[n] and record.hashes.get(n) != new_hashes[n]]

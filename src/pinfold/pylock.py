@@ -191,17 +191,21 @@ def read_pylock(text: str, base: Path, shown: str) -> tuple[PylockFile, list[Pro
                                f"not a valid PEP 751 lock: {exc.message}")]
     found_problems: list[tuple[int, str, str]] = []
     packages: list[LockedPackage] = []
-    seen: dict[NormalizedName, int] = {}
+    seen: dict[NormalizedName, list[tuple[int, str | None]]] = {}
     for i, pkg in enumerate(lock.packages):
         locked = _package(pkg, i, base, found_problems)
         if locked is None:
             continue
-        if pkg.name in seen:
-            # PEP 751 allows one name twice under exclusive markers; pinfold's locks pin a name once.
+        marker = str(locked.marker) if locked.marker is not None else None
+        earlier = seen.setdefault(pkg.name, [])
+        # PEP 751 allows one name more than once under markers that tell them apart (a lock
+        # for several targets writes one entry per target); without markers it is ambiguous.
+        if earlier and (marker is None or any(m is None or m == marker for _, m in earlier)):
             found_problems.append((i, f"packages[{i}]", f"{pkg.name} is locked twice "
-                                                        f"(first as packages[{seen[pkg.name]}])"))
+                                                        f"(first as packages[{earlier[0][0]}]) "
+                                                        "without markers that tell them apart"))
             continue
-        seen[pkg.name] = i
+        earlier.append((i, marker))
         line = lines[i] if i < len(lines) else 0
         packages.append(LockedPackage(name=locked.name, version=locked.version, marker=locked.marker,
                                       artifacts=locked.artifacts, hashes=locked.hashes,

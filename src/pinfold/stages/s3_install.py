@@ -8,6 +8,7 @@ from packaging.utils import canonicalize_name
 
 from ..errors import Problem
 from ..installers import OnStep, installer_for
+from ..locks import split_pin
 from ..results import Plan
 from ..tools import MIN_PIP, tool_problem
 from .base import Context, Stage
@@ -59,8 +60,11 @@ class ApplyPlan(_Installing):
         installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight,
                                   on_step=self.steps(ctx, len(self.plan.install)))
         installer.uninstall(ctx.env_python, list(self.plan.remove))
-        by_name = ctx.spec.requirements.by_name()
-        moved = [by_name[canonicalize_name(p.split("==")[0])] for p in self.plan.install]
+        # The pins that apply to this interpreter (a lock for several targets may pin a name
+        # once per target): pre-flight chose them.
+        applying = ctx.preflight.runtime if ctx.preflight is not None else ctx.spec.requirements.pins
+        by_name = {p.name: p for p in applying}
+        moved = [by_name[canonicalize_name(split_pin(p)[0])] for p in self.plan.install]
         installer.install_pins(ctx.env_python, moved)
         parts = [f"+{p}" for p in self.plan.install] + [f"-{n}" for n in self.plan.remove]
         changed = " ".join(parts) if parts else "no distribution changed"
