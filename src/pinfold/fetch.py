@@ -24,7 +24,7 @@ from typing import Any
 from packaging.tags import Tag
 
 from .errors import PreflightError, Problem, SpecError
-from .index import ArtifactIndex, IndexFile, download, file_digest, hash_algorithms, upstream_opener
+from .index import ArtifactIndex, IndexFile, download, file_digest, hash_algorithms, redact, upstream_opener
 from .interpreter import Interpreter
 from .locks import Pin
 from .paths import display_path
@@ -187,7 +187,7 @@ def _fetch_for(spec: Spec, interp: Interpreter, wheelhouse: Path, index_url: str
         who = f" for {describe(interp)}" if several else ""
         say(f"fetching {len(missing)} artifacts{who}: " + ", ".join(str(p) for p in missing))
         url = (index_url or DEFAULT_UPSTREAM).rstrip("/") + "/"
-        upstream = ArtifactIndex(IndexSpec(url=url), opener=upstream_opener())
+        upstream = ArtifactIndex(IndexSpec(url=url), opener=upstream_opener(url))
         rank = {Tag(*t.split("-")): i for i, t in enumerate(interp.tags)}
         failed: list[Problem] = []
         # Download beside the wheelhouse, then move in: a killed fetch leaves no partial file.
@@ -205,7 +205,7 @@ def _fetch_for(spec: Spec, interp: Interpreter, wheelhouse: Path, index_url: str
         if failed:
             kept = f"; {len(downloaded)} downloaded were kept" if downloaded else ""
             raise PreflightError(
-                f"could not download every locked artifact from {url}; the wheelhouse keeps what "
+                f"could not download every locked artifact from {redact(url)}; the wheelhouse keeps what "
                 f"it had{kept}", failed, tip="check the pins and the upstream index (--index-url)")
     # Prove the result the same way `pinfold build` will.
     preflight(spec, interp, ArtifactIndex(spec.index))

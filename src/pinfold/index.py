@@ -199,14 +199,15 @@ def index_opener(index: IndexSpec) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(*handlers)
 
 
-def upstream_opener() -> urllib.request.OpenerDirector:
+def upstream_opener(url: str | None = None) -> urllib.request.OpenerDirector:
     """A URL opener for an upstream index, reaching it the way pip would in pinfold's runner.
 
     The runner hands ``pinfold fetch``'s pip only certificate and proxy variables (never a
     pip config file); the same ones are honoured here: ``PIP_CERT`` (else
     ``REQUESTS_CA_BUNDLE``) replaces the default trust store, which otherwise is OpenSSL's
     (``SSL_CERT_FILE``/``SSL_CERT_DIR`` move it); ``PIP_CLIENT_CERT`` is a client
-    certificate; ``http(s)_proxy`` and ``no_proxy`` choose the proxy.
+    certificate; ``http(s)_proxy`` and ``no_proxy`` choose the proxy. ``url``'s credentials
+    (or the netrc file's, for its host) are sent to its host, as for the spec's own index.
     """
     env = os.environ
     cafile = env.get("PIP_CERT") or env.get("REQUESTS_CA_BUNDLE") or None
@@ -214,8 +215,11 @@ def upstream_opener() -> urllib.request.OpenerDirector:
     if env.get("PIP_CLIENT_CERT"):
         context.load_cert_chain(env["PIP_CLIENT_CERT"])
     # ProxyHandler() reads http(s)_proxy, and no_proxy for each request, from os.environ.
-    return urllib.request.build_opener(urllib.request.ProxyHandler(),
-                                       urllib.request.HTTPSHandler(context=context))
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler(),
+                                                  urllib.request.HTTPSHandler(context=context)]
+    if url and (credentials := url_credentials(url)) is not None:
+        handlers.append(_IndexAuth(urllib.parse.urlsplit(strip_credentials(url)).netloc, credentials))
+    return urllib.request.build_opener(*handlers)
 
 
 def download(url: str, target: Path, *, timeout: float = 60,

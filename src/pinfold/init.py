@@ -35,6 +35,7 @@ from packaging.utils import canonicalize_name
 from .errors import Problem, SpecError
 from .paths import display_path, path_problem, read_text, reason, write_atomic
 from .reqfile import logical_lines
+from .runner import redact
 
 __all__ = ["InitFile", "InitOptions", "InitReport", "init", "plan_init"]
 
@@ -107,7 +108,7 @@ class InitReport:
                 "needs": list(self.needs), "constraints": list(self.constraints),
                 "notes": list(self.notes),
                 "wheelhouse": None if self.wheelhouse is None else str(self.wheelhouse),
-                "index_url": self.index_url}
+                "index_url": redact(self.index_url) if self.index_url else None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from ..index import (
     index_environ,
     index_flags,
     parse_filename,
+    redact,
     upstream_environ,
     upstream_flags,
 )
@@ -101,7 +102,7 @@ class Source:
     def upstream(cls, url: str | None) -> Source:
         """An upstream index; None or "" means pip's default index."""
         return cls(flags=tuple(upstream_flags(url)), environ=upstream_environ(url), online=True,
-                   description=url or "pip's default index")
+                   description=redact(url) if url else "pip's default index")
 
 
 #: What a requirement line of an input file is needed by (labels for messages).

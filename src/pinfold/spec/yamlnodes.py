@@ -31,6 +31,7 @@ import yaml
 
 from ..errors import Problem
 from ..paths import display_path
+from ..runner import redact
 
 __all__ = ["APPEND", "MAX_DEPTH", "REMOVE", "Located", "NodeReader", "YamlProblem", "compose_text",
            "kind_of", "plain_of"]
@@ -233,6 +234,8 @@ class NodeReader:
             value = self._construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None
         except ValueError:  # e.g. `!!int abc`: shown as written; validation reports it
             value = node.value
+        if isinstance(value, str):
+            value = redact(value)  # what `pinfold config` shows: an index password as ****
         return Located(value, where)
 
     # -- layers -------------------------------------------------------------------------
