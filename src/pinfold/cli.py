@@ -170,6 +170,13 @@ def _parser() -> argparse.ArgumentParser:
     gc.add_argument("--keep", type=int, default=2, metavar="N",
                     help="how many finished environments to keep, the current one included "
                          "(default: 2, so that rollback still works)")
+    cache = command("cache", "Show pinfold's cache folder ($PINFOLD_CACHE_DIR: the bytecode cache "
+                             "and artifact digests), or prune it to a size.", spec=False)
+    cache.add_argument("action", choices=("info", "prune"), nargs="?", default="info",
+                       help="info: what it holds (default); prune: remove least recently used "
+                            "bytecode entries (and stale unfinished fills) down to --max-size")
+    cache.add_argument("--max-size", default="1G", metavar="SIZE",
+                       help="prune's bound, e.g. 500M, 2G, 0 (default: 1G)")
     return parser
 
 
@@ -350,6 +357,23 @@ def _gc(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     return EXIT_OK, {"removed": [str(p) for p in done.removed], "warnings": list(done.warnings)}
 
 
+def _cache(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    from .pyccache import cache_info, parse_size, prune  # lazy: see the note at the imports
+
+    if args.action == "info":
+        info = cache_info()
+        ctx.out.result(render.cache_lines(info))
+        return EXIT_OK, {"action": "info", **info.to_json()}
+    try:
+        bound = parse_size(args.max_size)
+    except ValueError:
+        raise SpecError(f"--max-size {args.max_size}: not a size", tip="e.g. 500M, 2G or 0") from None
+    done = prune(bound)
+    ctx.out.result(render.cache_lines(done.info, removed=done.removed, freed=done.freed))
+    return EXIT_OK, {"action": "prune", **done.info.to_json(), "removed": done.removed,
+                     "freed": done.freed, "max_size": bound}
+
+
 #: One handler per command; the parser offers exactly these commands.
 _COMMANDS: dict[str, Callable[[argparse.Namespace, _Context], _Outcome]] = {
     "init": _init,
@@ -363,6 +387,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, _Context], _Outcome]] = {
     "config": _config,
     "rollback": _rollback,
     "gc": _gc,
+    "cache": _cache,
 }
 
 
