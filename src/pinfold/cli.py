@@ -180,6 +180,13 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--force", action="store_true", help="replace existing files")
     imp.add_argument("--upstream", action="store_true",
                      help="download remote extends (http(s):// URLs) once, and carry their pins over")
+    cache = command("cache", "Show pinfold's cache folder ($PINFOLD_CACHE_DIR: the bytecode cache "
+                             "and artifact digests), or prune it to a size.", spec=False)
+    cache.add_argument("action", choices=("info", "prune"), nargs="?", default="info",
+                       help="info: what it holds (default); prune: remove least recently used "
+                            "bytecode entries (and stale unfinished fills) down to --max-size")
+    cache.add_argument("--max-size", default="1G", metavar="SIZE",
+                       help="prune's bound, e.g. 500M, 2G, 0 (default: 1G)")
     return parser
 
 
@@ -376,6 +383,23 @@ def _import(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     return (EXIT_FAILURE if result.failed else EXIT_OK), result.to_json()
 
 
+def _cache(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    from .pyccache import cache_info, parse_size, prune  # lazy: see the note at the imports
+
+    if args.action == "info":
+        info = cache_info()
+        ctx.out.result(render.cache_lines(info))
+        return EXIT_OK, {"action": "info", **info.to_json()}
+    try:
+        bound = parse_size(args.max_size)
+    except ValueError:
+        raise SpecError(f"--max-size {args.max_size}: not a size", tip="e.g. 500M, 2G or 0") from None
+    done = prune(bound)
+    ctx.out.result(render.cache_lines(done.info, removed=done.removed, freed=done.freed))
+    return EXIT_OK, {"action": "prune", **done.info.to_json(), "removed": done.removed,
+                     "freed": done.freed, "max_size": bound}
+
+
 #: One handler per command; the parser offers exactly these commands.
 _COMMANDS: dict[str, Callable[[argparse.Namespace, _Context], _Outcome]] = {
     "init": _init,
@@ -390,6 +414,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, _Context], _Outcome]] = {
     "rollback": _rollback,
     "gc": _gc,
     "import": _import,
+    "cache": _cache,
 }
 
 

@@ -8,7 +8,8 @@ index for ``pinfold fetch`` and ``pinfold lock --upstream`` as :func:`upstream_f
 simple pages through :func:`no_proxy_opener` (the user's own index) or :func:`upstream_opener`
 (``pinfold fetch``: proxies and certificates from the environment, as pip reads them), and
 :func:`download` copies artifacts through either; artifact file names are read by
-:func:`parse_filename` and files hashed by :func:`file_digest`.
+:func:`parse_filename` and files hashed by :func:`file_digest`, local artifacts through
+:class:`DigestCache` (a digest is remembered by the file's identity between builds).
 Pre-flight, which checks the locks against all this, is :mod:`pinfold.preflight`.
 """
 
@@ -43,11 +44,13 @@ from packaging.version import Version
 
 from .errors import PreflightError, Problem
 from .paths import display_path
+from .pyccache import cache_root
 from .runner import redact
 from .spec import IndexSpec
 
 __all__ = [
     "ArtifactIndex",
+    "DigestCache",
     "IndexFile",
     "download",
     "file_digest",
@@ -259,6 +262,56 @@ def _file_url_path(url: str) -> Path | None:
     return Path(urllib.request.url2pathname(parsed.path)) if parsed.scheme == "file" else None
 
 
+class DigestCache:
+    """Digests of local files, kept between builds, keyed by the file's identity.
+
+    The key is (device, inode, size, mtime_ns, ctime_ns) and the algorithm: a file
+    rewritten, replaced or touched has another identity, even with its old size and an
+    mtime set back by ``os.utime`` (that sets the ctime, which nothing can set back). A
+    file changed in the last :data:`RACY_SECONDS` is hashed but not remembered: within the
+    file system clock's granularity a change need not show in its times (git's "racy"
+    files). Each entry is one small file, written to a temporary name and renamed, so
+    concurrent builds never read a half-written one; an unreadable or odd entry is a miss.
+    The installers check the hashes again when they install.
+    """
+
+    #: A file whose mtime or ctime is this recent is not remembered.
+    RACY_SECONDS = 2.0
+
+    def __init__(self, folder: Path | None) -> None:
+        #: Where entries live (None: remember nothing).
+        self.folder = folder
+
+    @staticmethod
+    def _identity(st: os.stat_result) -> str:
+        return f"{st.st_dev}-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}-{st.st_ctime_ns}"
+
+    def digest(self, path: Path, algo: str) -> str:
+        """The hex ``algo`` digest of ``path``'s bytes, from the cache when its identity is known."""
+        if self.folder is None:
+            return file_digest(path, algo)
+        before = os.stat(path)
+        entry = self.folder / f"{self._identity(before)}-{algo}"
+        try:
+            known = entry.read_text(encoding="ascii").strip()
+            if known and all(c in "0123456789abcdef" for c in known):
+                return known
+        except (OSError, UnicodeDecodeError):
+            pass
+        hexdigest = file_digest(path, algo)
+        try:
+            after = os.stat(path)
+            racy = time.time() - max(after.st_mtime, after.st_ctime) < self.RACY_SECONDS
+            if not racy and self._identity(after) == self._identity(before):
+                self.folder.mkdir(parents=True, exist_ok=True)
+                tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+                tmp.write_text(hexdigest, encoding="ascii")
+                os.replace(tmp, entry)
+        except OSError:
+            pass  # a cache that cannot be written only means hashing again next time
+        return hexdigest
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class IndexFile:
     """One artifact the index offers."""
@@ -308,12 +361,15 @@ class ArtifactIndex:
     index; ``pinfold fetch`` passes :func:`upstream_opener`).
     """
 
-    def __init__(self, spec: IndexSpec, *, opener: urllib.request.OpenerDirector | None = None) -> None:
+    def __init__(self, spec: IndexSpec, *, opener: urllib.request.OpenerDirector | None = None,
+                 digest_cache: DigestCache | None = None) -> None:
         self.spec = spec
         self.opener = opener or index_opener(spec)
         #: ``index.url`` without credentials (the opener sends them): every URL read, kept
         #: and shown is built from this one.
         self.url = strip_credentials(spec.url) if spec.url else None
+        #: Digests of local files between builds (default: ``<cache_root>/digests``).
+        self.digest_cache = digest_cache or DigestCache(cache_root() / "digests")
         self._local: dict[NormalizedName, list[tuple[Path, str]]] | None = None
         self._digests: dict[tuple[str, str], str] = {}
         self._pages: dict[NormalizedName, list[IndexFile]] = {}
@@ -463,7 +519,7 @@ class ArtifactIndex:
     def _file_hash(self, path: Path, algo: str) -> str:
         key = (str(path), algo)
         if key not in self._digests:
-            self._digests[key] = file_digest(path, algo)
+            self._digests[key] = self.digest_cache.digest(path, algo)
         return self._digests[key]
 
     def can_verify_cheaply(self, f: IndexFile, hashes: Iterable[str]) -> bool:

@@ -24,12 +24,14 @@ if TYPE_CHECKING:
     from .init import InitReport
     from .locking import CheckReport, LockChanges, LockReport
     from .probes import ProbeResult
+    from .pyccache import CacheInfo
     from .results import BuildResult, Progress, StageEvent
     from .spec.yamlnodes import Located
 
 __all__ = [
     "INTERRUPTED",
     "build_lines",
+    "cache_lines",
     "change_lines",
     "check_lines",
     "config_lines",
@@ -49,6 +51,7 @@ __all__ = [
     "probe_lines",
     "progress_line",
     "rollback_lines",
+    "size_text",
     "waiting_line",
     "warning_lines",
 ]
@@ -181,6 +184,32 @@ def rollback_lines(path: Path, old: Path, new: Path) -> list[str]:
 def gc_lines(path: Path, removed: Sequence[Path]) -> list[str]:
     """``pinfold gc`` removed these environments."""
     return [f"{path}: removed {len(removed)} old environment(s)"]
+
+
+def size_text(size: int) -> str:
+    """A size in bytes for people: ``512 B``, ``3.4 MiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # unreachable: GiB ends the loop
+
+
+def cache_lines(info: CacheInfo, *, removed: int | None = None, freed: int = 0) -> list[str]:
+    """``pinfold cache info`` (and after ``prune``, what it removed): what the cache holds."""
+    lines = []
+    if removed is not None:
+        lines.append(f"removed {removed} bytecode entr{'y' if removed == 1 else 'ies'}, "
+                     f"freed {size_text(freed)}")
+    interps = f" for {', '.join(info.interpreters)}" if info.interpreters else ""
+    lines.append(f"{_shown(info.root)}: {size_text(info.size)}: {info.entries} bytecode "
+                 f"entr{'y' if info.entries == 1 else 'ies'} ({size_text(info.pyc_bytes)}){interps}, "
+                 f"{info.digests} artifact digest(s)")
+    if info.leftovers:
+        lines.append(f"{info.leftovers} unfinished fill(s) (never used; "
+                     "`pinfold cache prune` removes stale ones)")
+    return lines
 
 
 def fetch_lines(report: FetchReport) -> list[str]:

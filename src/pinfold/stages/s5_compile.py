@@ -14,18 +14,28 @@ file and renames it over the old one, so a hard-linked ``.pyc`` is replaced, nev
 through into the previous environment. The develop trees are not compiled: they are the
 user's checkouts.
 
+The bytecode cache (:mod:`pinfold.pyccache`) provides what an earlier build compiled: each
+distribution installed from a pin pre-flight chose an artifact for is found by its
+dist-info RECORD and keyed by that artifact's hash (an sdist's with the build lock's);
+the script links the entry's ``.pyc`` files that pass its checks and compiles the rest,
+then writes the entries that were missing or bad. Develop trees are not cached (nor compiled).
+
 Like pip, a file that does not compile (test data with Python 2 syntax ships in real
 packages) does not fail the build; it is reported as a warning.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 from typing import ClassVar
 
 from ..envlayout import site_packages
 from ..errors import BuildError, CommandError, Problem
 from ..inside import script
+from ..pyccache import artifact_key, distributions, pyc_root
 from ..results import CompileOutput
 from .base import Context, Stage
 
@@ -53,9 +63,12 @@ class Compile(Stage):
                 total, seen = (int(number), seen) if word == "FILES" else (total, seen + int(number))
                 self.progress(ctx, min(seen, total), total, unit="files")
 
-        # -I: nothing from the caller's environment or the working directory gets in.
-        done = ctx.runner.run([ctx.env_python, "-I", script("compile"), *sites],
-                              what="byte-compiling the environment", check=False, on_line=line)
+        with tempfile.TemporaryDirectory(prefix="pinfold-compile-") as tmp:
+            plan = Path(tmp) / "plan.json"
+            plan.write_text(json.dumps(_cache_plan(ctx, sites)), encoding="utf-8")
+            # -I: nothing from the caller's environment or the working directory gets in.
+            done = ctx.runner.run([ctx.env_python, "-I", script("compile"), "--plan", plan, *sites],
+                                  what="byte-compiling the environment", check=False, on_line=line)
         lines = done.output.splitlines()
         if full := [ln.split(" ", 1)[1] for ln in lines if ln.startswith("NOSPACE ")]:
             raise BuildError("byte-compiling the environment failed: no space left on device",
@@ -68,5 +81,25 @@ class Compile(Stage):
         ctx.warnings += [f"not byte-compiled: {f}" for f in failed]
         ctx.outputs = replace(ctx.outputs, compile=CompileOutput(failed=tuple(failed)))
         summary = next((ln for ln in reversed(lines) if ln.startswith("compiled ")), "compiled")
+        summary = summary.replace(" from the cache", " from the bytecode cache")
         note = f"; {len(failed)} file(s) do not compile (warnings)" if failed else ""
         return f"{summary} in {', '.join(s.relative_to(ctx.env_dir).as_posix() for s in sites)}{note}"
+
+
+def _cache_plan(ctx: Context, sites: list[Path]) -> dict[str, object]:
+    """What the bytecode cache may provide: each installed distribution's key and sources."""
+    report = ctx.preflight
+    if report is None:
+        return {}
+    sdists = {str(p) for p in report.from_source}
+    build_lock = None
+    if sdists and ctx.spec.build_requirements is not None:
+        try:
+            build_lock = ctx.spec.build_requirements.path.read_bytes()
+        except OSError:
+            return {}  # it was read a moment ago; without it no sdist key can be trusted
+    keys = {pin: key for pin, chosen in report.chosen.items()
+            if (key := artifact_key(chosen.digest, from_source=pin in sdists, build_lock=build_lock))}
+    dists = distributions(sites, keys)
+    return {"root": str(pyc_root()),
+            "dists": [{"site": str(d.site), "key": d.key, "sources": list(d.sources)} for d in dists]}
