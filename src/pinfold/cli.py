@@ -158,6 +158,9 @@ def _parser() -> argparse.ArgumentParser:
     check = command("check", "Run the probes on the existing environment, without rebuilding.")
     check.add_argument("--junit-xml", type=Path, metavar="PATH",
                        help="write the probes' results as JUnit XML (one testcase per probe)")
+    check.add_argument("--files", action="store_true",
+                       help="only compare the environment's files with the manifest its build "
+                            "recorded (fast: no interpreter starts)")
     command("status", "Say whether the environment is up to date and, if not, what changed.")
     plan = command("plan", "Print what a build would install, remove and re-run, without doing it.")
     plan.add_argument("--fresh", action="store_true", help="plan a rebuild from scratch")
@@ -232,8 +235,9 @@ def _build(args: argparse.Namespace, ctx: _Context) -> _Outcome:
         # Nothing changed since the last build: answered without validating env.yaml again.
         if (quick := up_to_date(args.spec, ctx.runner)) is not None:
             _report_build(args, ctx.out, [r.to_json() for r in quick.outputs.probe_results], quick.warnings)
-            ctx.out.result(render.build_lines(quick))
-            return EXIT_OK, quick.to_json()
+            digest = _digest(quick.env_dir)
+            ctx.out.result(render.build_lines(quick, digest=digest))
+            return EXIT_OK, {**quick.to_json(), "digest": digest}
     from .pipeline import build  # lazy: see the note at the imports
 
     spec = ctx.spec(args)
@@ -241,20 +245,30 @@ def _build(args: argparse.Namespace, ctx: _Context) -> _Outcome:
                 wait=not args.no_wait,
                 on_wait=lambda: ctx.out.line(render.waiting_line(spec.path)))
     _report_build(args, ctx.out, [r.to_json() for r in res.outputs.probe_results], res.warnings)
-    ctx.out.result(render.build_lines(res))
-    return EXIT_OK, res.to_json()
+    digest = _digest(res.env_dir)
+    ctx.out.result(render.build_lines(res, digest=digest))
+    return EXIT_OK, {**res.to_json(), "digest": digest}
+
+
+def _digest(env_dir: Path) -> str | None:
+    """The environment digest its record holds (None for an environment of an older pinfold)."""
+    from .record import read_digest  # lazy: see the note at the imports
+
+    return read_digest(env_dir)
 
 
 def _check(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     from .pipeline import check  # lazy: see the note at the imports
 
     spec = ctx.spec(args)
-    res = check(spec, on_event=ctx.out.event, runner=ctx.runner)
+    res = check(spec, on_event=ctx.out.event, runner=ctx.runner, files_only=args.files)
     _report_build(args, ctx.out, [r.to_json() for r in res.outputs.probe_results], res.warnings)
     # With the probes disabled none ran: saying "all probes passed" would claim what was not checked.
     skipped = next((s.detail for s in res.stages if s.status == "skipped"), None)
-    ctx.out.result(render.check_lines(spec.path, skipped=skipped))
-    return EXIT_OK, res.to_json()
+    digest = _digest(res.env_dir)
+    ctx.out.result(render.check_lines(spec.path, skipped=skipped, digest=digest,
+                                      files_only=args.files))
+    return EXIT_OK, {**res.to_json(), "digest": digest}
 
 
 def _fetch(args: argparse.Namespace, ctx: _Context) -> _Outcome:

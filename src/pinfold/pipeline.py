@@ -14,6 +14,7 @@ from .envdir import Cleanup, Environments
 from .errors import BuildError, PinfoldError
 from .index import ArtifactIndex
 from .locking.needs import require_current_locks
+from .manifest import Manifest, Tokens, scan, write_manifest
 from .record import EnvRecord, PythonRecord
 from .results import BuildResult, OnEvent, StageEvent, StageReport
 from .runner import Runner
@@ -156,6 +157,7 @@ def build(
                 plan=plan,
                 stages=tuple(reports),
                 outputs=ctx.outputs,
+                digest=_write_manifest(spec, ctx.env_dir).digest,
             )
             envs.finish(ctx.env_dir, record)
         except BaseException:
@@ -167,6 +169,14 @@ def build(
                        up_to_date=False, stages=tuple(reports),
                        warnings=(*ctx.warnings, *after.warnings),
                        seconds=time.monotonic() - start, plan=plan, outputs=ctx.outputs)
+
+
+def _write_manifest(spec: Spec, env_dir: Path) -> Manifest:
+    """Scan the finished tree and write its manifest; the record, written next, finishes both."""
+    tokens = Tokens.of(env_dir, path=spec.path, root=spec.root, develop=spec.develop)
+    manifest = scan(env_dir, tokens, runtime_bytecode=not spec.compile)
+    write_manifest(env_dir, manifest)
+    return manifest
 
 
 def plan(spec: Spec, *, runner: Runner | None = None, fresh: bool = False) -> Plan:
@@ -197,8 +207,13 @@ def check(
     *,
     on_event: OnEvent | None = None,
     runner: Runner | None = None,
+    files_only: bool = False,
 ) -> BuildResult:
-    """Run the probes on the existing environment of ``spec``, without rebuilding."""
+    """Run the probes on the existing environment of ``spec``, without rebuilding.
+
+    ``files_only``: only the files probe (the tree against its manifest), which starts no
+    interpreter, and runs even with the probes disabled.
+    """
     runner = runner or Runner()
     emit = on_event or (lambda _: None)
     start = time.monotonic()
@@ -208,7 +223,7 @@ def check(
                            tip="run `pinfold build` first")
     ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=current,
                   on_progress=emit)
-    probes = Probes()
+    probes = Probes(files_only=files_only)
     if (reason := probes.skip_reason(ctx)) is not None:
         emit(StageEvent(probes.name, "skip", detail=reason))
         return BuildResult(spec_file=spec.file, path=spec.path, env_dir=current, up_to_date=True,

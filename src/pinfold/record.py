@@ -10,8 +10,11 @@ callers then do a full build (or compare with the lock on disk).
 Schemas: 1 is the record of pinfold before the ``schema`` key existed (the same keys, no
 ``schema``): it is read as it is. 2 adds ``schema``. Keys added since (``watch.develop``,
 ``watch.plugin_packages``, more ``inputs``) are optional to the reader: a record without
-them reads, and is treated as "not known" where they matter. Standard library only and cheap to
-import: the no-op fast path reads the record.
+them reads, and is treated as "not known" where they matter. ``digest`` (the environment
+digest, :mod:`pinfold.manifest`) is optional too: a record written before manifests has none,
+and its environment none to check the files against. The manifest itself lives beside the
+record (``pinfold-manifest.json``), written first: the record, written last, finishes both.
+Standard library only and cheap to import: the no-op fast path reads the record.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from .results import (
     json_strs,
 )
 
-__all__ = ["SCHEMA", "STATE_FILE", "EnvRecord", "PythonRecord", "TreeState", "Watch", "read_record",
-           "write_record"]
+__all__ = ["SCHEMA", "STATE_FILE", "EnvRecord", "PythonRecord", "TreeState", "Watch", "read_digest",
+           "read_record", "write_record"]
 
 #: The record's file name inside a finished environment (its presence marks it finished).
 STATE_FILE = "pinfold.json"
@@ -169,10 +172,13 @@ class EnvRecord:
     stages: tuple[StageReport, ...] = ()
     #: The stage outputs (kept under ``facts`` in the file, as in ``--json``).
     outputs: StageOutputs = field(default_factory=StageOutputs)
+    #: The environment digest over its manifest (``sha256:...``); None in an older record.
+    digest: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict, the file's content."""
         return {
+            **({"digest": self.digest} if self.digest is not None else {}),
             "schema": self.schema,
             "fingerprint": self.fingerprint,
             "inputs": dict(self.inputs),
@@ -216,6 +222,7 @@ class EnvRecord:
             plan=Plan.from_json(data["plan"]),
             stages=tuple(StageReport.from_json(s) for s in stages),
             outputs=StageOutputs.from_json(data["facts"]),
+            digest=None if data.get("digest") is None else json_str(data["digest"]),
         )
 
 
@@ -230,6 +237,20 @@ def read_record(env_dir: Path) -> EnvRecord | None:
         return EnvRecord.from_json(data)
     except (OSError, ValueError, KeyError, TypeError):  # JSONDecodeError is a ValueError
         return None
+
+
+def read_digest(env_dir: Path) -> str | None:
+    """The environment digest the record in ``env_dir`` holds, or None (none, or not readable).
+
+    Reads only that key, not the whole record's shape: cheap, for the end of a build and
+    the no-op fast path's report.
+    """
+    try:
+        data = json.loads((env_dir / STATE_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+    value = data.get("digest") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def write_record(env_dir: Path, record: EnvRecord) -> None:

@@ -120,19 +120,28 @@ def warning_lines(warnings: Sequence[str]) -> list[str]:
     return [f"warning: {warning}" for warning in warnings]
 
 
-def build_lines(result: BuildResult) -> list[str]:
-    """A build's outcome: up to date, or built (its probes and warnings are rendered apart)."""
+def _digest_line(digest: str | None) -> list[str]:
+    return [] if digest is None else [f"  environment digest {digest}"]
+
+
+def build_lines(result: BuildResult, *, digest: str | None = None) -> list[str]:
+    """A build's outcome: up to date, or built (its probes and warnings are rendered apart),
+    then the environment digest its record holds (none for an older pinfold's environment)."""
     if result.up_to_date:
-        return [f"{result.path} is up to date ({result.seconds:.2f}s)"]
-    return [f"built {result.path} -> {result.env_dir.name} in {result.seconds:.1f}s"]
+        return [f"{result.path} is up to date ({result.seconds:.2f}s)", *_digest_line(digest)]
+    return [f"built {result.path} -> {result.env_dir.name} in {result.seconds:.1f}s",
+            *_digest_line(digest)]
 
 
-def check_lines(path: Path, *, skipped: str | None = None) -> list[str]:
+def check_lines(path: Path, *, skipped: str | None = None, digest: str | None = None,
+                files_only: bool = False) -> list[str]:
     """``pinfold check`` passed (its probes and warnings are rendered apart), or ran no probe
-    at all, for the reason ``skipped`` (e.g. the probes are disabled)."""
+    at all, for the reason ``skipped`` (e.g. the probes are disabled); ``files_only``: only
+    the files were compared (``check --files``)."""
     if skipped is not None:
         return [f"{path}: no probes ran: {skipped}"]
-    return [f"{path}: all probes passed"]
+    what = "its files are as built" if files_only else "all probes passed"
+    return [f"{path}: {what}", *_digest_line(digest)]
 
 
 # -- status, plan --------------------------------------------------------------------------

@@ -4,6 +4,8 @@ Probes the environment the way its consumers use it: Twisted plugin caches fresh
 each plugin module harmless on import, ``installReactor`` working with read-only plugin
 folders, ``pip check``, exactly the lock installed, and the imports, console scripts
 and commands listed in env.yaml, and that each generated script (``scripts:``) resolves.
+``pinfold check`` also compares the tree with the manifest its build recorded (``files``;
+a build writes the manifest after its probes, so it has none to compare with yet).
 They run in parallel; any failure fails the stage with :class:`ProbeError`, which keeps
 every result for the report.
 """
@@ -14,11 +16,12 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import ClassVar
 
 from ..errors import ProbeError, Problem
 from ..plugincache import PluginPackages, script_paths, twisted_installed
-from ..probes import Probe, environment, plugins, run_probes, scripts
+from ..probes import Probe, environment, files, plugins, run_probes, scripts
 from ..probes.environment import Expected
 from ..record import read_record
 from ..results import ProbesOutput
@@ -47,8 +50,17 @@ def _expected(ctx: Context) -> Callable[[], Expected]:
     return partial(Expected.from_lock, ctx.runner, ctx.env_python, spec.requirements, spec.develop)
 
 
-def plan(ctx: Context) -> list[Probe]:
-    """The probes for this environment, in report order (Twisted ones only with Twisted)."""
+def _files(env_dir: Path) -> Probe:
+    return Probe("files", partial(files.files_match, env_dir), weight=2)
+
+
+def plan(ctx: Context, *, files_only: bool = False) -> list[Probe]:
+    """The probes for this environment, in report order (Twisted ones only with Twisted).
+
+    ``files_only``: the files probe alone (``pinfold check --files``).
+    """
+    if files_only:
+        return [_files(ctx.env_dir)]
     spec, options = ctx.spec, ctx.spec.final.probes
     target, runner = ctx.target, ctx.runner
     # The Twisted probes see the plugin folders of the scripts' extra_paths too.
@@ -69,6 +81,8 @@ def plan(ctx: Context) -> list[Probe]:
             Probe("consumer-bootstrap", partial(plugins.bootstrap, runner, plugin_target,
                                                 options.reactor, packages)),
         ]
+    if ctx.preflight is None:  # checking a finished environment: it has a manifest
+        probes.append(_files(ctx.env_dir))
     probes += [
         Probe("pip-check", partial(environment.pip_check, runner, ctx.env_python), weight=3),
         Probe("lock", partial(environment.lock_match, runner, target, _expected(ctx)), weight=2),
@@ -97,11 +111,17 @@ class Probes(Stage):
 
     name: ClassVar[str] = "probes"
 
+    def __init__(self, *, files_only: bool = False) -> None:
+        #: Only the files probe (``pinfold check --files``): it runs even with the probes disabled.
+        self.files_only = files_only
+
     def skip_reason(self, ctx: Context) -> str | None:
-        return None if ctx.spec.final.probes.enabled else "disabled (final.probes.enabled is false)"
+        if self.files_only or ctx.spec.final.probes.enabled:
+            return None
+        return "disabled (final.probes.enabled is false)"
 
     def run(self, ctx: Context) -> str:
-        probes = plan(ctx)
+        probes = plan(ctx, files_only=self.files_only)
 
         def done(count: int, total: int, slowest: str) -> None:
             self.progress(ctx, count, total, unit="probes", item=f"running {slowest}" if slowest else "")

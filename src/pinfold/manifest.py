@@ -1,0 +1,398 @@
+"""An environment's manifest: every file and symlink in it, and one digest over them all.
+
+:func:`scan` walks a finished environment (relative POSIX path, size, sha256, mode, link
+target, and the distribution whose ``RECORD`` lists the file); the build writes the result
+beside the record as ``pinfold-manifest.json`` (:func:`write_manifest`), and ``pinfold
+check`` compares the tree with it (:func:`compare`), naming every added, removed and
+changed file grouped by its owner.
+
+The **environment digest** (:func:`digest`) is one sha256 over the manifest, made so that
+two builds of the same inputs give the same digest in any folder, on any day. The bytes
+that depend on where and when a build ran are normalised, each one by an explicit rule
+(README, "Environments on disk", lists them):
+
+- the environment's own absolute path, its directory's name (virtualenv's prompt), the
+  stable ``path``, the develop trees and the folder of env.yaml, wherever they occur in a
+  file's bytes or a link's target, are replaced by fixed tokens (:class:`Tokens`);
+- a script's shell trampoline (``#!/bin/sh``, then ``'''exec' <python> "$0" "$@"``: what
+  pip and uv write instead of ``#!<python>`` when that path is longer than the kernel's
+  shebang limit of 127 bytes) is read as the plain ``#!<python>`` line it stands for;
+- uv's ``*.dist-info/uv_cache.json``: its ``timestamp`` (the installed archive's mtime in
+  nanoseconds: when the artifact was copied or downloaded) reads as null;
+- ``RECORD`` files: the hash and size columns are dropped (the files they describe are in
+  the digest themselves; a console script's hash covers its shebang, i.e. the path);
+- ``.pyc`` files: only their path and the first 8 bytes of the header (magic number and
+  flags: interpreter and checked-hash vs timestamp) count. The rest is the source's mtime
+  (install time) or hash and the marshalled code, which embeds the absolute source path
+  with its length and, for set constants, an order that depends on the build's hash seed;
+  the source itself is in the digest;
+- modes count by their executable bit only (the rest is the builder's umask).
+
+The check itself compares the raw bytes (sha256) and the full mode: nothing is normalised
+there. Excluded by rule, from both: pinfold's own bookkeeping files at the top of the
+environment (:data:`BOOKKEEPING`), and, in an environment built with ``compile: false``,
+``__pycache__`` folders (Python writes them on first import). Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .paths import write_atomic
+from .results import json_int, json_object, json_str
+
+__all__ = [
+    "BOOKKEEPING",
+    "MANIFEST_FILE",
+    "NOT_OWNED",
+    "Differences",
+    "Entry",
+    "Manifest",
+    "Tokens",
+    "compare",
+    "digest",
+    "read_manifest",
+    "scan",
+    "write_manifest",
+]
+
+#: The manifest's file name, beside the record (``pinfold.json``) in a finished environment.
+MANIFEST_FILE = "pinfold-manifest.json"
+#: Top-level files that are pinfold's bookkeeping, not the environment: the record (written
+#: after the manifest, and rewritten by nothing but a build), the manifest itself, and the
+#: marker naming the directory (:data:`pinfold.envdir.MARKER`). Excluded from the manifest.
+BOOKKEEPING = frozenset({"pinfold.json", MANIFEST_FILE, ".pinfold-build"})
+#: The group of files no ``RECORD`` lists.
+NOT_OWNED = "not owned by any distribution"
+#: The manifest file's layout version.
+SCHEMA = 1
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """The build-dependent strings the digest replaces by fixed tokens, longest first."""
+
+    #: (absolute path or name, its token), as recorded in the manifest.
+    pairs: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, env_dir: Path, *, path: Path | None = None, root: Path | None = None,
+           develop: Iterable[Path] = ()) -> Tokens:
+        """The tokens of an environment built at ``env_dir`` (``path`` its stable symlink,
+        ``root`` the folder of env.yaml, ``develop`` its develop trees)."""
+        pairs = [(str(env_dir), "<env>")]
+        if path is not None:
+            pairs += [(str(path) + ".d", "<path>.d"), (str(path), "<path>")]
+        pairs += [(str(tree), f"<develop {n}>") for n, tree in enumerate(develop)]
+        if root is not None:
+            pairs.append((str(root), "<root>"))
+        # The directory's bare name is virtualenv's prompt (pyvenv.cfg, activate scripts).
+        pairs.append((env_dir.name, "<env-name>"))
+        # Longest first: the environment's path contains the root's, and must win.
+        unique = dict.fromkeys(p for p in pairs if len(p[0]) > 1)
+        return cls(tuple(sorted(unique, key=lambda p: -len(p[0]))))
+
+    def apply(self, data: bytes) -> bytes:
+        """``data`` with every occurrence of each string replaced by its token."""
+        for text, token in self.pairs:
+            data = data.replace(os.fsencode(text), token.encode())
+        return data
+
+    def needed(self, data: bytes) -> bool:
+        """Whether ``data`` holds any of the strings (most files do not: no second hash)."""
+        return any(os.fsencode(text) in data for text, _ in self.pairs)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Entry:
+    """One file or symlink of an environment."""
+
+    #: Relative POSIX path.
+    path: str
+    kind: Literal["file", "link"]
+    #: Bytes (a link: the length of its target).
+    size: int
+    #: ``stat.S_IMODE`` (0o777 for a link).
+    mode: int
+    #: sha256 of the bytes, hex ("" for a link).
+    sha256: str = ""
+    #: A link's target, as stored.
+    target: str = ""
+    #: The sha256 the digest uses when normalising changed the bytes (see the module docs).
+    normalised: str = ""
+    #: The distribution whose RECORD lists it (``name version``), or "" for none.
+    owner: str = ""
+
+    def same(self, other: Entry) -> bool:
+        """The same content and mode (the owner and digest form are not the file)."""
+        return (self.kind, self.size, self.mode, self.sha256, self.target) == (
+            other.kind, other.size, other.mode, other.sha256, other.target)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (without the path: the manifest's key)."""
+        out: dict[str, Any] = {"kind": self.kind, "size": self.size, "mode": f"{self.mode:04o}"}
+        if self.kind == "link":
+            out["target"] = self.target
+        else:
+            out["sha256"] = self.sha256
+        if self.normalised:
+            out["normalised"] = self.normalised
+        if self.owner:
+            out["owner"] = self.owner
+        return out
+
+    @classmethod
+    def from_json(cls, path: str, data: object) -> Entry:
+        """The inverse of :meth:`to_json`; raises ``KeyError``, ``TypeError`` or ``ValueError``."""
+        data = json_object(data)
+        kind = data["kind"]
+        if kind not in ("file", "link"):
+            raise ValueError(f"unknown entry kind {kind!r:.20}")
+        return cls(path=path, kind=kind, size=json_int(data["size"]),
+                   mode=int(json_str(data["mode"]), 8), sha256=json_str(data.get("sha256", "")),
+                   target=json_str(data.get("target", "")),
+                   normalised=json_str(data.get("normalised", "")),
+                   owner=json_str(data.get("owner", "")))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Manifest:
+    """Every file and symlink of an environment, and its digest."""
+
+    entries: dict[str, Entry]
+    tokens: Tokens = field(default_factory=Tokens)
+    #: Built with ``compile: false``: ``__pycache__`` folders are Python's, not the build's.
+    runtime_bytecode: bool = False
+
+    @property
+    def digest(self) -> str:
+        """The environment digest (``sha256:<hex>``), see :func:`digest`."""
+        return digest(self.entries.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest file's content."""
+        return {"schema": SCHEMA, "digest": self.digest, "runtime_bytecode": self.runtime_bytecode,
+                "normalised": [{"text": t, "token": k} for t, k in self.tokens.pairs],
+                "files": {p: self.entries[p].to_json() for p in sorted(self.entries)}}
+
+    @classmethod
+    def from_json(cls, data: object) -> Manifest:
+        """The inverse of :meth:`to_json`; raises ``KeyError``, ``TypeError`` or ``ValueError``."""
+        data = json_object(data)
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"unknown manifest schema {data.get('schema')!r:.20}")
+        pairs = tuple((json_str(json_object(p)["text"]), json_str(json_object(p)["token"]))
+                      for p in data["normalised"])
+        files = json_object(data["files"])
+        return cls(entries={json_str(p): Entry.from_json(p, e) for p, e in files.items()},
+                   tokens=Tokens(pairs), runtime_bytecode=bool(data.get("runtime_bytecode", False)))
+
+
+def _excluded(rel: str, runtime_bytecode: bool) -> bool:
+    if rel in BOOKKEEPING:
+        return True
+    return runtime_bytecode and ("/__pycache__/" in f"/{rel}")
+
+
+def _walk(env_dir: Path, runtime_bytecode: bool) -> Iterator[tuple[str, os.stat_result]]:
+    """Every file and symlink under ``env_dir`` (links not followed), relative, sorted."""
+    base = str(env_dir)
+    for root, dirs, files in os.walk(base):
+        rel_root = os.path.relpath(root, base)
+        prefix = "" if rel_root == "." else rel_root.replace(os.sep, "/") + "/"
+        for name in list(dirs):
+            full = os.path.join(root, name)
+            if os.path.islink(full):  # a symlinked folder is an entry, not a tree to walk
+                dirs.remove(name)
+                files.append(name)
+            elif runtime_bytecode and name == "__pycache__":
+                dirs.remove(name)
+        dirs.sort()
+        for name in sorted(files):
+            rel = prefix + name
+            if _excluded(rel, runtime_bytecode):
+                continue
+            info = os.lstat(os.path.join(root, name))
+            if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
+                yield rel, info
+
+
+_RECORD_LINE = re.compile(rb"^(.*),[^,\n]*,[^,\n]*$")
+#: The long-path trampoline of pip's and uv's scripts (distlib's form): its python is group 1.
+_TRAMPOLINE = re.compile(rb"""\A#!/bin/sh\n'''exec' (.+?) "\$0" "\$@"\n' '''\n""")
+#: The build-time field of uv's cache record of an installed distribution.
+_UV_TIMESTAMP = re.compile(rb'"timestamp":\{[^{}]*\}')
+
+
+def _shebang(match: re.Match[bytes]) -> bytes:
+    python = match.group(1)
+    if len(python) > 1 and python[:1] == python[-1:] == b"'":  # uv quotes it, pip does not
+        python = python[1:-1]
+    return b"#!" + python + b"\n"
+
+
+def _normalise(rel: str, data: bytes, tokens: Tokens) -> bytes | None:
+    """The bytes the digest hashes for file ``rel``, or None when they are the bytes themselves."""
+    if rel.endswith(".pyc"):
+        return data[:8]  # magic number and flags: see the module docs
+    if rel.endswith(".dist-info/RECORD"):
+        lines = data.splitlines()
+        data = b"\n".join(_RECORD_LINE.sub(rb"\1", line) for line in lines) + b"\n"
+        return tokens.apply(data)
+    if data.startswith(b"#!/bin/sh\n"):
+        data = _TRAMPOLINE.sub(_shebang, data, count=1)
+        return tokens.apply(data)
+    if rel.endswith(".dist-info/uv_cache.json"):
+        return tokens.apply(_UV_TIMESTAMP.sub(b'"timestamp":null', data))
+    return tokens.apply(data) if tokens.needed(data) else None
+
+
+def _hash_file(full: str, rel: str, tokens: Tokens) -> tuple[str, str]:
+    """(sha256 of the bytes, sha256 of their normalised form or "")."""
+    with open(full, "rb") as fh:
+        data = fh.read()
+    raw = hashlib.sha256(data).hexdigest()
+    norm = _normalise(rel, data, tokens)
+    return raw, "" if norm is None or norm == data else hashlib.sha256(norm).hexdigest()
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def owners(env_dir: Path) -> dict[str, str]:
+    """Relative path -> ``name version`` of the distribution whose ``RECORD`` lists it."""
+    out: dict[str, str] = {}
+    for record in sorted(env_dir.glob("lib*/python*/site-packages/*.dist-info/RECORD")):
+        dist_info = record.parent
+        name, _, version = dist_info.name[: -len(".dist-info")].partition("-")
+        owner = f"{_canonical(name)} {version}".strip()
+        site = dist_info.parent.relative_to(env_dir).as_posix()
+        try:
+            text = record.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            # RECORD is CSV; a path with a comma is quoted. The path is all but the last two fields.
+            entry = line.rsplit(",", 2)[0].strip('"') if line.count(",") >= 2 else line
+            if not entry:
+                continue
+            rel = os.path.normpath(os.path.join(site, entry)).replace(os.sep, "/")
+            if not rel.startswith("../"):
+                out.setdefault(rel, owner)
+    return out
+
+
+def scan(env_dir: Path, tokens: Tokens | None = None, *, runtime_bytecode: bool = False,
+         with_owners: bool = True) -> Manifest:
+    """The manifest of the tree at ``env_dir`` as it is now."""
+    tokens = tokens if tokens is not None else Tokens()
+    owned = owners(env_dir) if with_owners else {}
+    entries: dict[str, Entry] = {}
+    for rel, info in _walk(env_dir, runtime_bytecode):
+        full = os.path.join(env_dir, rel)
+        if stat.S_ISLNK(info.st_mode):
+            target = os.readlink(full)
+            norm = tokens.apply(os.fsencode(target))
+            entries[rel] = Entry(path=rel, kind="link", size=len(os.fsencode(target)), mode=0o777,
+                                 target=target, owner=owned.get(rel, ""),
+                                 normalised="" if norm == os.fsencode(target)
+                                 else hashlib.sha256(norm).hexdigest())
+            continue
+        raw, norm_hash = _hash_file(full, rel, tokens)
+        entries[rel] = Entry(path=rel, kind="file", size=info.st_size, mode=stat.S_IMODE(info.st_mode),
+                             sha256=raw, normalised=norm_hash, owner=owned.get(rel, ""))
+    return Manifest(entries=entries, tokens=tokens, runtime_bytecode=runtime_bytecode)
+
+
+def digest(entries: Iterable[Entry]) -> str:
+    """One sha256 over every entry's path, kind, executable bit and (normalised) content.
+
+    Sizes are not hashed apart (the content hash covers them, and a normalised file's size
+    is the builder's); nor are owners (RECORD files are in the digest).
+    """
+    h = hashlib.sha256()
+    for e in sorted(entries, key=lambda e: e.path):
+        if e.kind == "link":
+            content = e.normalised or hashlib.sha256(os.fsencode(e.target)).hexdigest()
+        else:
+            content = e.normalised or e.sha256
+        x = "x" if e.kind == "file" and e.mode & 0o111 else "-"
+        h.update(f"{e.kind} {x} {content} {e.path}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Differences:
+    """What differs between a manifest and the tree: relative paths, each with its owner."""
+
+    added: dict[str, str] = field(default_factory=dict)
+    removed: dict[str, str] = field(default_factory=dict)
+    changed: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    def by_owner(self) -> dict[str, list[tuple[str, str]]]:
+        """Owner -> sorted (``added``/``removed``/``changed``, path); owners sorted, the
+        files no distribution owns last."""
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for what, found in (("added", self.added), ("removed", self.removed), ("changed", self.changed)):
+            for path, owner in found.items():
+                groups.setdefault(owner or NOT_OWNED, []).append((what, path))
+        order = sorted(groups, key=lambda o: (o == NOT_OWNED, o))
+        return {o: sorted(groups[o], key=lambda w: (w[1], w[0])) for o in order}
+
+    def lines(self) -> list[str]:
+        """One line per file, under one line per owner."""
+        out: list[str] = []
+        for owner, files in self.by_owner().items():
+            out.append(f"{owner}:")
+            out += [f"  {what} {path}" for what, path in files]
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"added": dict(sorted(self.added.items())), "removed": dict(sorted(self.removed.items())),
+                "changed": dict(sorted(self.changed.items()))}
+
+
+def compare(recorded: Manifest, env_dir: Path) -> Differences:
+    """The tree at ``env_dir`` against ``recorded``: raw bytes and full modes, nothing normalised.
+
+    A file's owner is the one recorded; a file the manifest does not know gets the owner
+    its distribution's ``RECORD`` now names (a stray ``pip install`` brings its own).
+    """
+    now = scan(env_dir, recorded.tokens, runtime_bytecode=recorded.runtime_bytecode,
+               with_owners=False)
+    old, new = recorded.entries, now.entries
+    stray: Mapping[str, str] = owners(env_dir) if set(new) - set(old) else {}
+    return Differences(
+        added={p: stray.get(p, "") for p in new if p not in old},
+        removed={p: old[p].owner for p in old if p not in new},
+        changed={p: old[p].owner for p in old if p in new and not old[p].same(new[p])},
+    )
+
+
+def read_manifest(env_dir: Path) -> Manifest | None:
+    """The manifest recorded in ``env_dir``, or None (none, unreadable, or of an older pinfold)."""
+    try:
+        return Manifest.from_json(json.loads((env_dir / MANIFEST_FILE).read_bytes()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_manifest(env_dir: Path, manifest: Manifest) -> None:
+    """Write ``manifest`` into ``env_dir`` atomically (before the record, which finishes it)."""
+    text = json.dumps(manifest.to_json(), indent=1, sort_keys=True) + "\n"
+    write_atomic(env_dir / MANIFEST_FILE, text.encode("utf-8"))
