@@ -53,8 +53,10 @@ fi
 # config files (this machine has a global one) must not change what gets installed.
 # Certificates and proxies are kept: they say how to reach an index, not which one.
 scrubbed() {
+    # PINFOLD_TEST_*: the test suite's own settings (README "Quick start"); they change no pip.
     local keep=(PATH HOME LANG TMPDIR PIP_CERT SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE
-                http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY)
+                http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY
+                PINFOLD_TEST_NETWORK PINFOLD_TEST_CACHE)
     local args=() name
     for name in "${keep[@]}"; do
         if [ -n "${!name:-}" ]; then args+=("$name=${!name}"); fi

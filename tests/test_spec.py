@@ -159,8 +159,7 @@ def test_help_explains_commands() -> None:
     text = " ".join(out.getvalue().split())
     for command, what in [
         ("build", "Build the environment (or confirm it is up to date), offline."),
-        ("fetch", "Download the artifacts of both locks into the wheelhouse (the one command that goes "
-                  "online)."),
+        ("fetch", "Download the artifacts of both locks into the wheelhouse (online)."),
         ("lock", "Compile the runtime and build locks from env.yaml's needs, against its index only, "
                  "and print what changed."),
         ("check", "Run the probes on the existing environment, without rebuilding."),
@@ -170,7 +169,8 @@ def test_help_explains_commands() -> None:
         ("gc", "Remove old environments (and leftovers of killed builds)."),
     ]:
         assert f" {command} {what}" in text, (command, text)
-    assert "Only `pinfold fetch` and `pinfold lock --upstream` go online." in text
+    assert ("Only `pinfold fetch`, `pinfold lock --upstream` and `pinfold import --upstream` go online."
+            in text)
     assert ("exit codes: 0 ok, 1 build or probe failure, 2 bad input (env.yaml, locks, arguments), "
             "130 interrupted (Ctrl-C), 143/129 ended by SIGTERM/SIGHUP") in text
 

@@ -46,7 +46,8 @@ __all__ = ["EXIT_CODES", "JSON_SCHEMA_VERSION", "exit_code_for", "json_schema_na
 _DESCRIPTION = """\
 Build one virtualenv from env.yaml: pinned, hashed requirements from a local index only
 (build dependencies such as pbr included), then the final stages (Twisted plugin caches,
-sanity probes). Only `pinfold fetch` and `pinfold lock --upstream` go online.
+sanity probes). Only `pinfold fetch`, `pinfold lock --upstream` and `pinfold import --upstream`
+go online.
 """
 
 _EPILOG = """\
@@ -125,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--junit-xml", type=Path, metavar="PATH",
                        help="write the probes' results as JUnit XML (one testcase per probe)")
     fetch = command("fetch", "Download the artifacts of both locks into the wheelhouse "
-                             "(the one command that goes online).")
+                             "(online).")
     fetch.add_argument("--index-url", metavar="URL",
                        help="the upstream index to download from (default: pip's default, PyPI)")
     fetch.add_argument("--target", metavar="TARGET",
@@ -321,7 +322,13 @@ def _export(args: argparse.Namespace, ctx: _Context) -> _Outcome:
         else:
             ctx.stdout.write(text)
         return EXIT_OK, result
-    written = write_files([(output, text)])
+    try:
+        written = write_files([(output, text)])
+    except OSError as exc:
+        from .paths import reason  # lazy: see the note at the imports
+
+        raise SpecError(f"-o {args.output}: cannot write it: {reason(exc)}",
+                        tip="name a file in a folder you can write to") from None
     ctx.out.lines(render.export_lines(spec.requirements.path, output, fmt, written=bool(written)))
     return EXIT_OK, {**result, "output": str(output), "written": bool(written)}
 
@@ -485,8 +492,15 @@ def json_schema_name(form: str) -> str:
 def _emit_json(args: argparse.Namespace, stdout: IO[str], form: str, result: dict[str, Any]) -> None:
     """The one place --json documents are written: each names its schema."""
     if args.json:
-        json.dump({"schema": json_schema_name(form), **result}, stdout, indent=2, sort_keys=True)
-        stdout.write("\n")
+        _write_json(stdout, form, result)
+
+
+def _write_json(stdout: IO[str], form: str, result: dict[str, Any]) -> None:
+    # `schema` and `ok` first, as a reader scanning the document expects; the rest sorted.
+    head = {"schema": json_schema_name(form), "ok": result.get("ok")}
+    rest = dict(sorted((k, v) for k, v in result.items() if k not in head))
+    json.dump({**head, **rest}, stdout, indent=2)
+    stdout.write("\n")
 
 
 def _lock_arguments(args: argparse.Namespace) -> None:
@@ -516,7 +530,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
-        return int(exc.code or 0)
+        code = int(exc.code or 0)
+        words = list(sys.argv[1:] if argv is None else argv)
+        if code != 0 and "--json" in words:  # a pipeline asked for a document: it gets one
+            _write_json(stdout, "error", {"ok": False, "exit_code": code, "problems": [],
+                                          "error": "bad arguments (see the message on stderr)"})
+        return code
     out = _Output(stderr, verbose=args.verbose, quiet=args.quiet)
     try:
         return _main(args, out, stdout, stderr)

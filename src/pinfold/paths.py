@@ -19,6 +19,7 @@ __all__ = [
     "env_path",
     "find_python",
     "path_problem",
+    "read_bytes",
     "read_text",
     "reason",
     "write_atomic",
@@ -63,6 +64,12 @@ def read_text(path: Path, *, limit: int = MAX_TEXT_BYTES) -> str:
     block forever and ``/dev/zero`` would fill memory, so neither is opened.
     Raises :class:`UnicodeDecodeError` for text that is not UTF-8.
     """
+    return read_bytes(path, limit=limit).decode("utf-8")
+
+
+def read_bytes(path: Path, *, limit: int = MAX_TEXT_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; OSError for anything else
+    (see :func:`read_text`)."""
     info = path.stat()  # follows symlinks: a link to a regular file is fine
     if not stat.S_ISREG(info.st_mode):
         raise OSError(0, "not a regular file", str(path))
@@ -74,7 +81,7 @@ def read_text(path: Path, *, limit: int = MAX_TEXT_BYTES) -> str:
         data = fh.read(limit + 1)
     if len(data) > limit:
         raise OSError(0, f"larger than {limit // (1024 * 1024)} MiB", str(path))
-    return data.decode("utf-8")
+    return data
 
 
 def env_path(spec_file: Path, value: str) -> Path:

@@ -33,7 +33,7 @@ import yaml
 from ._version import __version__
 from .envdir import Environments, damage
 from .errors import CommandError, PinfoldError, interpreter_failed
-from .paths import env_path, find_python
+from .paths import env_path, find_python, read_bytes
 from .record import EnvRecord, TreeState, Watch, read_record
 from .results import BuildResult
 from .runner import Runner
@@ -46,8 +46,9 @@ __all__ = ["METADATA", "digest", "identity", "layers_digest", "plugin_folders", 
 
 
 def digest(path: Path | None) -> str:
-    """The sha256 of a file's bytes ("" for no file)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path else ""
+    """The sha256 of a file's bytes ("" for no file); OSError for what is not a regular file
+    (a FIFO swapped in for a watched file must not hang the no-op check)."""
+    return hashlib.sha256(read_bytes(path)).hexdigest() if path else ""
 
 
 def layers_digest(spec: Spec) -> str:
@@ -215,7 +216,7 @@ def _find_keys(file: Path, found: dict[str, tuple[Path, object]], read: list[Pat
     if len(read) > 100 or file in read:  # a cycle, or a base named twice: the full path decides
         return False
     read.append(file)
-    raw = yaml.safe_load(file.read_bytes())
+    raw = yaml.safe_load(read_bytes(file))
     if raw is None:
         return True
     if not isinstance(raw, dict) or any(f"{k}{op}" in raw for k in _KEYS for op in "+-"):
