@@ -326,22 +326,19 @@ def copy_real(dest: Path, *names: str) -> list[Artifact]:
 
 # Real index servers for tests/test_index_servers.py, pinned; installed once into a venv of
 # their own in the test cache, never into pinfold's tool environment.
-SERVER_PACKAGES: dict[str, str] = {
-    "pypiserver": "2.4.2",
-    "passlib": "1.7.4",  # pypiserver's htpasswd authentication
-    "devpi-server": "6.20.3",
-    "devpi-client": "7.3.0",  # `devpi upload`
-}
+#: The index servers' pins, with the hash of every artifact (and their own dependencies).
+SERVER_REQUIREMENTS = Path(__file__).with_name("servers.txt")
 
 
 def server_venv() -> Path:
-    """Return the ``bin`` folder of a venv holding ``SERVER_PACKAGES``, created once.
+    """Return the ``bin`` folder of a venv holding the index servers of ``servers.txt``, made once.
 
-    It lives beside the wheel cache (``~/.cache/pinfold-tests/servers-<key>``), made with
-    the machine's pip from its default index, like :func:`real_wheel_cache`.
+    It lives in the test cache (``~/.cache/pinfold-tests/servers-<key>``, or beside
+    ``$PINFOLD_TEST_CACHE``), made with the machine's pip from its default index, hashes
+    required, like :func:`real_wheel_cache`: the suite's one other online step.
     """
-    pins = [f"{n}=={v}" for n, v in SERVER_PACKAGES.items()]
-    key = hashlib.sha256(" ".join([sys.version, *pins]).encode()).hexdigest()[:12]
+    text = SERVER_REQUIREMENTS.read_text(encoding="utf-8")
+    key = hashlib.sha256("\n".join([sys.version, text]).encode()).hexdigest()[:12]
     base = Path(os.environ.get("PINFOLD_TEST_CACHE") or Path.home() / ".cache" / "pinfold-tests" / "wheels")
     venv = base.parent / f"servers-{key}"
     if (venv / ".complete").is_file():
@@ -350,9 +347,10 @@ def server_venv() -> Path:
     python = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
     env = dict(_NETWORK_ENV) | {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-input", *pins],
+    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-input",
+                           "--require-hashes", "--no-deps", "-r", str(SERVER_REQUIREMENTS)],
                           check=False, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"pip install of the index servers failed:\n{done.stdout}{done.stderr}")
-    (venv / ".complete").write_text("\n".join(pins) + "\n")
+    (venv / ".complete").write_text(text)
     return venv / "bin"
