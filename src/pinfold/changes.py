@@ -48,10 +48,6 @@ _SETTINGS = ("compile", "installer")
 _DEVELOP, _PLUGINS = "develop", "plugins"
 
 
-def _digest_of(values: dict[str, str]) -> str:
-    return hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()
-
-
 def inputs_of(spec: Spec, runner: Runner) -> dict[str, str]:
     """Digests of everything an environment is built from (the locks hold the artifact hashes)."""
     build = spec.build_requirements
@@ -66,13 +62,13 @@ def inputs_of(spec: Spec, runner: Runner) -> dict[str, str]:
     }
     for tree in spec.develop:
         state = tree_state(tree, spec.final.plugin_caches.packages)
-        inputs[f"{_DEVELOP} {tree}"] = _digest_of(state.metadata)
-        inputs[f"{_PLUGINS} {tree}"] = _digest_of(state.plugins)
+        inputs[f"{_DEVELOP} {tree}"] = fingerprint(state.metadata)
+        inputs[f"{_PLUGINS} {tree}"] = fingerprint(state.plugins)
     return inputs
 
 
 def fingerprint(inputs: dict[str, str]) -> str:
-    """One digest of all inputs."""
+    """One digest of a mapping (all inputs; a develop tree's files), independent of its order."""
     return hashlib.sha256(repr(sorted(inputs.items())).encode()).hexdigest()
 
 

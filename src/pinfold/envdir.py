@@ -192,14 +192,21 @@ class Environments:
         return True
 
     def has_leftovers(self) -> bool:
-        """Whether ``<path>.d`` holds anything but finished environments: one listing, cheap
-        enough for the no-op fast path (which then hands over to a build that cleans up)."""
+        """Whether ``<path>.d`` holds an unfinished build of pinfold's (marked, no record): one
+        listing and a small read per entry, cheap enough for the no-op fast path (which then
+        hands over to a build that cleans up). Entries that are not pinfold's are not counted:
+        cleanup never removes them, so counting them would send every no-op down the full path."""
         try:
             names = os.listdir(self.versions)
         except OSError:
             return False
-        return any(name != _LOCK and not (self.versions / name / STATE_FILE).is_file()
-                   for name in names)
+        for name in names:
+            entry = self.versions / name
+            if name == _LOCK or entry.is_symlink() or (entry / STATE_FILE).is_file():
+                continue
+            if is_marked(entry):
+                return True
+        return False
 
     def finish(self, env_dir: Path, record: EnvRecord) -> None:
         """Write the record (atomically), then point ``path`` at ``env_dir`` (atomically)."""

@@ -5,7 +5,7 @@ flags and as ``PIP_*`` variables (:func:`index_flags`, :func:`index_environ`: th
 uv backends, pip-compile and build-dependency discovery all use these two); an upstream
 index for ``pinfold fetch`` and ``pinfold lock --upstream`` as :func:`upstream_flags` and
 :func:`upstream_environ`. :class:`ArtifactIndex` lists what the index holds, reading
-simple pages through :func:`no_proxy_opener` (the user's own index) or :func:`upstream_opener`
+simple pages through :func:`index_opener` (the user's own index) or :func:`upstream_opener`
 (``pinfold fetch``: proxies and certificates from the environment, as pip reads them), and
 :func:`download` copies artifacts through either; artifact file names are read by
 :func:`parse_filename` and files hashed by :func:`file_digest`, local artifacts through
@@ -357,8 +357,8 @@ def _hrefs(body: str) -> list[str]:
 class ArtifactIndex:
     """The artifacts of the spec's index (find-links folders and/or a simple-index URL), by project.
 
-    ``opener`` reads the URL index (default: :func:`no_proxy_opener`, for the user's own
-    index; ``pinfold fetch`` passes :func:`upstream_opener`).
+    ``opener`` reads the URL index (default: :func:`index_opener` of ``spec``, for the user's
+    own index; ``pinfold fetch`` passes :func:`upstream_opener`).
     """
 
     def __init__(self, spec: IndexSpec, *, opener: urllib.request.OpenerDirector | None = None,

@@ -2,8 +2,10 @@
 
 :func:`plan_init` computes them (a commented env.yaml, the needs file and, from
 ``--from``, a constraints file) without touching the disk beyond reading ``--from``;
-:func:`init` refuses to overwrite any of them without ``force`` and writes them all, or
-none. The text depends on the options alone, so the same command gives the same bytes.
+:func:`init` refuses to overwrite any of them without ``force`` (writing none), then
+writes each atomically (a write that fails partway leaves the files written before it,
+and names the folder). The text depends on the options alone, so the same command gives
+the same bytes.
 
 The env.yaml it writes is valid for ``pinfold lock`` before any lock exists: the locks it
 names are the ones ``pinfold lock`` is about to write, and the wheelhouse folder is
@@ -33,6 +35,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .errors import Problem, SpecError
+from .needs import INDEX_OPTIONS
 from .paths import display_path, path_problem, read_text, reason, write_atomic
 from .reqfile import logical_lines
 from .runner import redact
@@ -45,9 +48,6 @@ NEEDS_NAME = "requirements/runtime.in"
 CONSTRAINTS_NAME = "requirements/constraints.txt"
 WHEELHOUSE_NAME = "wheelhouse"
 
-#: Options of a requirements file that say where packages come from: env.yaml's index decides.
-_INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index",
-                  "--trusted-host")
 _KEPT_OPTIONS = ("--no-binary", "--only-binary", "--prefer-binary", "--pre")
 _INCLUDES = {"-r": "-r", "--requirement": "-r", "-c": "-c", "--constraint": "-c"}
 #: Strings YAML reads as themselves when written plain (no quoting needed).
@@ -155,7 +155,7 @@ class _FromReader:
                 self.problems.append(Problem(where, f"{head} needs a file name"))
             else:
                 self.file(where, base / rest[0], constraint=constraint or _INCLUDES[head] == "-c")
-        elif head in _INDEX_OPTIONS:
+        elif head in INDEX_OPTIONS:
             self.notes[f"{where}: {head} left out: the index comes from env.yaml's `index`"] = None
         elif head in _KEPT_OPTIONS:
             self.options[" ".join([head, *rest[:1]])] = None

@@ -22,14 +22,13 @@ from packaging.version import InvalidVersion, Version
 
 from .errors import Problem
 from .paths import display_path, read_text, reason
-from .pylock import Artifact, is_pylock, read_pylock
+from .pylock import HASH_LENGTHS, Artifact, is_pylock, read_pylock
 from .reqfile import logical_lines
 
 __all__ = ["Artifact", "Lock", "Pin", "is_pylock", "parse_lock", "split_pin"]
 
 _HASH = re.compile(r"--hash[=\s]\s*(sha256|sha384|sha512):([0-9a-fA-F]+)")
 _VIA = re.compile(r"^#\s+via\b\s*(.*)$")
-_ALGO_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -118,7 +117,7 @@ def parse_lock(path: Path, *, shown: str | None = None) -> tuple[Lock, list[Prob
         where = f"{shown}:{line}:{entry.column}"
         hashes = {f"{a.lower()}:{h.lower()}" for a, h in _HASH.findall(content)}
         body = _HASH.sub("", content).strip()
-        bad_hash = [h for h in hashes if len(h.split(":")[1]) != _ALGO_LEN[h.split(":")[0]]]
+        bad_hash = [h for h in hashes if len(h.split(":")[1]) != HASH_LENGTHS[h.split(":")[0]]]
         if body.startswith("-"):
             option = body.split()[0]
             problems.append(Problem(where, f"option {option!r} is not allowed in a lock: the index "

@@ -28,7 +28,8 @@ from .errors import Problem
 from .paths import display_path, path_problem, read_text, reason
 from .reqfile import logical_lines
 
-__all__ = ["REQUIRE_PINS", "Needs", "NeedsSpec", "normalize_requirement", "read_needs", "relative"]
+__all__ = ["INDEX_OPTIONS", "REQUIRE_PINS", "Needs", "NeedsSpec", "normalize_requirement", "read_needs",
+           "relative"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,8 +67,9 @@ _FLAG_OPTIONS = ("--prefer-binary", "--pre")
 #: refuses a runtime pin that no ``==`` constraint or need pins. Never passed to pip-compile.
 REQUIRE_PINS = "--require-pins"
 _INCLUDE = {"-r": "-r", "--requirement": "-r", "-c": "-c", "--constraint": "-c"}
-_INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index",
-                  "--trusted-host")
+#: Options of a requirements file that say where packages come from: env.yaml's index decides.
+INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index",
+                 "--trusted-host")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -132,7 +134,7 @@ class _Collector:
             self.options[f"{head} {rest}"] = None
         elif head in (*_FLAG_OPTIONS, REQUIRE_PINS):
             self.options[head] = None
-        elif head in _INDEX_OPTIONS:
+        elif head in INDEX_OPTIONS:
             self.problems.append(Problem(where, f"{head} is not allowed here: the index comes from "
                                                 "env.yaml's `index` alone"))
         elif head.startswith("-"):

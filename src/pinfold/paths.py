@@ -127,13 +127,14 @@ def reason(exc: BaseException) -> str:
     return str(exc)
 
 
-def write_atomic(path: Path, data: bytes, *, like: Path | None = None) -> None:
+def write_atomic(path: Path, data: bytes, *, like: Path | None = None, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half.
 
     A temporary file beside ``path`` (same file system), then one ``os.replace``: a kill
     leaves at most the temporary file, never a truncated ``path``. The new file gets the
     mode a new file gets under the umask, or that of ``like`` (e.g. the file it replaces)
-    when given. A file that ``path`` was a hard link to is left as it was.
+    when given, or ``mode`` when given (e.g. ``0o755`` for a script). A file that ``path`` was
+    a hard link to is left as it was.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
@@ -142,6 +143,8 @@ def write_atomic(path: Path, data: bytes, *, like: Path | None = None) -> None:
             fh.write(data)
         if like is not None:
             os.chmod(tmp, stat.S_IMODE(like.stat().st_mode))
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

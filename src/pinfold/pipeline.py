@@ -15,6 +15,7 @@ from .errors import BuildError, PinfoldError
 from .index import ArtifactIndex
 from .locking.needs import require_current_locks
 from .manifest import Manifest, Tokens, scan, write_manifest
+from .paths import display_path
 from .record import EnvRecord, PythonRecord
 from .results import BuildResult, OnEvent, StageEvent, StageReport
 from .runner import Runner
@@ -101,7 +102,8 @@ def build(
             with envs.locked(wait=wait, on_wait=on_wait):
                 return _report(spec, plan.current, start, envs.cleanup())
         return _report(spec, plan.current, start)
-    ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=envs.new_dir(),
+    # The directory is named once the lock is held (below); the pre-flight checks only read.
+    ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=envs.versions,
                   on_progress=emit)
     # What a stage needs does not depend on the plan: both stage lists have the same problems.
     stages = _stages(plan)
@@ -165,10 +167,22 @@ def build(
             envs.discard(ctx.env_dir)
             raise
         after = envs.cleanup()
+        pruned = _prune_launchers(ctx.stale_launchers)
     return BuildResult(spec_file=spec.file, path=spec.path, env_dir=ctx.env_dir,
                        up_to_date=False, stages=tuple(reports),
-                       warnings=(*ctx.warnings, *after.warnings),
+                       warnings=(*ctx.warnings, *after.warnings, *pruned),
                        seconds=time.monotonic() - start, plan=plan, outputs=ctx.outputs)
+
+
+def _prune_launchers(stale: list[Path]) -> list[str]:
+    """Remove the launchers the switched-in environment no longer has; what cannot go is named."""
+    warnings = []
+    for path in stale:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            warnings.append(f"{display_path(path)} could not be removed: {exc.strerror}")
+    return warnings
 
 
 def _write_manifest(spec: Spec, env_dir: Path) -> Manifest:

@@ -35,14 +35,16 @@ from packaging.version import Version
 
 from .errors import Problem
 
-__all__ = ["Artifact", "LockedPackage", "PylockFile", "is_pylock", "read_pylock", "render_pylock"]
+__all__ = ["HASH_LENGTHS", "Artifact", "LockedPackage", "PylockFile", "is_pylock", "read_pylock",
+           "render_pylock"]
 
 #: PEP 751's file names: ``pylock.toml`` or ``pylock.NAME.toml`` (NAME without dots).
 _NAME = re.compile(r"^pylock\.(?:[^.]+\.)?toml$")
 _TOML_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
 _PACKAGE_HEADER = re.compile(r"^\s*\[\[\s*packages\s*\]\]\s*(?:#.*)?$")
 _CONTEXT_INDEX = re.compile(r"^packages\[(\d+)\]")
-_ALGO_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
+#: The hash algorithms a lock may use, and the length of each one's hex digest.
+HASH_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 
 def is_pylock(path: Path) -> bool:
@@ -94,9 +96,9 @@ def _hashes(table: Mapping[str, str]) -> tuple[set[str], list[str]]:
     good, bad = set(), []
     for algo, value in table.items():
         algo = algo.lower()
-        if algo not in _ALGO_LEN:
+        if algo not in HASH_LENGTHS:
             continue  # another algorithm (md5, blake2b): allowed by PEP 751, unused by pip
-        if not re.fullmatch(r"[0-9a-fA-F]+", value) or len(value) != _ALGO_LEN[algo]:
+        if not re.fullmatch(r"[0-9a-fA-F]+", value) or len(value) != HASH_LENGTHS[algo]:
             bad.append(f"malformed {algo} hash {value!r}")
         else:
             good.add(f"{algo}:{value.lower()}")

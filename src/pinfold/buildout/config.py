@@ -28,14 +28,14 @@ import ast
 import os
 import re
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from packaging.markers import InvalidMarker, Marker
 
 from ..errors import Problem, SpecError
-from ..paths import display_path
+from ..paths import display_path, path_problem, read_text, reason
 
 __all__ = ["BuildoutConfig", "BuildoutError", "Condition", "Fetcher", "Value", "is_url", "read_buildout"]
 
@@ -484,9 +484,10 @@ class _Reader:
                 self.cfg.downloaded.append((source, at))
             return self.fetched[source]
         try:
-            return Path(source).read_text(encoding="utf-8")
+            # read_text: a FIFO or /dev/zero named by `extends` is refused, not read forever.
+            return read_text(Path(source))
         except (OSError, UnicodeDecodeError) as exc:
-            why = "no such file" if isinstance(exc, FileNotFoundError) else str(exc)
+            why = "no such file" if isinstance(exc, FileNotFoundError) else reason(exc)
             self.problems.append(Problem(at, f"cannot read {self.shown(Path(source))}: {why}"))
             return None
 
@@ -518,6 +519,9 @@ class _Reader:
                 continue
             value = own.pop(key)
             for name, where in value.words():
+                if not is_url(name) and (why := path_problem(name)) is not None:
+                    self.problems.append(Problem(where, f"{key} {name!r}: the path {why}"))
+                    continue
                 target = self.resolve(source, name)
                 if key == "optional-extends" and not is_url(target) and not Path(target).exists():
                     self.cfg.notes.append((where, f"optional-extends {name}: not found, skipped", ""))
@@ -578,8 +582,3 @@ def read_buildout(file: Path | str, *, fetch: Fetcher | None = None) -> Buildout
         path = Path(directory.text.strip())
         cfg.directory = path if path.is_absolute() else root.parent / path
     return cfg
-
-
-def iter_sections(cfg: BuildoutConfig) -> Iterator[str]:
-    """The section names, in a stable order (sorted)."""
-    return iter(sorted(cfg.raw))

@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import SpecError
+from ..paths import display_path, read_text, reason, write_atomic
 from .config import BuildoutConfig, Value, is_url
 
 __all__ = ["Finding", "ImportResult", "import_buildout", "nearest_version", "sort_findings", "write_import"]
@@ -648,27 +649,31 @@ def sort_findings(findings: Sequence[Finding], files: Sequence[str]) -> list[Fin
 
 
 def write_import(result: ImportResult, *, force: bool = False) -> list[str]:
-    """Write the files; an existing one with other bytes is replaced only with ``force``."""
+    """Write the files; an existing one with other bytes is replaced only with ``force``.
+
+    An existing file that cannot be read (not UTF-8, not a regular file) is bad input, named
+    with its path: it counts as other bytes.
+    """
     blocked = []
     for name, text in result.files.items():
         target = result.output_dir / name
-        if target.exists() and not force and target.read_text(encoding="utf-8") != text:
-            blocked.append(name)
+        if not target.exists() or force:
+            continue
+        try:
+            same = read_text(target) == text
+        except (OSError, UnicodeDecodeError) as exc:
+            blocked.append(f"{name} ({reason(exc)})")
+        else:
+            if not same:
+                blocked.append(name)
     if blocked:
-        raise SpecError(f"{result.output_dir}: would overwrite {', '.join(blocked)}",
+        raise SpecError(f"{display_path(result.output_dir)}: would overwrite {', '.join(blocked)}",
                         tip="pass --force to replace them, or --output-dir to write elsewhere")
     written = []
     for name, text in result.files.items():
         target = result.output_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
+        write_atomic(target, text.encode("utf-8"))
         written.append(name)
     result.written = written
     return written
-
-
-def summary(findings: Sequence[Finding]) -> dict[str, int]:
-    """How many findings of each level."""
-    return {lvl: sum(1 for f in findings if f.level == lvl) for lvl in ("error", "warning", "note")}

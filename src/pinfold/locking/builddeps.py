@@ -32,7 +32,7 @@ from packaging.utils import canonicalize_name
 
 from ..errors import CommandError
 from ..interpreter import Interpreter
-from ..runner import Runner
+from ..runner import Runner, redact
 from ..tools import pip_in
 from .errors import BuildDepsUnavailable, LockError
 from .resolve import Source, explain_pip_failure
@@ -281,7 +281,7 @@ class Discovery:
         if self.runner.on_output is not None:
             for w in caught:
                 for line in str(w.message).splitlines():
-                    self.runner.on_output(line)
+                    self.runner.on_output(redact(line))
 
     def _hook_runner(self, needer: Needer) -> _HookRunner:
         return _HookRunner(self.runner, self.source, needer.label)

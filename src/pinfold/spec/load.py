@@ -423,7 +423,8 @@ class _Loader:
     # -- generated scripts (``scripts:``, ``bin_dir:``) ---------------------------------
 
     def bin_dir(self, node: yaml.Node) -> Path | None:
-        """``bin_dir``: a folder for launchers, relative to env.yaml (created when missing)."""
+        """``bin_dir``: a folder for launchers, relative to the file that wrote it (env.yaml or a
+        file it extends; created when missing)."""
         value = self.read.string(node, "bin_dir")
         if value is None:
             return None
@@ -606,18 +607,19 @@ class _Loader:
         return value
 
     def source_where(self, node: yaml.Node, exc: SyntaxError) -> str:
-        """Where in env.yaml the line ``exc`` names was written (exact for ``|`` block scalars)."""
-        mark = node.start_mark
+        """Where the line ``exc`` names was written, in the file that wrote ``node`` (env.yaml or
+        a file it extends; exact for ``|`` block scalars)."""
+        mark, shown = node.start_mark, self.read.shown_of(node)
         line = (exc.lineno or 1) - 1
         if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
             row = mark.line + 1 + line  # the block starts on the line after the indicator
             lines = (mark.buffer or "").splitlines()
             text = lines[row] if row < len(lines) else ""
             col = len(text) - len(text.lstrip(" ")) + max((exc.offset or 1), 1)
-            return f"{self.read.shown}:{row + 1}:{col}"
+            return f"{shown}:{row + 1}:{col}"
         if line == 0:
-            return f"{self.read.shown}:{mark.line + 1}:{mark.column + 1 + max((exc.offset or 1) - 1, 0)}"
-        return f"{self.read.shown}:{mark.line + 1 + line}:1"
+            return f"{shown}:{mark.line + 1}:{mark.column + 1 + max((exc.offset or 1) - 1, 0)}"
+        return f"{shown}:{mark.line + 1 + line}:1"
 
 
 def _overlaps(loader: _Loader, node: yaml.Node, env_dir: Path, inputs: list[tuple[str, Path]],

@@ -219,9 +219,13 @@ class NodeReader:
         """The file ``node`` was written in (``file`` unless composed with another ``origin``)."""
         return _origin(node.start_mark) or self.file
 
+    def shown_of(self, node: yaml.Node) -> str:
+        """The file that wrote ``node``, as the user would write it (see :meth:`file_of`)."""
+        return _shown_at(node.start_mark, self.shown)
+
     def where(self, node: yaml.Node) -> str:
         """``file:line:col`` of ``node``, in the file that wrote it."""
-        return _where(_shown_at(node.start_mark, self.shown), node.start_mark)
+        return _where(self.shown_of(node), node.start_mark)
 
     def located(self, node: yaml.Node) -> Located:
         """``node`` as plain values, each with the ``file:line`` that wrote it."""

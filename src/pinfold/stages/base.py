@@ -39,6 +39,9 @@ class Context:
     #: For an environment without bytecode (``compile: false``): a temporary folder where
     #: the final stages keep the bytecode of what they import (see :class:`Target`).
     pycache: Path | None = None
+    #: Launchers in ``bin_dir`` this env.yaml wrote and no longer lists (the scripts stage):
+    #: removed by the pipeline only once the new environment is switched in.
+    stale_launchers: list[Path] = field(default_factory=list)
     #: Where stages report how far they are (the CLI's live line); called from any thread.
     on_progress: Callable[[Progress], None] = lambda _: None
 

@@ -3,6 +3,11 @@
 The scripts are part of the versioned environment, so they switch and roll back with it;
 an update's clone holds the previous build's scripts, and this stage removes those env.yaml
 no longer lists and writes the others anew. What the files hold is :mod:`pinfold.genscripts`.
+Launchers in ``bin_dir`` are outside the versioned environment: the stage writes those asked
+for (they go through ``path``, so until the switch they run the current environment's
+scripts) and only records the stale ones, launchers this env.yaml wrote (their header names
+it) that it no longer lists; the pipeline removes them once the new environment is switched
+in, so a failed build removes no launcher, and another env.yaml's launchers are never removed.
 A launcher in ``bin_dir`` that pinfold did not write is bad input found before anything is
 built (exit 2); so are, right after install, a console script no installed distribution
 provides and a name already taken in ``bin/`` by a file pinfold did not write.
@@ -17,10 +22,11 @@ from ..errors import Problem, SpecError
 from ..genscripts import (
     foreign_launchers,
     generated_by_pinfold,
+    generated_for,
     installed_console_scripts,
     render_launcher,
     render_script,
-    write_atomic,
+    write_script,
 )
 from ..paths import display_path
 from .base import Context, Stage
@@ -70,15 +76,17 @@ class Scripts(Stage):
         if problems:
             raise SpecError(f"{display_path(spec.file)}: {len(problems)} problem(s) with scripts:",
                             problems, tip="nothing was switched: the environment is as it was")
-        written = sum(write_atomic(bin_ / s.name, render_script(spec, s, console)) for s in spec.scripts)
+        written = sum(write_script(bin_ / s.name, render_script(spec, s, console)) for s in spec.scripts)
         note = ""
         if spec.bin_dir is not None:
             spec.bin_dir.mkdir(parents=True, exist_ok=True)
-            for path in sorted(spec.bin_dir.iterdir()):
-                if path.name not in wanted and generated_by_pinfold(path):
-                    path.unlink()
-            launchers = sum(write_atomic(spec.bin_dir / s.name, render_launcher(spec, s))
+            # Removed after the switch (pipeline.build): the current environment still serves them.
+            ctx.stale_launchers = [p for p in sorted(spec.bin_dir.iterdir())
+                                   if p.name not in wanted and generated_for(p, spec.file)]
+            launchers = sum(write_script(spec.bin_dir / s.name, render_launcher(spec, s))
                             for s in spec.scripts)
-            note = f"; {len(spec.scripts)} launcher(s) in {display_path(spec.bin_dir)} ({launchers} changed)"
+            old = f", {len(ctx.stale_launchers)} to remove" if ctx.stale_launchers else ""
+            note = (f"; {len(spec.scripts)} launcher(s) in {display_path(spec.bin_dir)} "
+                    f"({launchers} changed{old})")
         gone = f", {len(stale)} removed" if stale else ""
         return f"{len(spec.scripts)} script(s) in bin/ ({written} written{gone}){note}"
