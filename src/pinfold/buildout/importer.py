@@ -502,6 +502,11 @@ class _Importer:
             self.report("note", cfg.section_where.get(versions_name, ""),
                         "pins of names only Buildout itself uses, kept as constraints but unused: "
                         + ", ".join(sorted(unused, key=str.lower)), "remove them from the constraints file")
+        if entries:
+            # Which of the other pins something needs is known only once resolved.
+            self.report("note", cfg.section_where.get(versions_name, ""),
+                        f"{len(entries)} pins carried over as constraints; `pinfold lock` lists each "
+                        "one that pins nothing (no need asks for it)", "")
         self.mapping["constraints"] = len(entries)
         return lines
 

@@ -527,6 +527,13 @@ def lock(spec: Spec, *, options: LockOptions | None = None, runner: Runner | Non
                         tip="add `build_requirements: requirements/build.txt` to env.yaml")
     for name in sorted(locker.upgraded - {p.name for p in [*runtime, *build]}):
         warnings.append(f"--upgrade-package {name}: it is in neither lock")
+    # Buildout's versions files pin far more than a project needs (a framework's whole set):
+    # a constraint that pins nothing in the lock is worth a line, not a failure.
+    locked = {p.name for p in runtime}
+    for text in needs.constraints:
+        name = canonicalize_name(Requirement(text).name)
+        if name not in locked:
+            warnings.append(f"constraint {text} pins nothing: no need asks for {name}")
     # A pylock names its artifacts: they are looked up where this run put them (a dry run's
     # downloads are gone by now, and its text is never written).
     artifacts = None if options.dry_run else locker.local

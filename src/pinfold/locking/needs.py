@@ -60,7 +60,8 @@ def record_items(spec: Spec, key: str) -> list[str] | None:
     """The items a lock written now for ``key`` would record; None if env.yaml has no such key.
 
     The runtime record includes the develop trees (``-e path``): their requirements are
-    resolved into the runtime lock too. Needs read from a pyproject.toml are recorded as the
+    resolved into the runtime lock too; and env.yaml's ``targets`` (``--target LABEL``).
+    Needs read from a pyproject.toml are recorded as the
     requirements it declares (those of its extras and groups included), so editing them makes
     the lock stale; for a develop tree's own pyproject.toml, its static ``[project]
     dependencies`` are recorded beside ``-e path`` (:attr:`Needs.through_develop`).
@@ -71,7 +72,10 @@ def record_items(spec: Spec, key: str) -> list[str] | None:
     needs, _ = read_needs(ns, spec.root)
     items = needs.items()
     if key == "needs":
-        items = sorted(items + [f"-e {relative(d, spec.root)}" for d in spec.develop])
+        # The targets decide the pins as much as the needs do: a lock written for other
+        # targets is stale too (recorded as env.yaml writes them, never a machine's path).
+        items = sorted(items + [f"-e {relative(d, spec.root)}" for d in spec.develop]
+                       + [f"--target {t.label}" for t in spec.targets])
     return items
 
 

@@ -1,0 +1,36 @@
+"""What a lock records of env.yaml, so that `lock --check` and builds see it go stale (fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pinfold import load_spec
+from pinfold.locking.needs import record_items, render_record, stale_problems
+from tests.conftest import write
+
+HASH = "sha256:" + "ab" * 32
+SPEC = ("path: env\nindex: {find_links: [wheelhouse]}\nrequirements: runtime.txt\nneeds: [six]\n"
+        "targets:\n  - {python_version: '3.12', platform: linux-x86_64}\n")
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wheelhouse").mkdir()
+
+
+def test_the_targets_are_recorded_and_a_change_of_targets_is_stale(tmp_path: Path) -> None:
+    write(tmp_path / "env.yaml", SPEC)
+    write(tmp_path / "runtime.txt", "\n")
+    spec = load_spec(tmp_path / "env.yaml", purpose="lock")
+    items = record_items(spec, "needs")
+    assert items == ["--target 3.12/linux-x86_64", "six"]
+    record = "\n".join(render_record("needs", items or []))
+    write(tmp_path / "runtime.txt", f"{record}\nsix==1.16.0 --hash={HASH}\n")
+    assert stale_problems(load_spec(tmp_path / "env.yaml")) == []
+    # Another target: the same needs, but the lock was resolved for other interpreters.
+    write(tmp_path / "env.yaml", SPEC.replace("'3.12'", "'3.13'"))
+    (problem,) = stale_problems(load_spec(tmp_path / "env.yaml"))
+    assert "added --target 3.13/linux-x86_64; removed --target 3.12/linux-x86_64" in problem.message
