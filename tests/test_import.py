@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import io
 import json
 import os
 import shutil
@@ -19,10 +18,9 @@ from pinfold.buildout import BuildoutError, import_buildout, read_buildout
 from pinfold.buildout.config import condition
 from pinfold.buildout.importer import Finding, nearest_version, sort_findings
 from pinfold.buildout.remote import fetch_text
-from pinfold.cli import main
 from pinfold.locking import LockError, lock
 from tests.artifacts import copy_real, make_sdist, make_wheel
-from tests.conftest import write
+from tests.conftest import cli, write
 
 CASES = Path(__file__).parent / "buildout"
 
@@ -30,12 +28,6 @@ CASES = Path(__file__).parent / "buildout"
 def tree(tmp_path: Path, case: str) -> Path:
     shutil.copytree(CASES / case, tmp_path / case)
     return tmp_path / case
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_launchpad_tree_maps_and_is_deterministic(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ made by the tests: ``app`` needs ``old-only`` and ``dep-a<2`` below Python 3.12,
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
@@ -16,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pinfold.cli import main
 from pinfold.locks import Pin, parse_lock
 from tests.artifacts import make_wheel
-from tests.conftest import write
+from tests.conftest import cli, write
 
 pytestmark = pytest.mark.slow
 
@@ -64,12 +62,6 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def project(root: Path, wheelhouse: Path, head: str) -> Path:
