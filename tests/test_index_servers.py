@@ -32,7 +32,6 @@ from tests.test_index_faults import simple_page
 
 __all__ = ["uv_cache"]
 
-pytestmark = pytest.mark.slow
 
 PASSWORD = "s3cr3t-Pa55"  # a test password, grepped for in every output
 USER = "builder"
@@ -176,6 +175,7 @@ def devpi(servers: Path, clientdir: Path, *args: str) -> None:
     assert done.returncode == 0, f"devpi {' '.join(args)}:\n{done.stdout}{done.stderr}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_the_same_environment_from_a_folder_pypiserver_devpi_and_a_devpi_replica(
         tmp_path: Path, servers: Path, small: list[Artifact], installer: str) -> None:
@@ -236,6 +236,7 @@ def written_files(root: Path) -> Iterator[Path]:
                 yield path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("installer", "where"), [("pip", "url"), ("uv", "url"), ("pip", "netrc"),
                                                   ("uv", "netrc")])
 def test_credentials_reach_pip_and_uv_and_no_output_or_file(
@@ -312,6 +313,7 @@ def make_ca(folder: Path) -> tuple[Path, Path, Path]:
     return folder / "ca.pem", folder / "server.pem", folder / "server.key"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_a_private_ca_given_as_index_cert_is_trusted_by_preflight_pip_and_uv(
         tmp_path: Path, small: list[Artifact], installer: str) -> None:
@@ -358,6 +360,7 @@ server.serve_forever()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["down", "slow", "404", "500", "500-files", "slow-files"])
 def test_a_faulty_server_fails_in_bounded_time_naming_the_url_and_keeps_the_environment(
         tmp_path: Path, small: list[Artifact], fault: str) -> None:

@@ -19,7 +19,6 @@ from pinfold.locks import Pin, parse_lock
 from tests.artifacts import make_wheel
 from tests.conftest import cli, write
 
-pytestmark = pytest.mark.slow
 
 
 def _pyenv_pythons() -> dict[str, str]:
@@ -88,6 +87,7 @@ def versions(path: Path) -> dict[str, str]:
 
 # Not 3.9 as an interpreter: pinfold's interpreter probe imports its packaging (26.4) and its
 # pip (26.3) runs inside the target, and both need Python 3.10. A 3.9 *pair* locks (below).
+@pytest.mark.slow
 @pytest.mark.parametrize("minor", ["3.10", "3.12", "3.13"])
 def test_lock_for_another_python(tmp_path: Path, wheelhouse: Path, minor: str) -> None:
     """pinfold on 3.11 locks for env.yaml's python: its markers and wheel tags decide."""
@@ -112,6 +112,7 @@ def test_lock_for_another_python(tmp_path: Path, wheelhouse: Path, minor: str) -
     assert (tmp_path / "env").exists()
 
 
+@pytest.mark.slow
 def test_targets_one_lock_for_several_pythons(tmp_path: Path, wheelhouse: Path) -> None:
     """`targets`: one lock, markers where the targets differ, each build picks its artifact,
     and a build for another interpreter is refused naming the targets."""
@@ -150,6 +151,7 @@ def test_targets_one_lock_for_several_pythons(tmp_path: Path, wheelhouse: Path) 
         assert "is not one of env.yaml's targets" in err and py311 in err and py312 in err, err
 
 
+@pytest.mark.slow
 def test_cp312_wheel_chosen_only_on_312(tmp_path: Path, wheelhouse: Path) -> None:
     """Pre-flight picks the artifact that fits the interpreter it builds for."""
     from pinfold import load_spec
@@ -167,6 +169,7 @@ def test_cp312_wheel_chosen_only_on_312(tmp_path: Path, wheelhouse: Path) -> Non
         assert report.chosen["fast==1.0"].filename == want
 
 
+@pytest.mark.slow
 def test_targets_pairs_lock_without_the_interpreters(tmp_path: Path, wheelhouse: Path) -> None:
     """(version, platform) pairs: resolved by markers and tags alone, no such interpreter needed."""
     aarch = "fast-1.0-cp313-cp313-manylinux_2_28_aarch64.whl"
