@@ -31,7 +31,6 @@ from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_whe
 from tests.conftest import cli, installed, installer_calls, needs_unshare, write
 
 
-
 @dataclass(frozen=True)
 class Wheelhouse:
     """A session's shared wheelhouse; tests copy it before changing anything."""

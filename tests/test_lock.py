@@ -30,7 +30,6 @@ from tests.artifacts import _NETWORK_ENV, copy_real, make_sdist, make_tree, make
 from tests.conftest import CAN_UNSHARE, cli, installed, needs_unshare, write
 
 
-
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Artifacts shared by the tests; each project copies what it uses."""

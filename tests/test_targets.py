@@ -20,7 +20,6 @@ from tests.artifacts import make_wheel
 from tests.conftest import cli, write
 
 
-
 def _pyenv_pythons() -> dict[str, str]:
     try:
         root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True).stdout.strip()
