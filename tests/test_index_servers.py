@@ -404,7 +404,7 @@ def test_a_faulty_server_fails_in_bounded_time_naming_the_url_and_keeps_the_envi
     assert PASSWORD not in text
     shown = f"http://{USER}:****@127.0.0.1:{port}/simple/"
     assert f"127.0.0.1:{port}" in text, text
-    started_installers = [argv for runner in runners for argv in installer_calls(runner)]
+    started_installers = [call for runner in runners for call in installer_calls(runner)]
     if fault in ("down", "slow", "404", "500"):
         # Pre-flight: one clear error naming the redacted URL and what was being fetched;
         # the bounds are pinfold's own (2 tries of 2 s), and no pip was started.
@@ -424,10 +424,10 @@ def test_a_faulty_server_fails_in_bounded_time_naming_the_url_and_keeps_the_envi
         # The pages answer, the files do not: pip fails, with env.yaml's bounds, not its
         # default 15 s x 5.
         assert started_installers, "no pip was started"
-        for argv in started_installers:
-            if "--index-url" in argv:
-                assert (_after(argv, "--timeout"), _after(argv, "--retries")) == ("2", "1"), argv
-        assert any("--index-url" in argv for argv in started_installers), started_installers
+        for call in started_installers:
+            if "--index-url" in call:
+                assert (_after(call, "--timeout"), _after(call, "--retries")) == ("2", "1"), call
+        assert any("--index-url" in call for call in started_installers), started_installers
     assert (tmp_path / "p" / "env").resolve() == target
     assert installed_of(tmp_path / "p") == before
 
