@@ -30,8 +30,6 @@ from pinfold.uptodate import up_to_date
 from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_wheel
 from tests.conftest import cli, installed, installer_calls, needs_unshare, write
 
-pytestmark = pytest.mark.slow
-
 
 @dataclass(frozen=True)
 class Wheelhouse:
@@ -124,6 +122,7 @@ def offline_cli(spec: Path, *args: str, env: dict[str, str] | None = None,
     )
 
 
+@pytest.mark.slow
 @needs_unshare
 def test_hermetic_build_offline(tmp_path: Path, wheelhouse: Wheelhouse, installer: str) -> None:
     spec = make_project(tmp_path, wheelhouse, installer=installer)
@@ -147,6 +146,7 @@ def test_hermetic_build_offline(tmp_path: Path, wheelhouse: Wheelhouse, installe
         assert pyc_files(env, package) == [f"__init__.{tag}.pyc"], package
 
 
+@pytest.mark.slow
 def test_compile_false_leaves_no_bytecode(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
     """pip installs with --no-compile: with `compile: false` nothing writes a .pyc."""
     spec_file = make_project(tmp_path, wheelhouse, extra_yaml="compile: false\n")
@@ -193,6 +193,7 @@ def test_compile_replaces_hard_linked_bytecode(tmp_path: Path) -> None:
     assert new_pyc.read_bytes() != before
 
 
+@pytest.mark.slow
 def test_uv_cache_edited_through_an_environment_is_caught(tmp_path: Path, wheelhouse: Wheelhouse,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """uv hard-links installed files out of its cache: a file edited in place in one
@@ -211,6 +212,7 @@ def test_uv_cache_edited_through_an_environment_is_caught(tmp_path: Path, wheelh
     assert (tmp_path / "env").resolve() == first.env_dir
 
 
+@pytest.mark.slow
 def test_uv_cache_is_warm_for_a_project_in_a_new_folder(tmp_path: Path, wheelhouse: Wheelhouse,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Two checkouts of one project in different folders, one wheelhouse: the second build finds
@@ -231,6 +233,7 @@ def test_uv_cache_is_warm_for_a_project_in_a_new_folder(tmp_path: Path, wheelhou
     assert built["release-2"] == [], built
 
 
+@pytest.mark.slow
 def test_missing_build_dependency_is_named_before_anything_is_created(
     tmp_path: Path, wheelhouse: Wheelhouse, installer: str
 ) -> None:
@@ -245,6 +248,7 @@ def test_missing_build_dependency_is_named_before_anything_is_created(
     assert not (tmp_path / "env").exists() and not (tmp_path / "env.d").exists()
 
 
+@pytest.mark.slow
 def test_unlocked_build_dependency_fails_closed(tmp_path: Path, wheelhouse: Wheelhouse,
                                                 installer: str) -> None:
     """pbr is in the wheelhouse (a runtime pin) but not in the build lock: building the pbr
@@ -265,6 +269,7 @@ def test_unlocked_build_dependency_fails_closed(tmp_path: Path, wheelhouse: Whee
     assert not (tmp_path / "env").exists()
 
 
+@pytest.mark.slow
 def test_tampered_wheel_is_refused_with_both_hashes(tmp_path: Path, wheelhouse: Wheelhouse,
                                                     installer: str) -> None:
     spec_file = make_project(tmp_path, wheelhouse, installer=installer)
@@ -282,6 +287,7 @@ def test_tampered_wheel_is_refused_with_both_hashes(tmp_path: Path, wheelhouse: 
     assert not (tmp_path / "env.d").exists()
 
 
+@pytest.mark.slow
 @needs_unshare
 def test_callers_pip_settings_do_not_leak(tmp_path: Path, wheelhouse: Wheelhouse, installer: str) -> None:
     """PIP_FIND_LINKS, PIP_INDEX_URL, a pip config file and their uv counterparts (UV_*,
@@ -316,6 +322,7 @@ def test_callers_pip_settings_do_not_leak(tmp_path: Path, wheelhouse: Wheelhouse
     assert not (leak / "uv-cache").exists()
 
 
+@pytest.mark.slow
 def test_develop_tree_is_installed_editable(tmp_path: Path, wheelhouse: Wheelhouse, installer: str) -> None:
     tree = make_tree(tmp_path / "src", "my-app", "0.1", requires=["plain-wheel"])
     spec_file = make_project(tmp_path, wheelhouse, installer=installer,
@@ -330,6 +337,7 @@ def test_develop_tree_is_installed_editable(tmp_path: Path, wheelhouse: Wheelhou
     assert where.startswith(str(tree)), where
 
 
+@pytest.mark.slow
 def test_update_moves_and_drops_pins(tmp_path: Path, wheelhouse: Wheelhouse, installer: str) -> None:
     """The update path (hard-link clone, install_pins, uninstall) with either backend; the
     moved pin is byte-compiled, the previous environment keeps its own files."""
@@ -372,6 +380,7 @@ def simple_index(tmp_path: Path, wheelhouse: Wheelhouse) -> Iterator[str]:
     server.server_close()
 
 
+@pytest.mark.slow
 def test_build_from_a_local_simple_index(tmp_path: Path, wheelhouse: Wheelhouse, simple_index: str,
                                          installer: str) -> None:
     spec_file = make_project(tmp_path / "p", wheelhouse, installer=installer)
@@ -383,6 +392,7 @@ def test_build_from_a_local_simple_index(tmp_path: Path, wheelhouse: Wheelhouse,
     assert installed(tmp_path / "p" / "env")["legacy-proj"] == "1.0"
 
 
+@pytest.mark.slow
 def test_second_build_is_a_noop_without_pip(tmp_path: Path, wheelhouse: Wheelhouse, installer: str) -> None:
     spec = load_spec(make_project(tmp_path, wheelhouse, installer=installer))
     first_runner = Runner()
@@ -395,6 +405,7 @@ def test_second_build_is_a_noop_without_pip(tmp_path: Path, wheelhouse: Wheelhou
     assert not any("pip" in " ".join(argv) for argv in runner.history), runner.history
 
 
+@pytest.mark.slow
 def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: Path,
                                                                      wheelhouse: Wheelhouse) -> None:
     """`pinfold build` with nothing changed skips validation (one interpreter run, no pipeline
@@ -461,6 +472,7 @@ def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: P
     assert code == 2 and "index.find_links" in err and "does not exist" in err, err
 
 
+@pytest.mark.slow
 def test_failed_build_keeps_the_previous_environment(tmp_path: Path, wheelhouse: Wheelhouse,
                                                      installer: str) -> None:
     spec_file = make_project(tmp_path, wheelhouse, installer=installer)
@@ -502,6 +514,7 @@ def test_existing_plain_directory_is_refused_untouched(tmp_path: Path, wheelhous
     assert keep.read_text() == "user data"
 
 
+@pytest.mark.slow
 def test_fetch_downloads_exactly_the_locked_artifacts(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
     """Fetch from an upstream index (a local file:// one here), then build offline."""
     upstream = tmp_path / "upstream"
@@ -524,6 +537,7 @@ def test_fetch_downloads_exactly_the_locked_artifacts(tmp_path: Path, wheelhouse
             assert offline_cli(spec_file, "build").returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_fetch_from_the_real_index_then_build_offline(tmp_path: Path) -> None:
     """The online mode once against the real index: stevedore 3.5.2 from its sdist."""

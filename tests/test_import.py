@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import io
 import json
 import os
 import shutil
@@ -19,10 +18,9 @@ from pinfold.buildout import BuildoutError, import_buildout, read_buildout
 from pinfold.buildout.config import condition
 from pinfold.buildout.importer import Finding, nearest_version, sort_findings
 from pinfold.buildout.remote import fetch_text
-from pinfold.cli import main
 from pinfold.locking import LockError, lock
 from tests.artifacts import copy_real, make_sdist, make_wheel
-from tests.conftest import write
+from tests.conftest import cli, write
 
 CASES = Path(__file__).parent / "buildout"
 
@@ -30,12 +28,6 @@ CASES = Path(__file__).parent / "buildout"
 def tree(tmp_path: Path, case: str) -> Path:
     shutil.copytree(CASES / case, tmp_path / case)
     return tmp_path / case
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_launchpad_tree_maps_and_is_deterministic(tmp_path: Path) -> None:
@@ -91,6 +83,25 @@ def test_existing_env_yaml_needs_force(tmp_path: Path) -> None:
     assert code == 2 and "would overwrite env.yaml" in err
     assert (root / "env.yaml").read_text() == "version: 1\n"
     assert cli("import", "--force", str(root / "buildout.cfg"))[0] == 0
+
+
+def test_a_part_that_cannot_be_mapped_is_exit_1_and_the_files_are_still_written(tmp_path: Path) -> None:
+    """``parts = ... app`` with no ``[app]`` section: what could be mapped is written, the
+    part is an error in the report, and the exit code says the import is incomplete."""
+    root = tree(tmp_path, "package")
+    cfg = root / "buildout.cfg"
+    cfg.write_text(cfg.read_text().replace("parts = test py\n", "parts = test py app\n"))
+    code, _, err = cli("import", str(cfg))
+    assert code == 1, err
+    assert "buildout.cfg:3: part app: no [app] section" in err, err
+    assert (root / "env.yaml").is_file() and (root / "requirements" / "runtime.in").is_file()
+    (root / "wheelhouse").mkdir()  # where the written env.yaml looks for artifacts
+    assert sorted(s.name for s in load_spec(root / "env.yaml", purpose="lock").scripts) == ["py", "test"]
+    code, out, _ = cli("import", "--json", str(cfg))  # the same bytes again: no --force needed
+    data = json.loads(out)
+    assert code == 1 and not data["ok"]
+    assert {"level": "error", "where": "buildout.cfg:3", "message": "part app: no [app] section"}.items() \
+        <= next(f for f in data["report"] if "app" in f["message"]).items()
 
 
 def test_dry_run_prints_and_writes_nothing(tmp_path: Path) -> None:

@@ -22,17 +22,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pinfold.runner import Runner
 from tests.artifacts import Artifact, copy_real, make_wheel, server_venv
-from tests.conftest import write
+from tests.conftest import cli, installer_calls, write
 from tests.test_build import lock_text, uv_cache
 from tests.test_index_faults import simple_page
 
 __all__ = ["uv_cache"]
 
-pytestmark = pytest.mark.slow
 
 PASSWORD = "s3cr3t-Pa55"  # a test password, grepped for in every output
 USER = "builder"
@@ -176,6 +177,7 @@ def devpi(servers: Path, clientdir: Path, *args: str) -> None:
     assert done.returncode == 0, f"devpi {' '.join(args)}:\n{done.stdout}{done.stderr}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_the_same_environment_from_a_folder_pypiserver_devpi_and_a_devpi_replica(
         tmp_path: Path, servers: Path, small: list[Artifact], installer: str) -> None:
@@ -236,6 +238,7 @@ def written_files(root: Path) -> Iterator[Path]:
                 yield path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("installer", "where"), [("pip", "url"), ("uv", "url"), ("pip", "netrc"),
                                                   ("uv", "netrc")])
 def test_credentials_reach_pip_and_uv_and_no_output_or_file(
@@ -312,6 +315,7 @@ def make_ca(folder: Path) -> tuple[Path, Path, Path]:
     return folder / "ca.pem", folder / "server.pem", folder / "server.key"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_a_private_ca_given_as_index_cert_is_trusted_by_preflight_pip_and_uv(
         tmp_path: Path, small: list[Artifact], installer: str) -> None:
@@ -358,9 +362,15 @@ server.serve_forever()
 """
 
 
+def _after(argv: tuple[str, ...], flag: str) -> str | None:
+    """The value given to ``flag`` in ``argv``, or None when it is not there."""
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["down", "slow", "404", "500", "500-files", "slow-files"])
 def test_a_faulty_server_fails_in_bounded_time_naming_the_url_and_keeps_the_environment(
-        tmp_path: Path, small: list[Artifact], fault: str) -> None:
+        tmp_path: Path, small: list[Artifact], fault: str, monkeypatch: pytest.MonkeyPatch) -> None:
     served = tmp_path / "served"
     simple_page(served, small)
     good_port, port = free_port(), free_port()
@@ -374,25 +384,50 @@ def test_a_faulty_server_fails_in_bounded_time_naming_the_url_and_keeps_the_envi
     before = installed_of(tmp_path / "p")
     target = (tmp_path / "p" / "env").resolve()
     project(tmp_path / "p", small, url=secret_url.format(port=port), extra_index=bounds)
+    # The failing build in-process, so that its runner shows what pip was started with.
+    runners: list[Runner] = []
+
+    class Recording(Runner):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            runners.append(self)
+
+    monkeypatch.setattr("pinfold.cli.Runner", Recording)
     with contextlib.ExitStack() as stack:
         if fault != "down":
             argv = [sys.executable, "-c", _FAULT_SERVER, str(served), fault, str(port)]
             stack.enter_context(started(argv, tmp_path / "f.log"))
             wait_port(port)
-        start = time.monotonic()
-        done = pinfold(spec, "build", "--fresh")
-        took = time.monotonic() - start
-    text = done.stdout + done.stderr
-    assert done.returncode != 0, text
-    assert took < 60, took  # 2 tries of 2 s per request, not pip's default 15 s x 5
+        code, out, err = cli("build", "--fresh", str(spec))
+    text = out + err
+    assert code != 0, text
     assert PASSWORD not in text
+    shown = f"http://{USER}:****@127.0.0.1:{port}/simple/"
     assert f"127.0.0.1:{port}" in text, text
+    started_installers = [call for runner in runners for call in installer_calls(runner)]
     if fault in ("down", "slow", "404", "500"):
-        # Pre-flight: one clear error naming the redacted URL and what was being fetched.
-        assert "pre-flight" in text or "index" in text
-        assert "page" in text, text
-        if fault == "slow":
-            assert "no answer within 2 s" in text, text
+        # Pre-flight: one clear error naming the redacted URL and what was being fetched;
+        # the bounds are pinfold's own (2 tries of 2 s), and no pip was started.
+        assert started_installers == [], started_installers
+        assert f"pre-flight: the index URL does not answer ({shown}); nothing was built" in text, text
+        root_page = "for the index's root page"
+        expected = {
+            "down": f"cannot reach {shown} {root_page}: ",
+            "slow": f"cannot reach {shown} {root_page}: no answer within 2 s (after 2 tries)",
+            "404": f"{shown} answered 404 Not Found {root_page}: not a simple index",
+            "500": f"{shown} answered 500 Internal Server Error {root_page}: not a simple index",
+        }[fault]
+        assert expected in text, text
+        if fault == "down":
+            assert "(after 2 tries)" in text, text
+    else:
+        # The pages answer, the files do not: pip fails, with env.yaml's bounds, not its
+        # default 15 s x 5.
+        assert started_installers, "no pip was started"
+        for call in started_installers:
+            if "--index-url" in call:
+                assert (_after(call, "--timeout"), _after(call, "--retries")) == ("2", "1"), call
+        assert any("--index-url" in call for call in started_installers), started_installers
     assert (tmp_path / "p" / "env").resolve() == target
     assert installed_of(tmp_path / "p") == before
 

@@ -12,19 +12,13 @@ from pinfold import load_spec
 from pinfold.cli import main
 from pinfold.init import InitOptions, init, plan_init
 from tests.artifacts import make_wheel
-from tests.conftest import installed, write
+from tests.conftest import cli, installed, write
 from tests.test_lock import simple_index
 
 
 @pytest.fixture(autouse=True)
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def files_of(folder: Path) -> dict[str, bytes]:

@@ -29,8 +29,6 @@ from pinfold.runner import Runner
 from tests.artifacts import _NETWORK_ENV, copy_real, make_sdist, make_tree, make_wheel
 from tests.conftest import CAN_UNSHARE, cli, installed, needs_unshare, write
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -107,6 +105,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 @needs_unshare
 def test_lock_offline_with_pbr_sdists_then_build_offline(tmp_path: Path, wheelhouse: Path) -> None:
     """The issue's main case: setup_requires=['pbr'] and a pbr.build sdist, all offline; and
@@ -147,6 +146,7 @@ def test_lock_offline_with_pbr_sdists_then_build_offline(tmp_path: Path, wheelho
                    "needs-helper": "1.0", "pbr": "7.1.3", "setuptools": "84.2.1"}
 
 
+@pytest.mark.slow
 def test_missing_build_dependency_is_named_and_locks_stay(tmp_path: Path, wheelhouse: Path) -> None:
     spec = project(tmp_path, wheelhouse, "[plain-sdist]", files=("setuptools-*", "plain_sdist-*"))
     assert cli("lock", str(spec))[0] == 0
@@ -160,6 +160,7 @@ def test_missing_build_dependency_is_named_and_locks_stay(tmp_path: Path, wheelh
     assert snapshot(tmp_path / "requirements") == before
 
 
+@pytest.mark.slow
 def test_upgrade_package_moves_one_pin_only(tmp_path: Path, wheelhouse: Path) -> None:
     spec = project(tmp_path, wheelhouse, "[plain-wheel, other-lib]", files=WHEELS, build_lock=False)
     code, _, err = cli("lock", str(spec))
@@ -206,6 +207,7 @@ def test_upgrade_package_moves_one_pin_only(tmp_path: Path, wheelhouse: Path) ->
     assert "stale: env.yaml's `needs` changed since `pinfold lock` wrote it (added dep-a)" in err
 
 
+@pytest.mark.slow
 def test_check_catches_needs_added_and_build_refuses(tmp_path: Path, wheelhouse: Path) -> None:
     needs_file = write(tmp_path / "requirements" / "runtime.in", "# what the app needs\nplain-wheel\n")
     spec = project(tmp_path, wheelhouse, "requirements/runtime.in", files=WHEELS, build_lock=False)
@@ -235,6 +237,7 @@ def test_check_catches_needs_added_and_build_refuses(tmp_path: Path, wheelhouse:
     assert code == 1 and "removed plain-wheel" in err, err
 
 
+@pytest.mark.slow
 def test_check_refuses_a_lock_without_a_needs_record(tmp_path: Path, wheelhouse: Path) -> None:
     spec = project(tmp_path, wheelhouse, "[dep-a]", files=WHEELS, build_lock=False)
     art = next((tmp_path / "wheelhouse").glob("dep_a-*.whl"))
@@ -246,6 +249,7 @@ def test_check_refuses_a_lock_without_a_needs_record(tmp_path: Path, wheelhouse:
     assert code == 1 and "records no `needs`" in err, err
 
 
+@pytest.mark.slow
 def test_develop_tree_requirements_and_build_needs_are_locked(tmp_path: Path, wheelhouse: Path) -> None:
     tree = make_tree(tmp_path / "src", "my-app", "0.1", requires=["plain-wheel"])
     spec = project(tmp_path, wheelhouse, "[other-lib]", files=(*WHEELS, "setuptools-*"),
@@ -264,6 +268,7 @@ def test_develop_tree_requirements_and_build_needs_are_locked(tmp_path: Path, wh
     assert code == 1 and "removed -e src/my_app-0.1" in err, err
 
 
+@pytest.mark.slow
 def test_unsatisfiable_need_names_versions_and_index(tmp_path: Path, wheelhouse: Path) -> None:
     spec = project(tmp_path, wheelhouse, "['dep-a>=3']", files=WHEELS, build_lock=False)
     code, _, err = cli("lock", str(spec))
@@ -272,6 +277,7 @@ def test_unsatisfiable_need_names_versions_and_index(tmp_path: Path, wheelhouse:
     assert not (tmp_path / "requirements").exists()
 
 
+@pytest.mark.slow
 def test_conflict_names_both_sides(tmp_path: Path, wheelhouse: Path) -> None:
     spec = project(tmp_path, wheelhouse, "[dep-a==1.0, wants-new-dep-a]",
                    files=(*WHEELS, "wants_new_dep_a-*"), build_lock=False)
@@ -281,6 +287,7 @@ def test_conflict_names_both_sides(tmp_path: Path, wheelhouse: Path) -> None:
             "dep-a>=1.1 (needed by wants-new-dep-a==1.0)") in err
 
 
+@pytest.mark.slow
 def test_failing_backend_names_the_sdist_and_its_message(tmp_path: Path, wheelhouse: Path) -> None:
     spec = project(tmp_path, wheelhouse, "[broken]", files=("setuptools-*", "broken-*"))
     code, _, err = cli("lock", str(spec))
@@ -290,6 +297,7 @@ def test_failing_backend_names_the_sdist_and_its_message(tmp_path: Path, wheelho
     assert not (tmp_path / "requirements").exists()
 
 
+@pytest.mark.slow
 def test_discovery_names_a_failing_backend_and_its_message(tmp_path: Path, wheelhouse: Path) -> None:
     """Build-dependency discovery on its own: the hook fails, the error names sdist and message."""
     spec = load_spec(project(tmp_path, wheelhouse, "[broken]", files=("setuptools-*", "broken-*")),
@@ -333,6 +341,7 @@ def test_lock_without_needs_is_bad_input(tmp_path: Path) -> None:
         lock(load_spec(spec, purpose="lock"), options=LockOptions(dry_run=True))
 
 
+@pytest.mark.slow
 @needs_unshare
 def test_callers_pip_settings_do_not_leak_into_lock(tmp_path: Path, wheelhouse: Path) -> None:
     """PIP_FIND_LINKS, PIP_INDEX_URL and a pip config file offering a newer dep-a change
@@ -360,6 +369,7 @@ def simple_index(root: Path, artifacts: list[Path]) -> str:
     return f"file://{root}/"
 
 
+@pytest.mark.slow
 def test_lock_upstream_downloads_into_the_wheelhouse(tmp_path: Path, wheelhouse: Path) -> None:
     """The online mode's path, against a file:// upstream index."""
     files = [f for pattern in ("setuptools-*", "plain_sdist-*", *WHEELS) for f in wheelhouse.glob(pattern)]
@@ -389,6 +399,7 @@ def test_lock_upstream_downloads_into_the_wheelhouse(tmp_path: Path, wheelhouse:
     assert snapshot(tmp_path / "p" / "requirements") == before
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_lock_upstream_then_build_offline(tmp_path: Path) -> None:
     """The online mode once against the real index: stevedore 3.5.2 from its sdist."""

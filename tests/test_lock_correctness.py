@@ -312,8 +312,9 @@ def _other_python() -> str | None:
     """An interpreter of another minor version than pinfold's own, from pyenv."""
     root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
     for python in sorted(root.glob("versions/3.*/bin/python3")):
-        minor = python.parent.parent.name.split(".")[:2]
-        if minor != [str(sys.version_info[0]), str(sys.version_info[1])] and int(minor[1]) >= 8:
+        major, minor = (int(part) for part in python.parent.parent.name.split(".")[:2])
+        # pinfold's minimum target is 3.10: its probe and pip run inside the target.
+        if (major, minor) != sys.version_info[:2] and (major, minor) >= (3, 10):
             return str(python)
     return None
 
@@ -322,7 +323,7 @@ def test_lock_resolves_for_another_target_python(tmp_path: Path) -> None:
     """env.yaml's python decides, not pinfold's (tests/test_targets.py covers the markers and tags)."""
     python = _other_python()
     if python is None:
-        pytest.skip("no pyenv interpreter of another minor version than pinfold's own (>= 3.8)")
+        pytest.skip("no pyenv interpreter of another minor version than pinfold's own (>= 3.10)")
     art = make_wheel(tmp_path / "wheelhouse", "dep-a", "1.0")
     spec = write(tmp_path / "env.yaml", f"path: env\npython: {python}\nindex: {{find_links: wheelhouse}}\n"
                                         "requirements: requirements/runtime.txt\nneeds: [dep-a]\n")

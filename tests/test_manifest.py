@@ -9,7 +9,6 @@ different lengths (the path is embedded in shebangs, pyvenv.cfg and bytecode).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -20,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from pinfold import build, check, load_spec
-from pinfold.cli import main
 from pinfold.envdir import MARKER
 from pinfold.errors import ProbeError
 from pinfold.manifest import (
@@ -37,7 +35,7 @@ from pinfold.manifest import (
 )
 from pinfold.record import STATE_FILE, read_digest, read_record
 from tests.artifacts import Artifact, copy_real, make_wheel
-from tests.conftest import write
+from tests.conftest import cli, write
 
 REAL = ("twisted", "attrs", "automat", "constantly", "hyperlink", "idna", "incremental",
         "packaging", "typing-extensions", "zope-interface")
@@ -170,12 +168,6 @@ def project(root: Path, wheelhouse: tuple[Path, list[Artifact]], installer: str,
         "requirements: runtime.txt\n"
         "final:\n  probes:\n    imports: [twisted]\n"
     ) + scripts)
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def differing(one: Path, two: Path) -> list[str]:

@@ -72,7 +72,10 @@ def _mutate_env(data: st.DataObject) -> str:
     return text
 
 
-@settings(max_examples=120, deadline=3000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# database=None: no .hypothesis/ folder written into the repository; deadline=None: a test
+# asserts outcomes, not speed (a loaded machine would fail a per-example deadline).
+@settings(max_examples=120, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_env_yaml_is_a_clean_outcome(data: st.DataObject, tmp_path_factory: pytest.TempPathFactory,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,7 +118,8 @@ LOCK_HOSTILE = st.sampled_from([
 ])
 
 
-@settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_locks_parse_into_located_problems(data: st.DataObject,
                                                    tmp_path_factory: pytest.TempPathFactory) -> None:

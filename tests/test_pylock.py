@@ -6,7 +6,6 @@ wheels and sdists, and the real setuptools wheel for the one sdist.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
@@ -17,10 +16,9 @@ from pathlib import Path
 import pytest
 from packaging.pylock import Pylock
 
-from pinfold.cli import main
 from pinfold.locks import parse_lock
 from tests.artifacts import Artifact, copy_real, make_sdist, make_wheel
-from tests.conftest import installed, write
+from tests.conftest import cli, installed, write
 
 
 @pytest.fixture(autouse=True)
@@ -29,12 +27,6 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 PIP_ENV = {"PIP_CONFIG_FILE": "/dev/null", "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def wheel_entry(a: Artifact, folder: str = "wheelhouse") -> str:

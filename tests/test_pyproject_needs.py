@@ -5,18 +5,16 @@ Fast: no pip, no virtualenv; except the one end-to-end lock and build, marked sl
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
 
 from pinfold import SpecError, load_spec
-from pinfold.cli import main
 from pinfold.locking.needs import record_items, render_record, stale_problems
 from pinfold.locks import parse_lock
 from pinfold.needs import read_needs
 from tests.artifacts import copy_real, make_tree, make_wheel
-from tests.conftest import installed, write
+from tests.conftest import cli, installed, write
 
 HASH = "sha256:" + "ab" * 32
 
@@ -234,11 +232,7 @@ def test_lock_check_and_build_from_a_develop_trees_pyproject(tmp_path: Path) -> 
         "requirements: requirements/runtime.txt\nbuild_requirements: requirements/build.txt\n"
         "develop: [src/my_app-0.1]\nneeds: {pyproject: src/my_app-0.1/pyproject.toml, groups: [test]}\n"))
 
-    def cli(*args: str) -> tuple[int, str]:
-        out, err = io.StringIO(), io.StringIO()
-        return main(list(args), stdout=out, stderr=err), err.getvalue()
-
-    code, err = cli("lock", str(spec))
+    code, _, err = cli("lock", str(spec))
     assert code == 0, err
     runtime = tmp_path / "requirements" / "runtime.txt"
     pins = {str(n): p for n, p in parse_lock(runtime)[0].by_name().items()}
@@ -252,12 +246,12 @@ def test_lock_check_and_build_from_a_develop_trees_pyproject(tmp_path: Path) -> 
 
     pyproject.write_text(pyproject.read_text().replace('dependencies = ["plain-wheel"]',
                                                        'dependencies = ["plain-wheel", "dep-a>=1"]'))
-    code, err = cli("lock", "--check", str(spec))
+    code, _, err = cli("lock", "--check", str(spec))
     assert code == 1 and "(added dep-a>=1)" in err, err
     assert cli("lock", str(spec))[0] == 0
     assert cli("lock", "--check", str(spec))[0] == 0
 
-    code, err = cli("build", str(spec))
+    code, _, err = cli("build", str(spec))
     assert code == 0, err
     assert installed(tmp_path / "env") == {"my-app": "0.1", "plain-wheel": "1.0", "dep-a": "1.0",
                                            "extra-lib": "1.0", "other-lib": "1.0"}

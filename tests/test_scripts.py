@@ -8,7 +8,6 @@ running the generated script.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,11 +16,13 @@ import pytest
 from pinfold import build, check, load_spec
 from pinfold.cli import main
 from pinfold.errors import ProbeError, SpecError
-from pinfold.genscripts import MARK
+from pinfold.genscripts import MARK, generated_by_pinfold, render_launcher
+from pinfold.index import ArtifactIndex
+from pinfold.runner import Runner
+from pinfold.stages.base import Context
+from pinfold.stages.s7_scripts import Scripts
 from tests.artifacts import Artifact, copy_real, make_wheel
 from tests.conftest import write
-
-pytestmark = pytest.mark.slow
 
 REAL = ("twisted", "attrs", "automat", "constantly", "hyperlink", "idna", "incremental",
         "packaging", "typing-extensions", "zope-interface", "zope-testrunner", "zope-exceptions",
@@ -100,6 +101,7 @@ def run(*argv: str | Path, cwd: Path | None = None,
                           timeout=120, check=False)
 
 
+@pytest.mark.slow
 def test_console_script_renamed(built: tuple[Path, list[Artifact]]) -> None:
     root = built[0].parent
     done = run(root / "env" / "bin" / "hello", "a", "b")
@@ -107,6 +109,7 @@ def test_console_script_renamed(built: tuple[Path, list[Artifact]]) -> None:
     assert "tool [" in done.stdout and "'a', 'b'" in done.stdout
 
 
+@pytest.mark.slow
 def test_entry_point_options(built: tuple[Path, list[Artifact]], tmp_path: Path) -> None:
     root = built[0].parent
     done = run(root / "env" / "bin" / "app", "x", cwd=tmp_path)
@@ -125,6 +128,7 @@ def test_entry_point_options(built: tuple[Path, list[Artifact]], tmp_path: Path)
     assert MARK in text and "env.d" not in text         # same spec, same bytes: no versioned path
 
 
+@pytest.mark.slow
 def test_interpreter(built: tuple[Path, list[Artifact]], tmp_path: Path) -> None:
     py = built[0].parent / "env" / "bin" / "py"
     lib = str(built[0].parent / "lib")
@@ -143,6 +147,7 @@ def test_interpreter(built: tuple[Path, list[Artifact]], tmp_path: Path) -> None
     assert "42" in done.stdout, done.stderr
 
 
+@pytest.mark.slow
 def test_test_runner(built: tuple[Path, list[Artifact]]) -> None:
     done = run(built[0].parent / "bin" / "test")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -150,10 +155,12 @@ def test_test_runner(built: tuple[Path, list[Artifact]]) -> None:
     assert "test_one" in done.stdout                    # defaults: -vv names each test
 
 
+@pytest.mark.slow
 def test_extra_paths_plugin_cache(built: tuple[Path, list[Artifact]]) -> None:
     assert (built[0].parent / "lib" / "twisted" / "plugins" / "dropin.cache").is_file()
 
 
+@pytest.mark.slow
 def test_launchers_survive_rebuild_and_rollback(built: tuple[Path, list[Artifact]]) -> None:
     env_yaml = built[0]
     root = env_yaml.parent
@@ -168,6 +175,7 @@ def test_launchers_survive_rebuild_and_rollback(built: tuple[Path, list[Artifact
     assert run(root / "bin" / "hello").returncode == 0
 
 
+@pytest.mark.slow
 def test_script_change_alone_is_an_update(built: tuple[Path, list[Artifact]], tmp_path: Path) -> None:
     env_yaml = built[0]
     text = env_yaml.read_text()
@@ -187,6 +195,7 @@ def test_script_change_alone_is_an_update(built: tuple[Path, list[Artifact]], tm
         build(load_spec(env_yaml))
 
 
+@pytest.mark.slow
 def test_probe_catches_removed_module(built: tuple[Path, list[Artifact]]) -> None:
     lib = built[0].parent / "lib"
     saved = (lib / "appmod.py").read_text()
@@ -200,6 +209,7 @@ def test_probe_catches_removed_module(built: tuple[Path, list[Artifact]]) -> Non
         write(lib / "appmod.py", saved)
 
 
+@pytest.mark.slow
 def test_hygiene_catches_reactor_importer_in_extra_paths(built: tuple[Path, list[Artifact]]) -> None:
     bad = built[0].parent / "lib" / "twisted" / "plugins" / "bad_reactor.py"
     write(bad, REACTOR_PLUGIN)
@@ -212,6 +222,7 @@ def test_hygiene_catches_reactor_importer_in_extra_paths(built: tuple[Path, list
         bad.unlink()
 
 
+@pytest.mark.slow
 def test_foreign_launcher_refused(built: tuple[Path, list[Artifact]],
                                   capsys: pytest.CaptureFixture[str]) -> None:
     env_yaml = built[0]
@@ -230,6 +241,7 @@ def test_foreign_launcher_refused(built: tuple[Path, list[Artifact]],
         mine.write_text(saved)
 
 
+@pytest.mark.slow
 def test_console_script_nobody_provides(built: tuple[Path, list[Artifact]], tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     wh = Path(load_spec(built[0]).index.find_links[0])
@@ -259,10 +271,24 @@ def test_bad_input_located(tmp_path: Path, scripts: str, where: str, message: st
     assert message in text and where in text, text
 
 
-def test_bin_dir_unwritten_launcher_not_removed(tmp_path: Path) -> None:
-    """Not a build: a file pinfold did not write is never taken for its own."""
-    from pinfold.genscripts import generated_by_pinfold
-
-    other = write(tmp_path / "x", "#!/bin/sh\n# Generated by something else\n")
-    assert not generated_by_pinfold(other)
-    shutil.rmtree(tmp_path)
+def test_the_scripts_stage_removes_its_own_stale_launchers_and_never_a_foreign_file(tmp_path: Path) -> None:
+    """The stage a build runs, on an environment folder without pip: in ``bin_dir`` a launcher
+    pinfold wrote for a script no longer asked for goes, a file it did not write stays."""
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    scripts = "bin_dir: bin\nscripts:\n  - {name: app, entry_point: 'appmod:main'}\n"
+    spec = load_spec(_project(tmp_path, wh, [], scripts))
+    env_dir = tmp_path / "env.d" / "one"
+    (env_dir / "bin").mkdir(parents=True)
+    launchers = tmp_path / "bin"
+    foreign = write(launchers / "old-tool", f"#!/bin/sh\n# Generated by something else, not {MARK}\n")
+    stale = write(launchers / "gone", render_launcher(spec, spec.scripts[0]))
+    assert not generated_by_pinfold(foreign) and generated_by_pinfold(stale)  # the premise
+    stage = Scripts()
+    ctx = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=env_dir)
+    assert stage.problems(ctx) == []
+    stage.run(ctx)
+    assert foreign.read_text() == f"#!/bin/sh\n# Generated by something else, not {MARK}\n"
+    assert not stale.exists(), "a stale launcher pinfold wrote was left behind"
+    assert sorted(p.name for p in launchers.iterdir()) == ["app", "old-tool"]
+    assert generated_by_pinfold(launchers / "app") and generated_by_pinfold(env_dir / "bin" / "app")

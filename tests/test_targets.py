@@ -8,7 +8,6 @@ made by the tests: ``app`` needs ``old-only`` and ``dep-a<2`` below Python 3.12,
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
@@ -16,12 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pinfold.cli import main
 from pinfold.locks import Pin, parse_lock
 from tests.artifacts import make_wheel
-from tests.conftest import write
-
-pytestmark = pytest.mark.slow
+from tests.conftest import cli, write
 
 
 def _pyenv_pythons() -> dict[str, str]:
@@ -66,12 +62,6 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
-
-
 def project(root: Path, wheelhouse: Path, head: str) -> Path:
     shutil.copytree(wheelhouse, root / "wheelhouse")
     return write(root / "env.yaml", head + (
@@ -96,6 +86,7 @@ def versions(path: Path) -> dict[str, str]:
 
 # Not 3.9 as an interpreter: pinfold's interpreter probe imports its packaging (26.4) and its
 # pip (26.3) runs inside the target, and both need Python 3.10. A 3.9 *pair* locks (below).
+@pytest.mark.slow
 @pytest.mark.parametrize("minor", ["3.10", "3.12", "3.13"])
 def test_lock_for_another_python(tmp_path: Path, wheelhouse: Path, minor: str) -> None:
     """pinfold on 3.11 locks for env.yaml's python: its markers and wheel tags decide."""
@@ -120,6 +111,7 @@ def test_lock_for_another_python(tmp_path: Path, wheelhouse: Path, minor: str) -
     assert (tmp_path / "env").exists()
 
 
+@pytest.mark.slow
 def test_targets_one_lock_for_several_pythons(tmp_path: Path, wheelhouse: Path) -> None:
     """`targets`: one lock, markers where the targets differ, each build picks its artifact,
     and a build for another interpreter is refused naming the targets."""
@@ -158,6 +150,7 @@ def test_targets_one_lock_for_several_pythons(tmp_path: Path, wheelhouse: Path) 
         assert "is not one of env.yaml's targets" in err and py311 in err and py312 in err, err
 
 
+@pytest.mark.slow
 def test_cp312_wheel_chosen_only_on_312(tmp_path: Path, wheelhouse: Path) -> None:
     """Pre-flight picks the artifact that fits the interpreter it builds for."""
     from pinfold import load_spec
@@ -175,6 +168,7 @@ def test_cp312_wheel_chosen_only_on_312(tmp_path: Path, wheelhouse: Path) -> Non
         assert report.chosen["fast==1.0"].filename == want
 
 
+@pytest.mark.slow
 def test_targets_pairs_lock_without_the_interpreters(tmp_path: Path, wheelhouse: Path) -> None:
     """(version, platform) pairs: resolved by markers and tags alone, no such interpreter needed."""
     aarch = "fast-1.0-cp313-cp313-manylinux_2_28_aarch64.whl"
