@@ -34,3 +34,20 @@ def test_the_targets_are_recorded_and_a_change_of_targets_is_stale(tmp_path: Pat
     write(tmp_path / "env.yaml", SPEC.replace("'3.12'", "'3.13'"))
     (problem,) = stale_problems(load_spec(tmp_path / "env.yaml"))
     assert "added --target 3.13/linux-x86_64; removed --target 3.12/linux-x86_64" in problem.message
+
+
+@pytest.mark.slow
+def test_lock_names_a_constraint_that_pins_nothing(tmp_path: Path) -> None:
+    """Buildout's versions files pin a whole framework; what nothing needs is named, not an error."""
+    from tests.artifacts import make_wheel
+    from tests.conftest import cli
+
+    make_wheel(tmp_path / "wheelhouse", "plain", "1.0")
+    write(tmp_path / "constraints.txt", "plain==1.0\nnot-needed==2.0\n")
+    write(tmp_path / "needs.in", "-c constraints.txt\nplain\n")
+    write(tmp_path / "env.yaml", "path: env\nindex: {find_links: [wheelhouse]}\n"
+                                 "requirements: runtime.txt\nneeds: needs.in\n")
+    code, _, err = cli("lock", "env.yaml")
+    assert code == 0, err
+    assert "warning: constraint not-needed==2.0 pins nothing: no need asks for not-needed" in err
+    assert "constraint plain==1.0" not in err
