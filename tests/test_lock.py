@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return wh
 
 
-def project(root: Path, wheelhouse: Path, needs: str, *, files: tuple[str, ...], build_lock: bool = True,
+def project(root: Path, wheelhouse: Path, needs: str, *, files: Sequence[str], build_lock: bool = True,
             extra: str = "") -> Path:
     """A project folder: env.yaml with ``needs`` (YAML text), no locks yet, a wheelhouse of ``files``."""
     (root / "wheelhouse").mkdir(parents=True)

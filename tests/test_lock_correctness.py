@@ -23,6 +23,7 @@ from pinfold.locking.writer import write_files
 from pinfold.locks import Pin, parse_lock
 from tests.artifacts import copy_real, make_sdist, make_tree, make_wheel
 from tests.conftest import cli, write
+from tests.test_lock import project
 
 slow = pytest.mark.slow
 
@@ -97,23 +98,6 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         make_wheel(wh, name, "1.0")
         _other_platform(wh, name, "1.0", "cp311-cp311-win_amd64")
     return wh
-
-
-def project(root: Path, wheelhouse: Path, needs: str, *, files: Sequence[str], build_lock: bool = True,
-            extra: str = "") -> Path:
-    """A project folder: env.yaml with ``needs`` (YAML text), no locks yet, a wheelhouse of ``files``."""
-    (root / "wheelhouse").mkdir(parents=True)
-    for pattern in files:
-        for f in wheelhouse.glob(pattern):
-            shutil.copy2(f, root / "wheelhouse" / f.name)
-    return write(root / "env.yaml", (
-        "path: env\n"
-        "index:\n"
-        "  find_links: [wheelhouse]\n"
-        "requirements: requirements/runtime.txt\n"
-        + ("build_requirements: requirements/build.txt\n" if build_lock else "")
-        + f"needs: {needs}\n" + extra
-    ))
 
 
 @pytest.fixture(autouse=True)
