@@ -94,11 +94,11 @@ def test_index_url_and_wheelhouse_options(tmp_path: Path) -> None:
     assert "next: pinfold lock u/env.yaml" in err
     assert load_spec(tmp_path / "u" / "env.yaml", purpose="lock").index.url == f"file://{tmp_path}/idx/"
 
-    code, _, err = cli("init", "w", "--needs", "six", "--wheelhouse", "shared wheels")
+    code, _, err = cli("init", "w", "--needs", "six", "--wheelhouse", "common wheels")
     assert code == 0, err
-    assert '  find_links: ["../shared wheels"]' in (tmp_path / "w" / "env.yaml").read_text()
+    assert '  find_links: ["../common wheels"]' in (tmp_path / "w" / "env.yaml").read_text()
     spec = load_spec(tmp_path / "w" / "env.yaml", purpose="lock")
-    assert spec.index.find_links == ((tmp_path / "shared wheels").resolve(),)
+    assert spec.index.find_links == ((tmp_path / "common wheels").resolve(),)
 
 
 def test_from_requirements_keeps_pins_as_constraints(tmp_path: Path) -> None:

@@ -181,10 +181,10 @@ def test_relock_from_another_directory_is_byte_identical(tmp_path: Path, wheelho
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "proj"
     inside = make_tree(root / "src", "my-app", "0.1", requires=["dep-a"])
-    outside = make_tree(tmp_path / "shared", "lib-x", "0.1")
+    outside = make_tree(tmp_path / "libs", "lib-x", "0.1")
     write(root / "requirements" / "runtime.in", "dep-a\n")
     spec = project(root, wheelhouse, "requirements/runtime.in", files=("setuptools-*", "dep_a-*"),
-                   extra="develop: [src/my_app-0.1, ../shared/lib_x-0.1]\n")
+                   extra="develop: [src/my_app-0.1, ../libs/lib_x-0.1]\n")
     assert inside.is_dir() and outside.is_dir()
     monkeypatch.chdir(root / "src")  # neither env.yaml's folder nor the lock's
     code, _, err = cli("lock", str(spec))
@@ -192,9 +192,9 @@ def test_relock_from_another_directory_is_byte_identical(tmp_path: Path, wheelho
     runtime = (root / "requirements" / "runtime.txt").read_text()
     build = (root / "requirements" / "build.txt").read_text()
     # Paths relative to env.yaml's folder, as env.yaml names them, `..` included.
-    assert "#     -e ../shared/lib_x-0.1\n#     -e src/my_app-0.1\n" in runtime
+    assert "#     -e ../libs/lib_x-0.1\n#     -e src/my_app-0.1\n" in runtime
     assert "    #   -r requirements/runtime.in\n    #   src/my_app-0.1 (develop)\n" in runtime
-    assert "    #   ../shared/lib_x-0.1 (develop)\n    #   src/my_app-0.1 (develop)\n" in build
+    assert "    #   ../libs/lib_x-0.1 (develop)\n    #   src/my_app-0.1 (develop)\n" in build
     assert str(tmp_path) not in runtime + build
 
     before = snapshot(root / "requirements")
