@@ -51,3 +51,17 @@ def test_lock_names_a_constraint_that_pins_nothing(tmp_path: Path) -> None:
     assert code == 0, err
     assert "warning: constraint not-needed==2.0 pins nothing: no need asks for not-needed" in err
     assert "constraint plain==1.0" not in err
+
+
+def test_the_resolvers_get_the_index_without_pip_installs_network_options() -> None:
+    """pip-compile and `uv pip compile` refuse --timeout/--retries/--cert: those go as variables."""
+    from pinfold.index import index_environ, index_flags
+    from pinfold.locking.resolve import resolver_flags
+    from pinfold.spec import IndexSpec
+
+    index = IndexSpec(url="http://127.0.0.1:9/simple/", find_links=(Path("/w"),), timeout=5, retries=1,
+                      cert=Path("/ca.pem"))
+    assert resolver_flags(index_flags(index)) == ["--index-url", "http://127.0.0.1:9/simple/",
+                                                  "--find-links", "/w"]
+    assert {k: index_environ(index)[k] for k in ("PIP_TIMEOUT", "PIP_RETRIES", "PIP_CERT")} == {
+        "PIP_TIMEOUT": "5", "PIP_RETRIES": "1", "PIP_CERT": "/ca.pem"}

@@ -105,6 +105,37 @@ class Source:
                    description=redact(url) if url else "pip's default index")
 
 
+#: pip install's network options, which neither pip-compile nor ``uv pip compile`` takes: the
+#: index's timeout, retries and CA bundle reach them as variables (``source.environ``).
+_PIP_ONLY = ("--timeout", "--retries", "--cert")
+
+
+def resolver_flags(flags: Sequence[str]) -> list[str]:
+    """``flags`` without pip install's network options (each with its value)."""
+    out: list[str] = []
+    skip = False
+    for flag in flags:
+        if skip:
+            skip = False
+        elif flag in _PIP_ONLY:
+            skip = True
+        else:
+            out.append(flag)
+    return out
+
+
+def _uv_network(environ: Mapping[str, str]) -> dict[str, str]:
+    """The index's bounds and CA bundle as uv reads them."""
+    out = {}
+    if "PIP_TIMEOUT" in environ:
+        out["UV_HTTP_TIMEOUT"] = str(max(1, round(float(environ["PIP_TIMEOUT"]))))
+    if "PIP_RETRIES" in environ:
+        out["UV_HTTP_RETRIES"] = environ["PIP_RETRIES"]
+    if "PIP_CERT" in environ:
+        out["SSL_CERT_FILE"] = environ["PIP_CERT"]
+    return out
+
+
 #: What a requirement line of an input file is needed by (labels for messages).
 Origins = Mapping[str, Sequence[str]]
 
@@ -311,7 +342,7 @@ def compile_pins(
         argv.append("--upgrade")
     for package in upgrade_packages:
         argv += ["--upgrade-package", package]
-    argv += [*source.flags, *inputs]
+    argv += [*resolver_flags(source.flags), *inputs]
     # No pip cache: a wheel pip built for an sdist's metadata must not outlive this run.
     env = {**source.environ, "PIP_NO_CACHE_DIR": "1"}
     try:
@@ -349,8 +380,8 @@ def _uv_compile(runner: Runner, source: Source, workdir: Path, *, inputs: Sequen
         argv.append("--upgrade")
     for package in upgrade_packages:
         argv += ["--upgrade-package", package]
-    argv += [*source.flags, *inputs]
-    env = {**source.environ, **_UV_ENV, "PIP_NO_CACHE_DIR": "1"}
+    argv += [*resolver_flags(source.flags), *inputs]
+    env = {**source.environ, **_UV_ENV, "PIP_NO_CACHE_DIR": "1", **_uv_network(source.environ)}
     try:
         runner.run(argv, what=what, env=env, online=source.online, cwd=workdir)
     except CommandError as exc:
