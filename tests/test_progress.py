@@ -90,7 +90,9 @@ def test_a_terminal_gets_a_live_line_replaced_by_the_summary(tmp_path: Path) -> 
     assert "[install] " in out and "distributions" in out, out
     # The summary lines stay; no live line is left on the screen at the end.
     assert re.search(r"\[install\] +\d+\.\d+s  1 distributions with pip", out), out
-    assert out.rstrip().splitlines()[-1].startswith("built "), repr(out[-300:])
+    # The result ends it: the build line, then the environment's digest.
+    last = out.rstrip().splitlines()[-2:]
+    assert last[0].startswith("built ") and last[1].startswith("  environment digest sha256:"), last
     assert "\x1b[3" not in out, "NO_COLOR: no colour"
 
 
@@ -121,7 +123,9 @@ def test_quiet_prints_only_the_result(tmp_path: Path) -> None:
                              _environ(TERM="xterm"))
     assert code == 0, out
     lines = out.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"built {tmp_path / 'env'} -> "), repr(out)
+    # The result alone: the build line and the environment's digest.
+    assert len(lines) == 2 and lines[0].startswith(f"built {tmp_path / 'env'} -> "), repr(out)
+    assert lines[1].startswith("  environment digest sha256:"), repr(out)
     assert "[" not in out and "\x1b" not in out, repr(out)
     # Errors still show, in colour on a terminal.
     write(spec, spec.read_text().replace("runtime.txt", "missing.txt"))
