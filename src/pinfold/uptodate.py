@@ -33,6 +33,7 @@ import yaml
 from ._version import __version__
 from .envdir import Environments, damage
 from .errors import CommandError, PinfoldError, interpreter_failed
+from .inside.shared import PLUGIN_MARK
 from .paths import env_path, find_python, read_bytes
 from .record import EnvRecord, TreeState, Watch, read_record
 from .results import BuildResult
@@ -76,9 +77,6 @@ def identity(python: str, runner: Runner) -> str:
 
 #: A develop tree's files that decide its dependencies and entry points.
 METADATA = ("pyproject.toml", "setup.py", "setup.cfg")
-#: What marks a plugin package: its ``__init__`` extends ``__path__`` (the text the inside
-#: scripts' scan looks for too, ``pinfold/inside/_common.py``).
-_MARK = b"pluginPackagePaths("
 _TWISTED_PLUGINS = "twisted.plugins"
 
 
@@ -106,7 +104,7 @@ def _marked_packages(root: str) -> list[str]:
             except OSError:  # not a regular package
                 continue
             name = f"{dotted}.{entry.name}" if dotted else entry.name
-            if _MARK in text:
+            if PLUGIN_MARK in text:
                 found.append(name)
             stack.append((entry.path, name))
     return found

@@ -24,8 +24,7 @@ else:
     # Loaded by path just before this file, by _launch.py.
     shared = sys.modules["_pinfold_shared"]
 
-#: What marks a package as a Twisted plugin package: its ``__init__`` extends ``__path__``.
-MARK = b"pluginPackagePaths("
+MARK = shared.PLUGIN_MARK
 TWISTED_PLUGINS = "twisted.plugins"
 
 

@@ -20,6 +20,8 @@ __all__ = ["CACHE", "EXACTLY", "SECOND_NS", "file_sha256", "strictly_newer_mtime
 EXACTLY = "--exactly"
 #: The file name of a Twisted plugin cache, one per plugin folder.
 CACHE = "dropin.cache"
+#: What marks a package as a Twisted plugin package: its ``__init__`` extends ``__path__``.
+PLUGIN_MARK = b"pluginPackagePaths("
 #: Nanoseconds per second: caches' mtimes are handled in ``st_mtime_ns``.
 SECOND_NS = 1_000_000_000
 
