@@ -172,6 +172,13 @@ def test_progress_lines() -> None:
     assert progress_line("install", step, 12) == "[install] 43/120 distributions: building foo (sdist) (12s)"
     assert progress_line("lock", Progress("lock", 0, item="resolving the runtime needs"), 1) == (
         "[lock] resolving the runtime needs (1s)")
+    # Downloads: artifacts and bytes, of a total when the sizes are known.
+    fetching = Progress("fetch", 12, 49, "artifacts", "downloading foo==1.0", bytes_done=3_250_586,
+                        bytes_total=10_276_044)
+    assert progress_line("fetch", fetching, 4) == (
+        "[fetch] 12/49 artifacts, 3.1 MiB of 9.8 MiB: downloading foo==1.0 (4s)")
+    unknown = Progress("fetch", 0, 3, "artifacts", bytes_done=512)
+    assert progress_line("fetch", unknown, 0) == "[fetch] 0/3 artifacts, 512 B (0s)"
 
 
 def test_the_heartbeat_interval_is_configurable() -> None:

@@ -7,7 +7,8 @@ missing pin is read (:class:`pinfold.index.ArtifactIndex`, through
 :func:`pinfold.index.upstream_opener`: the certificates and proxies pip would use), the
 file is picked as pip would pick it for the target interpreter (the best-tagged wheel
 whose hash is in the lock, else the locked sdist), downloaded, and kept only when its
-hash is in the lock. (``pip download`` would prepare an sdist's metadata, running its
+hash is in the lock. Progress (artifacts, and bytes of the sizes a HEAD request tells
+beforehand) goes to ``on_progress``. (``pip download`` would prepare an sdist's metadata, running its
 build backend with build dependencies from upstream, unpinned and unhashed; no pip
 option avoids that.)
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,16 @@ from typing import Any
 from packaging.tags import Tag
 
 from .errors import PreflightError, Problem, SpecError
-from .index import ArtifactIndex, IndexFile, download, file_digest, hash_algorithms, redact, upstream_opener
+from .index import (
+    ArtifactIndex,
+    IndexFile,
+    download,
+    file_digest,
+    hash_algorithms,
+    redact,
+    remote_size,
+    upstream_opener,
+)
 from .interpreter import Interpreter
 from .locks import Pin
 from .paths import display_path
@@ -72,8 +83,66 @@ def _candidates(files: list[IndexFile], pin: Pin, rank: dict[Tag, int]) -> list[
     return wheels + [f for f in files if f.is_sdist and allowed(f)]
 
 
+class _Meter:
+    """How far the downloads are: artifacts done of all, bytes so far and, when every size is
+    known beforehand, in all; each change is one :class:`Progress` for the CLI's line."""
+
+    def __init__(self, say: Callable[[str | Progress], None], expected: dict[str, int | None]) -> None:
+        self.say = say
+        #: Per pin, the size of the file it should get (its first candidate), when known.
+        self.expected = expected
+        known = list(expected.values())
+        self.bytes_total = (sum(n for n in known if n is not None)
+                            if known and None not in known else None)
+        self.artifacts = 0
+        self.bytes_done = 0
+        self.item = ""
+        self._file = 0  # bytes of the file being downloaded
+        self._pin_start = 0
+
+    def report(self) -> None:
+        """Tell how far it is now."""
+        self.say(Progress("fetch", self.artifacts, len(self.expected), "artifacts", self.item,
+                          bytes_done=self.bytes_done + self._file, bytes_total=self.bytes_total))
+
+    def begin(self, pin: Pin) -> None:
+        """``pin``'s downloads start."""
+        self.item, self._pin_start = f"downloading {pin}", self.bytes_done
+        self.report()
+
+    def file_bytes(self, done: int) -> None:
+        """The file being downloaded has ``done`` bytes so far."""
+        self._file = done
+        self.report()
+
+    def file_end(self) -> None:
+        """A file is downloaded (or failed half-way): its bytes count as downloaded."""
+        self.bytes_done += self._file
+        self._file = 0
+
+    def end(self, pin: Pin) -> None:
+        """``pin`` is done: the total becomes what was really downloaded for it (a file that
+        failed and another candidate make it other than expected)."""
+        expected = self.expected.get(str(pin))
+        if self.bytes_total is not None and expected is not None:
+            self.bytes_total += self.bytes_done - self._pin_start - expected
+        self.artifacts += 1
+        self.report()
+
+
+def _expected_sizes(upstream: ArtifactIndex, first: dict[str, IndexFile | None]) -> dict[str, int | None]:
+    """The size of each pin's first candidate (HEAD requests, in parallel), None when unknown."""
+    def size(f: IndexFile | None) -> int | None:
+        if f is None:
+            return None
+        return remote_size(f.location, timeout=upstream.spec.timeout, opener=upstream.opener)
+
+    with ThreadPoolExecutor(8) as pool:
+        return dict(zip(first, pool.map(size, first.values()), strict=True))
+
+
 def _download_pin(pin: Pin, upstream: ArtifactIndex, rank: dict[Tag, int], tmp: Path,
-                  wheelhouse: Path, interp: Interpreter) -> tuple[str | None, list[Problem]]:
+                  wheelhouse: Path, interp: Interpreter, meter: _Meter) -> tuple[str | None, list[Problem]]:
     """Download ``pin``'s artifact into ``wheelhouse``; (its file name, or None, and problems)."""
     files = upstream.files(pin.name, pin.version)
     candidates = _candidates(files, pin, rank)
@@ -81,10 +150,12 @@ def _download_pin(pin: Pin, upstream: ArtifactIndex, rank: dict[Tag, int], tmp: 
     for f in candidates:
         target = tmp / f.filename
         try:
-            download(f.location, target, opener=upstream.opener)
+            download(f.location, target, opener=upstream.opener, on_bytes=meter.file_bytes)
         except OSError as exc:
             tried.append(Problem(f.location, f"cannot download it: {getattr(exc, 'reason', exc)}"))
             continue
+        finally:
+            meter.file_end()
         digests = {f"{a}:{file_digest(target, a)}" for a in hash_algorithms(pin.hashes)}
         if digests & pin.hashes:
             os.replace(target, wheelhouse / f.filename)
@@ -194,12 +265,19 @@ def _fetch_for(spec: Spec, interp: Interpreter, wheelhouse: Path, index_url: str
         with tempfile.TemporaryDirectory(dir=wheelhouse.parent, prefix=".pinfold-fetch-") as tmp:
             try:
                 upstream.prefetch(p.name for p in missing)
-                for k, pin in enumerate(missing):
-                    say(Progress("fetch", k, len(missing), "artifacts", f"downloading {pin}"))
-                    name, problems = _download_pin(pin, upstream, rank, Path(tmp), wheelhouse, interp)
+                say(Progress("fetch", 0, len(missing), "artifacts", "asking the sizes of the files"))
+                first = {str(p): next(iter(_candidates(upstream.files(p.name, p.version), p, rank)), None)
+                         for p in missing}
+                meter = _Meter(say, _expected_sizes(upstream, first))
+                for pin in missing:
+                    meter.begin(pin)
+                    name, problems = _download_pin(pin, upstream, rank, Path(tmp), wheelhouse, interp, meter)
+                    meter.end(pin)
                     if name is not None:
                         downloaded.append(name)
                     failed += problems
+                meter.item = "checking the wheelhouse"
+                meter.report()
             except PreflightError as exc:
                 failed += exc.problems or [Problem("", str(exc))]
         if failed:

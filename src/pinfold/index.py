@@ -7,7 +7,8 @@ index for ``pinfold fetch`` and ``pinfold lock --upstream`` as :func:`upstream_f
 :func:`upstream_environ`. :class:`ArtifactIndex` lists what the index holds, reading
 simple pages through :func:`index_opener` (the user's own index) or :func:`upstream_opener`
 (``pinfold fetch``: proxies and certificates from the environment, as pip reads them), and
-:func:`download` copies artifacts through either; artifact file names are read by
+:func:`download` copies artifacts through either (counting bytes for a progress line;
+:func:`remote_size` tells a file's size beforehand); artifact file names are read by
 :func:`parse_filename` and files hashed by :func:`file_digest`, local artifacts through
 :class:`DigestCache` (a digest is remembered by the file's identity between builds).
 Pre-flight, which checks the locks against all this, is :mod:`pinfold.preflight`.
@@ -21,13 +22,12 @@ import html.parser
 import http.client
 import netrc
 import os
-import shutil
 import ssl
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +61,7 @@ __all__ = [
     "no_proxy_opener",
     "parse_filename",
     "redact",
+    "remote_size",
     "sha256_of",
     "strip_credentials",
     "upstream_environ",
@@ -226,10 +227,40 @@ def upstream_opener(url: str | None = None) -> urllib.request.OpenerDirector:
 
 
 def download(url: str, target: Path, *, timeout: float = 60,
-             opener: urllib.request.OpenerDirector | None = None) -> None:
-    """Copy the artifact at ``url`` into ``target`` (default: no proxy); OSError when that fails."""
+             opener: urllib.request.OpenerDirector | None = None,
+             on_bytes: Callable[[int], None] | None = None) -> int:
+    """Copy the artifact at ``url`` into ``target`` (default: no proxy); OSError when that fails.
+
+    Returns the bytes copied; ``on_bytes`` (when given) hears the count so far after each
+    chunk, for a progress line.
+    """
+    done = 0
     with (opener or no_proxy_opener()).open(url, timeout=timeout) as resp, target.open("wb") as fh:
-        shutil.copyfileobj(resp, fh, 1 << 20)
+        # Chunks small enough for a live byte count, large enough to cost nothing.
+        while chunk := resp.read(1 << 16):
+            fh.write(chunk)
+            done += len(chunk)
+            if on_bytes is not None:
+                on_bytes(done)
+    return done
+
+
+def remote_size(url: str, *, timeout: float = 60,
+                opener: urllib.request.OpenerDirector | None = None) -> int | None:
+    """The size in bytes of the file at ``url`` (a HEAD request's Content-Length), or None.
+
+    For a progress line only: any failure, or an answer without a length, is None.
+    """
+    request = urllib.request.Request(url, method="HEAD")  # noqa: S310 (the index's own URLs)
+    try:
+        with (opener or no_proxy_opener()).open(request, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length")
+    except (OSError, ValueError):
+        return None
+    try:
+        return int(length) if length is not None and int(length) >= 0 else None
+    except ValueError:
+        return None
 
 
 def _reason(exc: BaseException, index: IndexSpec) -> str:

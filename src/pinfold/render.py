@@ -78,12 +78,20 @@ def event_line(event: StageEvent, *, verbose: bool) -> str | None:
 
 def progress_line(stage: str, progress: Progress | None, seconds: float) -> str:
     """A running stage: how far it is and what it does now (the live line, and the heartbeat
-    line when not on a terminal), e.g. ``[install] 43/120 distributions: building foo (sdist) (12s)``."""
+    line when not on a terminal), e.g. ``[install] 43/120 distributions: building foo (sdist) (12s)``,
+    or with bytes, ``[fetch] 12/49 artifacts, 3.1 MiB of 9.8 MiB: downloading foo==1.0 (4s)``."""
     parts = [f"[{stage}]"]
     if progress is not None and progress.total is not None:
         parts.append(f"{progress.done}/{progress.total}" + (f" {progress.unit}" if progress.unit else ""))
     elif progress is not None and progress.done:
         parts.append(f"{progress.done}" + (f" {progress.unit}" if progress.unit else ""))
+    if progress is not None and progress.bytes_done is not None:
+        size = size_text(progress.bytes_done)
+        if progress.bytes_total is not None:
+            size += f" of {size_text(progress.bytes_total)}"
+        if len(parts) > 1:
+            parts[-1] += ","
+        parts.append(size)
     if progress is not None and progress.item:
         parts[-1] += ":" if len(parts) > 1 else ""
         parts.append(progress.item)

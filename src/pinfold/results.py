@@ -103,6 +103,10 @@ class Progress:
     unit: str = ""
     #: What is being done now, e.g. "building legacy-proj (sdist)", or the slowest probe running.
     item: str = ""
+    #: Bytes transferred so far (downloads: ``pinfold fetch``), or None when nothing is counted.
+    bytes_done: int | None = None
+    #: The bytes all the downloads will transfer, when their sizes are known, else None.
+    bytes_total: int | None = None
 
 
 #: Where progress goes: a stage's start and end (:class:`StageEvent`) and its steps (:class:`Progress`).
