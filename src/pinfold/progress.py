@@ -175,9 +175,10 @@ class Output:
         else:
             self.event(item)
 
-    def _start(self, stage: str) -> None:
+    def _start(self, stage: str, first: Progress | None = None) -> None:
         self._end_live()
-        self._stage, self._since, self._latest = stage, time.monotonic(), None
+        # The first progress is known before the live line is drawn: never a bare "running".
+        self._stage, self._since, self._latest = stage, time.monotonic(), first
         if self.live:
             from rich.live import Live  # lazy: see the module's doc
 
@@ -190,7 +191,7 @@ class Output:
 
     def _progress(self, progress: Progress) -> None:
         if self._stage != progress.stage:  # lock and fetch have no start event: their first step is one
-            self._start(progress.stage)
+            self._start(progress.stage, progress)
         self._latest = progress
 
     def _text(self) -> str:

@@ -13,6 +13,10 @@ marker, one that only some chose gets a marker naming them (``python_version ==
 "3.11"``), and every pin holds the hash of every artifact the index has for it. The
 target decides through its markers and wheel tags whatever runs pinfold
 (:mod:`.resolve` says how).
+
+How far it is goes to ``on_progress`` as :class:`~pinfold.results.Progress` of the
+``lock`` stage: the step being resolved, targets resolved k / n (several targets),
+build backends asked k / n; and, online, ``fetch``'s artifacts and bytes.
 """
 
 from __future__ import annotations
@@ -247,10 +251,11 @@ class _Locker:
 
     def develop_trees(self, constraints: Sequence[str]) -> list[BuildNeeds]:
         found = []
-        for tree in self.spec.develop:
+        for k, tree in enumerate(self.spec.develop):
             # Relative to env.yaml's folder, like every path in a lock: never the cwd.
             label = f"{relative(tree, self.spec.root)} (develop)"
             self.say(f"asking the build backend of {label} for its requirements")
+            self.say(Progress("lock", k, len(self.spec.develop), "backends asked", label))
             found.append(self.discovery.run(Needer(label=label, path=tree, editable=True), constraints))
         return found
 
@@ -300,6 +305,8 @@ class _Locker:
                     if item.is_file():
                         (here / item.name).write_bytes(item.read_bytes())
                 what_here = f"{what} for {_label(target)}"
+                # Each target is one resolver run: k / n of them is how far the step is.
+                self.say(Progress("lock", i, len(self.targets), "targets", what_here))
             else:
                 what_here = what
             pins = compile_pins(self.runner, self.source, here, inputs=inputs, name=name,
