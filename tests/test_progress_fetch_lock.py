@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from pinfold import load_spec
+from pinfold.locking import lock
+from pinfold.results import Progress
 from tests.artifacts import Artifact, copy_real, make_sdist, make_wheel
 from tests.conftest import write
 from tests.test_build import lock_text
@@ -228,3 +231,22 @@ def test_lock_in_a_pipe_writes_plain_heartbeats(tmp_path: Path, servers: Path,
     assert any(re.fullmatch(r"\[lock\] resolving the runtime needs \(\d+s\)", ln) for ln in lines), lines
     assert any(re.fullmatch(r"\[lock\] 0/1 backends asked \(\d+s\)", ln) for ln in lines), lines
     assert _WROTE.fullmatch(lines[-1]), lines
+
+
+@pytest.mark.slow
+def test_lock_for_several_targets_counts_the_targets(tmp_path: Path) -> None:
+    """Each target is one resolver run: the progress says which, k / n."""
+    make_wheel(tmp_path / "wheelhouse", "plain-wheel", "1.0")
+    spec = write(tmp_path / "env.yaml", (
+        "path: env\nindex:\n  find_links: [wheelhouse]\nrequirements: runtime.txt\nneeds: [plain-wheel]\n"
+        "targets:\n  - {python_version: '3.10', platform: linux-x86_64}\n"
+        "  - {python_version: '3.13', platform: manylinux_2_28_aarch64}\n"))
+    seen: list[str | Progress] = []
+    lock(load_spec(spec, purpose="lock"), on_progress=seen.append)
+    counted = [(p.done, p.total, p.unit, p.item) for p in seen
+               if isinstance(p, Progress) and p.unit == "targets"]
+    assert counted == [
+        (0, 2, "targets", "resolving the runtime needs for Python 3.10 on linux x86_64"),
+        (1, 2, "targets", "resolving the runtime needs for Python 3.13 on linux aarch64")], seen
+    assert seen.index(Progress("lock", 0, item="resolving the runtime needs")) < seen.index(
+        next(p for p in seen if isinstance(p, Progress) and p.unit == "targets"))
