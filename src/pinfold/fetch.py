@@ -49,6 +49,9 @@ __all__ = ["DEFAULT_UPSTREAM", "FetchReport", "fetch"]
 #: pip's default index, used when no ``--index-url`` is given.
 DEFAULT_UPSTREAM = "https://pypi.org/simple/"
 
+#: Seconds a HEAD request for a file's size may take (the sizes only feed the progress line).
+_SIZE_TIMEOUT = 5.0
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FetchReport:
@@ -135,7 +138,9 @@ def _expected_sizes(upstream: ArtifactIndex, first: dict[str, IndexFile | None])
     def size(f: IndexFile | None) -> int | None:
         if f is None:
             return None
-        return remote_size(f.location, timeout=upstream.spec.timeout, opener=upstream.opener)
+        # Only for the progress line: a slow server costs the downloads' time, not this too.
+        return remote_size(f.location, timeout=min(upstream.spec.timeout, _SIZE_TIMEOUT),
+                           opener=upstream.opener)
 
     with ThreadPoolExecutor(8) as pool:
         return dict(zip(first, pool.map(size, first.values()), strict=True))
