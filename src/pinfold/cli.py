@@ -162,6 +162,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--files", action="store_true",
                        help="only compare the environment's files with the manifest its build "
                             "recorded (fast: no interpreter starts)")
+    sbom = command("sbom", "Write a CycloneDX JSON SBOM of the environment: every installed "
+                           "distribution, the build lock's pins as build-time components, the "
+                           "environment digest and the interpreter (reads files only).")
+    sbom.add_argument("-o", "--output", type=Path, metavar="FILE",
+                      help="write the SBOM to FILE (atomically) instead of stdout; required with --json")
     command("status", "Say whether the environment is up to date and, if not, what changed.")
     plan = command("plan", "Print what a build would install, remove and re-run, without doing it.")
     plan.add_argument("--fresh", action="store_true", help="plan a rebuild from scratch")
@@ -213,7 +218,7 @@ class _Context:
 
 #: How strictly each command reads env.yaml (see pinfold.spec.load); the rest: "build".
 _PURPOSE: dict[str, Purpose] = {"lock": "lock", "rollback": "inspect", "gc": "inspect",
-                                "check": "inspect", "fetch": "fetch"}
+                                "check": "inspect", "fetch": "fetch", "sbom": "inspect"}
 
 #: What a command handler returns: its exit code and its --json result (without "ok").
 _Outcome = tuple[int, dict[str, Any]]
@@ -333,6 +338,31 @@ def _export(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     return EXIT_OK, {**result, "output": str(output), "written": bool(written)}
 
 
+def _sbom(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    if args.json and args.output is None:  # one document on stdout: the result or the SBOM
+        raise SpecError("--json prints pinfold's result document on stdout, so the SBOM needs a file",
+                        tip="add -o FILE (e.g. -o sbom.cdx.json)")
+    spec = ctx.spec(args)
+    from .sbom import make_sbom  # lazy: the CycloneDX library, only for this command
+
+    report = make_sbom(spec)
+    result = report.to_json()
+    if args.output is None:
+        ctx.stdout.write(report.text)
+        ctx.out.result(render.sbom_lines(None, report.components, report.build, report.digest))
+        return EXIT_OK, result
+    from .paths import reason, write_atomic  # lazy: see the note at the imports
+
+    output = args.output.absolute()
+    try:
+        write_atomic(output, report.text.encode("utf-8"))
+    except OSError as exc:
+        raise SpecError(f"-o {args.output}: cannot write it: {reason(exc)}",
+                        tip="name a file in a folder you can write to") from None
+    ctx.out.result(render.sbom_lines(output, report.components, report.build, report.digest))
+    return EXIT_OK, {**result, "output": str(output)}
+
+
 def _plan_or_status(args: argparse.Namespace, ctx: _Context, *, detailed: bool) -> _Outcome:
     from .pipeline import plan  # lazy: see the note at the imports
 
@@ -429,6 +459,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, _Context], _Outcome]] = {
     "lock": _lock,
     "export": _export,
     "check": _check,
+    "sbom": _sbom,
     "status": _status,
     "plan": _plan,
     "config": _config,

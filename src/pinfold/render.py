@@ -285,6 +285,14 @@ def export_lines(source: Path, output: Path, fmt: str, *, written: bool) -> list
     return [f"wrote {_shown(output)}: {_shown(source)} as {what}"]
 
 
+def sbom_lines(output: Path | None, components: int, build: int, digest: str | None) -> list[str]:
+    """``pinfold sbom``: where the SBOM went and what it counts (on stderr: stdout may hold it)."""
+    where = _shown(output) if output is not None else "stdout"
+    counts = f"{components} component{'s' if components != 1 else ''}, {build} from the build lock"
+    return [f"wrote the CycloneDX SBOM to {where}: {counts}"
+            + (f"; environment digest {digest}" if digest else "")]
+
+
 # -- errors --------------------------------------------------------------------------------
 
 
