@@ -174,11 +174,16 @@ class EnvRecord:
     outputs: StageOutputs = field(default_factory=StageOutputs)
     #: The environment digest over its manifest (``sha256:...``); None in an older record.
     digest: str | None = None
+    #: For an environment placed by ``pinfold unpack``: the pack's own document (what
+    #: ``pinfold check --path`` reads instead of env.yaml, see :mod:`pinfold.pack`); None
+    #: for one built here.
+    packed: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict, the file's content."""
         return {
             **({"digest": self.digest} if self.digest is not None else {}),
+            **({"packed": self.packed} if self.packed is not None else {}),
             "schema": self.schema,
             "fingerprint": self.fingerprint,
             "inputs": dict(self.inputs),
@@ -223,6 +228,7 @@ class EnvRecord:
             stages=tuple(StageReport.from_json(s) for s in stages),
             outputs=StageOutputs.from_json(data["facts"]),
             digest=None if data.get("digest") is None else json_str(data["digest"]),
+            packed=None if data.get("packed") is None else dict(json_object(data["packed"])),
         )
 
 
