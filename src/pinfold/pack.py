@@ -351,7 +351,8 @@ def pack(spec: Spec, output: Path | None = None) -> PackResult:
                       digest=record.digest, env_dir=current, files=len(manifest.entries))
 
 
-def _write_archive(stream: gzip.GzipFile | lzma.LZMAFile, env_dir: Path, info: PackInfo, manifest: Manifest) -> None:
+def _write_archive(stream: gzip.GzipFile | lzma.LZMAFile, env_dir: Path, info: PackInfo,
+                   manifest: Manifest) -> None:
     with tarfile.open(fileobj=stream, mode="w", format=tarfile.GNU_FORMAT) as tar:
         doc = (json.dumps(info.to_json(), indent=1, sort_keys=True) + "\n").encode()
         tar.addfile(_member(PACK_FILE, size=len(doc)), io.BytesIO(doc))
@@ -549,10 +550,19 @@ def extract(file: Path, env_dir: Path, info: PackInfo) -> tuple[Manifest, EnvRec
                 continue
             if manifest is None or not record_data:
                 raise _damaged(file, f"{member.name} comes before the manifest and the record")
+            # What a member is comes first: a link out or a device is hostile, whatever the
+            # manifest says.
+            if member.issym():
+                why = _link_problem(rel, member.linkname, info.python)
+                if why is not None:
+                    raise _damaged(file, f"{member.name} is {why}")
+            elif not member.isreg():
+                raise _damaged(file, f"{member.name} is not a regular file or a symlink (a device, "
+                                     "FIFO, folder or hard link)")
             entry = manifest.entries.get(rel)
             if entry is None:
                 raise _damaged(file, f"{member.name} is not in the packed manifest")
-            _extract_member(tar, member, rel, entry, env_dir, file, info)
+            _extract_member(tar, member, rel, entry, env_dir, file)
             if member.issym():
                 links.add(rel)
     if manifest is None or not record_data:
@@ -583,16 +593,13 @@ def _write(path: Path, fill: Callable[[IO[bytes]], object], mode: int = 0o644) -
 
 
 def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str, entry: Entry,
-                    env_dir: Path, file: Path, info: PackInfo) -> None:
+                    env_dir: Path, file: Path) -> None:
     target = env_dir / rel
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BuildError(f"cannot create {target.parent}: {exc.strerror or exc}") from None
     if member.issym():
-        why = _link_problem(rel, member.linkname, info.python)
-        if why is not None:
-            raise _damaged(file, f"{member.name} is {why}")
         if entry.kind != "link" or entry.target != member.linkname:
             raise _damaged(file, f"{member.name} is not the link its manifest lists")
         try:
@@ -600,9 +607,6 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str, ent
         except OSError as exc:
             raise BuildError(f"cannot write {target}: {exc.strerror or exc}") from None
         return
-    if not member.isreg():
-        raise _damaged(file, f"{member.name} is not a regular file or a symlink (a device, FIFO "
-                             "or hard link)")
     mode = stat.S_IMODE(member.mode)
     if mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX):
         raise _damaged(file, f"{member.name} has a setuid, setgid or sticky bit")
