@@ -254,6 +254,31 @@ def test_unpack_relocates_probes_switches_and_keeps_the_previous(
     script.write_bytes(text)
     code, _, err = cli("check", "--path", str(dest), str(spec))
     assert code == 2 and "not both" in err
+    # An environment built here has its probes in its env.yaml.
+    code, _, err = cli("check", "--path", str(spec.parent / "env"))
+    assert code == 2 and "not placed by `pinfold unpack`" in err
+
+
+_LIMITED = """\
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+from pinfold.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_write_error_keeps_the_previous_environment(packed: tuple[Path, Path], tmp_path: Path) -> None:
+    """No file may grow past 4 KiB (as a full disk would stop it): exit 1, DEST as it was."""
+    _, archive = packed
+    dest = tmp_path / "app"
+    before = Path(run_json("unpack", str(archive), "--path", str(dest))["env_dir"])
+    done = subprocess.run([sys.executable, "-c", _LIMITED, "unpack", str(archive), "--path", str(dest)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "cannot write" in done.stderr and "previous environment is unchanged" in done.stderr
+    _unchanged(dest, before)
 
 
 @pytest.mark.slow
