@@ -241,7 +241,13 @@ def test_unpack_relocates_probes_switches_and_keeps_the_previous(
     assert second["env_dir"] != first["env_dir"] and env_dir.is_dir()
     assert run_json("rollback", "--path", str(dest))["to"] == first["env_dir"]
     assert dest.resolve() == env_dir
-    third = Path(run_json("unpack", str(archive), "--path", str(dest), "-q")["env_dir"])
+    # Without the checksum file beside it: said so, and the manifest still checks every file.
+    bare = tmp_path / "bare.tar.gz"
+    shutil.copy(archive, bare)
+    code, out, err = cli("unpack", str(bare), "--path", str(dest), "--json")
+    assert code == 0 and json.loads(out)["sha256_file"] is None
+    assert "no bare.tar.gz.sha256 beside it: its hash was not checked" in err
+    third = Path(json.loads(out)["env_dir"])
     removed = run_json("gc", "--path", str(dest), "--keep", "1")["removed"]
     assert sorted(removed) == sorted([first["env_dir"], second["env_dir"]])
     assert dest.resolve() == third and not env_dir.exists()
@@ -408,3 +414,23 @@ def test_build_once_deploy_on_two_hosts_without_network(tmp_path: Path) -> None:
         assert doc["ok"] and doc["digest"] == digest
         assert (folder / "app").resolve().parent == folder / "app.d"
         assert not list(folder.glob("**/wheelhouse"))
+
+
+@pytest.mark.slow
+def test_a_uv_environment_built_at_a_long_path_unpacks_at_a_short_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uv's scripts, and the trampoline a long build path gets, relocate too."""
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "uv-cache"))
+    root = tmp_path / ("b" * 70) / ("u" * 70)
+    spec = _builder(root, yaml=ENV_YAML.replace("path: env\n", "path: env\ninstaller: uv\n"))
+    assert cli("build", "-q", str(spec))[0] == 0
+    built = (root / "env").resolve()
+    assert (built / "bin" / "tool-hello").read_bytes().startswith(b"#!/bin/sh\n")
+    archive = tmp_path / "uv.tar.gz"
+    assert cli("pack", str(spec), "-o", str(archive))[0] == 0
+    dest = tmp_path / "h" / "app"
+    doc = run_json("unpack", str(archive), "--path", str(dest))
+    assert doc["digest"] == read_digest(built) and "bin/tool-hello" in doc["relocated"]
+    done = subprocess.run([dest / "bin" / "tool-hello"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "hello\n"
+    assert run_json("check", "--path", str(dest))["ok"]

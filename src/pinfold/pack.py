@@ -306,9 +306,18 @@ def pack(spec: Spec, output: Path | None = None) -> PackResult:
     it has develop trees (their editable installs point outside the environment).
     """
     envs = Environments(spec.path)
-    current = envs.current()
-    if current is None:
+    if envs.current() is None:
         raise _refuse(f"there is no environment at {spec.path} to pack", tip="run `pinfold build` first")
+    # Under the build lock: no build switches `path` and no cleanup removes what is being read.
+    with envs.locked(wait=True):
+        current = envs.current()
+        if current is None:
+            raise _refuse(f"there is no environment at {spec.path} to pack",
+                          tip="run `pinfold build` first")
+        return _pack(spec, current, output)
+
+
+def _pack(spec: Spec, current: Path, output: Path | None) -> PackResult:
     record, manifest = read_record(current), read_manifest(current)
     if record is None or manifest is None or record.digest is None:
         raise _refuse(f"{current} has no manifest (built by an older pinfold): it cannot be packed",
