@@ -321,6 +321,11 @@ def test_hostile_and_damaged_archives_change_nothing(packed: tuple[Path, Path], 
                 (member("env/lib/escape/outside"), b"x")]
     refused(_rewrite(archive, tmp_path / "t3.tar.gz", escape), "outside the environment")
     assert not outside.exists()
+    # Below a link the manifest does list (bin/python3 -> python).
+    refused(_rewrite(archive, tmp_path / "t3b.tar.gz", add(member("env/bin/python3/evil"), b"x")),
+            "below a symlink")
+    up = member("env/lib/up", tarfile.SYMTYPE, "../../..")
+    refused(_rewrite(archive, tmp_path / "t3c.tar.gz", add(up)), "outside the environment")
     refused(_rewrite(archive, tmp_path / "t4.tar.gz", add(member("env/dev", tarfile.CHRTYPE))),
             "device")
     # A file of the manifest replaced by other bytes.

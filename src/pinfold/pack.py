@@ -529,7 +529,6 @@ def extract(file: Path, env_dir: Path, info: PackInfo) -> tuple[Manifest, EnvRec
     manifest: Manifest | None = None
     record_data = b""
     seen: set[str] = set()
-    links: set[str] = set()
     with _open_stream(file) as tar:
         for n, member in enumerate(tar):
             if n == 0:
@@ -541,8 +540,9 @@ def extract(file: Path, env_dir: Path, info: PackInfo) -> tuple[Manifest, EnvRec
                 raise _damaged(file, f"member {member.name!r:.200} is not a relative name inside env/")
             if rel in seen:
                 raise _damaged(file, f"member {member.name!r:.200} comes twice")
-            if any("/".join(rel.split("/")[:i]) in links for i in range(1, rel.count("/") + 1)):
-                raise _damaged(file, f"member {member.name!r:.200} is below a symlink")
+            # Folders are never members: a parent that is one is a link (or a file).
+            if any("/".join(rel.split("/")[:i]) in seen for i in range(1, rel.count("/") + 1)):
+                raise _damaged(file, f"member {member.name!r:.200} is below a symlink or a file")
             seen.add(rel)
             if rel in (MANIFEST_FILE, STATE_FILE):
                 data = _read_small(tar, member, file)
@@ -572,8 +572,6 @@ def extract(file: Path, env_dir: Path, info: PackInfo) -> tuple[Manifest, EnvRec
             if entry is None:
                 raise _damaged(file, f"{member.name} is not in the packed manifest")
             _extract_member(tar, member, rel, entry, env_dir, file)
-            if member.issym():
-                links.add(rel)
     if manifest is None or not record_data:
         raise _damaged(file, "it has no manifest or no record")
     missing = sorted(set(manifest.entries) - seen)
