@@ -536,7 +536,9 @@ def _report_probes(args: argparse.Namespace, out: _Output, probes: list[dict[str
     (out.error if failed else out.lines)(render.probe_lines(results, warn_evidence=failed))
     if junit is not None:
         try:
-            write_junit(junit, results, suite=f"pinfold {args.command} {args.spec}",
+            # `check --path DEST` has no env.yaml: the suite names the environment instead.
+            where = getattr(args, "at", None) or args.spec
+            write_junit(junit, results, suite=f"pinfold {args.command} {where}",
                         error=error)
         except OSError as exc:  # the report is secondary: never hide the build's own outcome
             out.error([render.junit_error_line(junit, exc)])

@@ -13,8 +13,9 @@ Schemas: 1 is the record of pinfold before the ``schema`` key existed (the same 
 them reads, and is treated as "not known" where they matter. ``digest`` (the environment
 digest, :mod:`pinfold.manifest`) is optional too: a record written before manifests has none,
 and its environment none to check the files against. ``packed`` is only in the record of an
-environment ``pinfold unpack`` placed (the pack's own document, :mod:`pinfold.pack`). The manifest itself lives beside the
-record (``pinfold-manifest.json``), written first: the record, written last, finishes both.
+environment ``pinfold unpack`` placed (the pack's own document, :mod:`pinfold.pack`). The
+manifest itself lives beside the record (``pinfold-manifest.json``), written first: the
+record, written last, finishes both.
 Standard library only and cheap to import: the no-op fast path reads the record.
 """
 
