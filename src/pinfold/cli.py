@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -167,6 +168,24 @@ def _parser() -> argparse.ArgumentParser:
                            "environment digest and the interpreter (reads files only).")
     sbom.add_argument("-o", "--output", type=Path, metavar="FILE",
                       help="write the SBOM to FILE (atomically) instead of stdout; required with --json")
+    check.add_argument("--path", dest="at", type=Path, metavar="DEST",
+                       help="check the environment `pinfold unpack` placed at DEST, without "
+                            "env.yaml (its probes come from the pack)")
+    pack = command("pack", "Write the current environment as one deterministic archive (with its "
+                           "manifest and record) and FILE.sha256 beside it, to unpack on hosts "
+                           "that have only Python and pinfold.")
+    pack.add_argument("-o", "--output", type=Path, metavar="FILE",
+                      help="the archive to write: .tar.gz (or .tgz) or .tar.xz (default: "
+                           "./<path's name>-<digest>.tar.gz)")
+    unpack = command("unpack", "Verify an archive of `pinfold pack` and place it behind DEST as a "
+                               "new environment (atomic switch, the previous one kept), relocated, "
+                               "then run its probes; offline, no env.yaml.", spec=False)
+    unpack.add_argument("file", type=Path, metavar="FILE", help="the archive (FILE.sha256 beside it "
+                                                                 "is checked when present)")
+    unpack.add_argument("--path", dest="at", type=Path, metavar="DEST", required=True,
+                        help="where the environment goes: DEST becomes a symlink to DEST.d/<id>")
+    unpack.add_argument("--no-wait", action="store_true",
+                        help="fail at once if another build or unpack of DEST is running")
     command("status", "Say whether the environment is up to date and, if not, what changed.")
     plan = command("plan", "Print what a build would install, remove and re-run, without doing it.")
     plan.add_argument("--fresh", action="store_true", help="plan a rebuild from scratch")
@@ -174,8 +193,13 @@ def _parser() -> argparse.ArgumentParser:
                                "with --json), as every command reads it.")
     config.add_argument("--origins", action="store_true",
                         help="annotate each value with the file:line it came from")
-    command("rollback", "Switch the environment back to the one built before it, in one step.")
+    rollback = command("rollback", "Switch the environment back to the one built before it, in one step.")
+    rollback.add_argument("--path", dest="at", type=Path, metavar="DEST",
+                          help="roll back the environment at DEST (e.g. one `pinfold unpack` "
+                               "placed), without env.yaml")
     gc = command("gc", "Remove old environments (and leftovers of killed builds).")
+    gc.add_argument("--path", dest="at", type=Path, metavar="DEST",
+                    help="clean up the environments behind DEST, without env.yaml")
     gc.add_argument("--keep", type=int, default=2, metavar="N",
                     help="how many finished environments to keep, the current one included "
                          "(default: 2, so that rollback still works)")
@@ -218,7 +242,8 @@ class _Context:
 
 #: How strictly each command reads env.yaml (see pinfold.spec.load); the rest: "build".
 _PURPOSE: dict[str, Purpose] = {"lock": "lock", "rollback": "inspect", "gc": "inspect",
-                                "check": "inspect", "fetch": "fetch", "sbom": "inspect"}
+                                "check": "inspect", "fetch": "fetch", "sbom": "inspect",
+                                "pack": "inspect"}
 
 #: What a command handler returns: its exit code and its --json result (without "ok").
 _Outcome = tuple[int, dict[str, Any]]
@@ -264,17 +289,46 @@ def _digest(env_dir: Path) -> str | None:
 
 
 def _check(args: argparse.Namespace, ctx: _Context) -> _Outcome:
-    from .pipeline import check  # lazy: see the note at the imports
+    if args.at is not None:
+        from .deploy import check_at  # lazy: see the note at the imports
 
-    spec = ctx.spec(args)
-    res = check(spec, on_event=ctx.out.event, runner=ctx.runner, files_only=args.files)
+        _only_path(args)
+        res = check_at(args.at, on_event=ctx.out.event, runner=ctx.runner, files_only=args.files)
+    else:
+        from .pipeline import check  # lazy: see the note at the imports
+
+        res = check(ctx.spec(args), on_event=ctx.out.event, runner=ctx.runner, files_only=args.files)
     _report_build(args, ctx.out, [r.to_json() for r in res.outputs.probe_results], res.warnings)
     # With the probes disabled none ran: saying "all probes passed" would claim what was not checked.
     skipped = next((s.detail for s in res.stages if s.status == "skipped"), None)
     digest = _digest(res.env_dir)
-    ctx.out.result(render.check_lines(spec.path, skipped=skipped, digest=digest,
+    ctx.out.result(render.check_lines(res.path, skipped=skipped, digest=digest,
                                       files_only=args.files))
     return EXIT_OK, {**res.to_json(), "digest": digest}
+
+
+def _only_path(args: argparse.Namespace) -> None:
+    """``--path DEST`` replaces env.yaml: both at once is ambiguous."""
+    if args.spec != Path("env.yaml"):
+        raise SpecError(f"{args.command}: give env.yaml ({args.spec}) or --path {args.at}, not both")
+
+
+def _pack(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    from .pack import pack  # lazy: see the note at the imports
+
+    done = pack(ctx.spec(args), args.output)
+    ctx.out.result(render.pack_lines(done))
+    return EXIT_OK, done.to_json()
+
+
+def _unpack(args: argparse.Namespace, ctx: _Context) -> _Outcome:
+    from .deploy import unpack  # lazy: see the note at the imports
+
+    done = unpack(args.file, args.at, runner=ctx.runner, on_event=ctx.out.event, wait=not args.no_wait)
+    _report_build(args, ctx.out, [r.to_json() for r in done.probes.outputs.probe_results],
+                  done.warnings)
+    ctx.out.result(render.unpack_lines(done))
+    return EXIT_OK, done.to_json()
 
 
 def _fetch(args: argparse.Namespace, ctx: _Context) -> _Outcome:
@@ -397,24 +451,32 @@ def _config(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     return EXIT_OK, result
 
 
+def _path_of(args: argparse.Namespace, ctx: _Context) -> Path:
+    """``path`` from env.yaml, or ``--path DEST`` (an environment without env.yaml)."""
+    if args.at is not None:
+        _only_path(args)
+        return Path(os.path.abspath(args.at))
+    return ctx.spec(args).path
+
+
 def _rollback(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     from .pipeline import rollback  # lazy: see the note at the imports
 
-    spec = ctx.spec(args)
-    old, new = rollback(spec)
-    ctx.out.result(render.rollback_lines(spec.path, old, new))
+    path = _path_of(args, ctx)
+    old, new = rollback(path)
+    ctx.out.result(render.rollback_lines(path, old, new))
     return EXIT_OK, {"from": str(old), "to": str(new)}
 
 
 def _gc(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     from .pipeline import gc  # lazy: see the note at the imports
 
-    spec = ctx.spec(args)
     if args.keep < 1:
         raise SpecError("--keep must be 1 or more: the current environment is always kept")
-    done = gc(spec, keep=args.keep)
+    path = _path_of(args, ctx)
+    done = gc(path, keep=args.keep)
     ctx.out.lines(render.warning_lines(done.warnings))
-    ctx.out.result(render.gc_lines(spec.path, done.removed))
+    ctx.out.result(render.gc_lines(path, done.removed))
     return EXIT_OK, {"removed": [str(p) for p in done.removed], "warnings": list(done.warnings)}
 
 
@@ -465,6 +527,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, _Context], _Outcome]] = {
     "config": _config,
     "rollback": _rollback,
     "gc": _gc,
+    "pack": _pack,
+    "unpack": _unpack,
     "import": _import,
     "cache": _cache,
 }
@@ -503,7 +567,9 @@ def _report_probes(args: argparse.Namespace, out: _Output, probes: list[dict[str
     (out.error if failed else out.lines)(render.probe_lines(results, warn_evidence=failed))
     if junit is not None:
         try:
-            write_junit(junit, results, suite=f"pinfold {args.command} {args.spec}",
+            # `check --path DEST` has no env.yaml: the suite names the environment instead.
+            where = getattr(args, "at", None) or args.spec
+            write_junit(junit, results, suite=f"pinfold {args.command} {where}",
                         error=error)
         except OSError as exc:  # the report is secondary: never hide the build's own outcome
             out.error([render.junit_error_line(junit, exc)])
@@ -589,7 +655,7 @@ def _main(args: argparse.Namespace, out: _Output, stdout: IO[str], stderr: IO[st
             out.result(())  # the live line ends before the traceback
             traceback.print_exc(file=stderr)
         extra: dict[str, Any] = {}
-        if args.command in ("build", "check"):
+        if args.command in ("build", "check", "unpack"):
             extra["probes"] = [r.to_json() for r in exc.results] if isinstance(exc, ProbeError) else []
             _report_probes(args, out, extra["probes"], failed=True,
                            error=None if extra["probes"] else str(exc))

@@ -199,19 +199,23 @@ def plan(spec: Spec, *, runner: Runner | None = None, fresh: bool = False) -> Pl
     return make_plan(spec, Environments(spec.path), runner or Runner(), fresh=fresh)
 
 
-def rollback(spec: Spec, *, wait: bool = True) -> tuple[Path, Path]:
-    """Switch ``path`` back to the environment built before the current one: (from, to)."""
-    envs = Environments(spec.path)
+def rollback(spec: Spec | Path, *, wait: bool = True) -> tuple[Path, Path]:
+    """Switch ``path`` back to the environment built before the current one: (from, to).
+
+    ``spec`` may be ``path`` itself (an environment `pinfold unpack` placed has no env.yaml).
+    """
+    envs = Environments(spec if isinstance(spec, Path) else spec.path)
     with envs.locked(wait=wait):
         return envs.rollback()
 
 
-def gc(spec: Spec, *, keep: int, wait: bool = True) -> Cleanup:
+def gc(spec: Spec | Path, *, keep: int, wait: bool = True) -> Cleanup:
     """Remove unfinished builds and all but the newest ``keep`` environments (never the current).
 
-    Only what is provably pinfold's is removed; the rest of ``<path>.d`` is named in the warnings.
+    Only what is provably pinfold's is removed; the rest of ``<path>.d`` is named in the
+    warnings. ``spec`` may be ``path`` itself, as for :func:`rollback`.
     """
-    envs = Environments(spec.path)
+    envs = Environments(spec if isinstance(spec, Path) else spec.path)
     with envs.locked(wait=wait):
         return envs.cleanup(keep=keep)
 
@@ -222,16 +226,19 @@ def check(
     on_event: OnEvent | None = None,
     runner: Runner | None = None,
     files_only: bool = False,
+    env_dir: Path | None = None,
 ) -> BuildResult:
     """Run the probes on the existing environment of ``spec``, without rebuilding.
 
     ``files_only``: only the files probe (the tree against its manifest), which starts no
-    interpreter, and runs even with the probes disabled.
+    interpreter, and runs even with the probes disabled. ``env_dir``: a finished directory
+    not switched in yet (``pinfold unpack`` probes it before the switch), instead of the
+    current one.
     """
     runner = runner or Runner()
     emit = on_event or (lambda _: None)
     start = time.monotonic()
-    current = Environments(spec.path).current()
+    current = env_dir if env_dir is not None else Environments(spec.path).current()
     if current is None:
         raise PinfoldError(f"there is no environment at {spec.path} yet",
                            tip="run `pinfold build` first")

@@ -12,8 +12,10 @@ Schemas: 1 is the record of pinfold before the ``schema`` key existed (the same 
 ``watch.plugin_packages``, more ``inputs``) are optional to the reader: a record without
 them reads, and is treated as "not known" where they matter. ``digest`` (the environment
 digest, :mod:`pinfold.manifest`) is optional too: a record written before manifests has none,
-and its environment none to check the files against. The manifest itself lives beside the
-record (``pinfold-manifest.json``), written first: the record, written last, finishes both.
+and its environment none to check the files against. ``packed`` is only in the record of an
+environment ``pinfold unpack`` placed (the pack's own document, :mod:`pinfold.pack`). The
+manifest itself lives beside the record (``pinfold-manifest.json``), written first: the
+record, written last, finishes both.
 Standard library only and cheap to import: the no-op fast path reads the record.
 """
 
@@ -174,11 +176,16 @@ class EnvRecord:
     outputs: StageOutputs = field(default_factory=StageOutputs)
     #: The environment digest over its manifest (``sha256:...``); None in an older record.
     digest: str | None = None
+    #: For an environment placed by ``pinfold unpack``: the pack's own document (what
+    #: ``pinfold check --path`` reads instead of env.yaml, see :mod:`pinfold.pack`); None
+    #: for one built here.
+    packed: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict, the file's content."""
         return {
             **({"digest": self.digest} if self.digest is not None else {}),
+            **({"packed": self.packed} if self.packed is not None else {}),
             "schema": self.schema,
             "fingerprint": self.fingerprint,
             "inputs": dict(self.inputs),
@@ -223,6 +230,7 @@ class EnvRecord:
             stages=tuple(StageReport.from_json(s) for s in stages),
             outputs=StageOutputs.from_json(data["facts"]),
             digest=None if data.get("digest") is None else json_str(data["digest"]),
+            packed=None if data.get("packed") is None else dict(json_object(data["packed"])),
         )
 
 

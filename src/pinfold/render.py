@@ -19,10 +19,12 @@ from .paths import display_path
 if TYPE_CHECKING:
     from .buildout import ImportResult
     from .changes import Plan
+    from .deploy import UnpackResult
     from .errors import PinfoldError
     from .fetch import FetchReport
     from .init import InitReport
     from .locking import CheckReport, LockChanges, LockReport
+    from .pack import PackResult
     from .probes import ProbeResult
     from .pyccache import CacheInfo
     from .results import BuildResult, Progress, StageEvent
@@ -47,11 +49,13 @@ __all__ = [
     "junit_error_line",
     "lock_check_lines",
     "lock_lines",
+    "pack_lines",
     "plan_lines",
     "probe_lines",
     "progress_line",
     "rollback_lines",
     "size_text",
+    "unpack_lines",
     "waiting_line",
     "warning_lines",
 ]
@@ -150,6 +154,29 @@ def check_lines(path: Path, *, skipped: str | None = None, digest: str | None = 
         return [f"{path}: no probes ran: {skipped}"]
     what = "its files are as built" if files_only else "all probes passed"
     return [f"{path}: {what}", *_digest_line(digest)]
+
+
+def pack_lines(result: PackResult) -> list[str]:
+    """``pinfold pack``: the archive, its checksum file and what it holds."""
+    return [f"packed {display_path(result.env_dir)} -> {display_path(result.file)} "
+            f"({size_text(result.size)}, {result.files} files)",
+            f"  sha256 {result.sha256} in {display_path(result.checksum_file)}",
+            *_digest_line(result.digest)]
+
+
+def unpack_lines(result: UnpackResult) -> list[str]:
+    """``pinfold unpack``: what was verified, where it went, what was relocated (its probes
+    and warnings are rendered apart)."""
+    checked = result.verified.checksum_file
+    archive = (f"sha256 matches {display_path(checked)}" if checked is not None
+               else f"no {result.file.name}.sha256 beside it: its hash was not checked")
+    moved = (f"relocated from {result.built_at} ({len(result.relocated)} files rewritten)"
+             if result.relocated else "no file named the folder it was built in")
+    return [f"unpacked {display_path(result.file)} -> {result.path} -> {result.env_dir.name} "
+            f"in {result.seconds:.1f}s",
+            f"  archive: {archive}; every file matches the packed manifest",
+            f"  {moved}",
+            *_digest_line(result.digest)]
 
 
 # -- status, plan --------------------------------------------------------------------------
