@@ -17,6 +17,15 @@ that depend on where and when a build ran are normalised, each one by an explici
 - a script's shell trampoline (``#!/bin/sh``, then ``'''exec' <python> "$0" "$@"``: what
   pip and uv write instead of ``#!<python>`` when that path is longer than the kernel's
   shebang limit of 127 bytes) is read as the plain ``#!<python>`` line it stands for;
+- the base interpreter's location, where virtualenv writes it: an absolute target of a
+  ``bin/python*`` link reads as ``<python>``, and in ``pyvenv.cfg`` the values of ``home``,
+  ``executable``, ``base-executable``, ``base-prefix`` and ``base-exec-prefix`` read as
+  ``<python>`` (:data:`PYVENV_INTERPRETER_KEYS`), so ``pinfold unpack --python`` can point the
+  environment at the same interpreter installed elsewhere and keep the digest. Only there:
+  a global replacement of, say, ``/usr/bin`` would also rewrite unrelated bytes. The
+  version lines (``version_info``, ``version``) are not normalised: they stay in the digest;
+- ``pyvenv.cfg``'s ``command`` line: the interpreter that ran ``-m virtualenv`` (pinfold's
+  own tool environment, a different folder in every checkout) reads as ``<tool-python>``;
 - uv's ``*.dist-info/uv_cache.json``: its ``timestamp`` (the installed archive's mtime in
   nanoseconds: when the artifact was copied or downloaded) reads as null;
 - ``RECORD`` files: the hash and size columns are dropped (the files they describe are in
@@ -53,6 +62,8 @@ __all__ = [
     "BOOKKEEPING",
     "MANIFEST_FILE",
     "NOT_OWNED",
+    "PYTHON_LINK",
+    "PYVENV_INTERPRETER_KEYS",
     "Differences",
     "Entry",
     "Manifest",
@@ -227,6 +238,14 @@ def _walk(env_dir: Path, runtime_bytecode: bool) -> Iterator[tuple[str, os.stat_
                 yield rel, info
 
 
+#: The ``pyvenv.cfg`` keys whose values name the base interpreter, its folder or its prefixes
+#: (virtualenv writes all five, ``python -m venv`` the first two).
+PYVENV_INTERPRETER_KEYS = ("home", "executable", "base-executable", "base-prefix", "base-exec-prefix")
+_PYVENV_LINE = re.compile(rb"^([ \t]*(?:" + b"|".join(k.encode() for k in PYVENV_INTERPRETER_KEYS)
+                          + rb")[ \t]*=[ \t]*)(.*?)([ \t\r]*)$", re.MULTILINE)
+_PYVENV_COMMAND = re.compile(rb"^([ \t]*command[ \t]*=[ \t]*)(.+?)( -m )", re.MULTILINE)
+#: A virtualenv's links to its interpreter (``bin/python3 -> python`` is relative: not normalised).
+PYTHON_LINK = re.compile(r"bin/python[0-9.]*")
 _RECORD_LINE = re.compile(rb"^(.*),[^,\n]*,[^,\n]*$")
 #: The long-path trampoline of pip's and uv's scripts (distlib's form): its python is group 1.
 _TRAMPOLINE = re.compile(rb"""\A#!/bin/sh\n'''exec' (.+?) "\$0" "\$@"\n' '''\n""")
@@ -252,6 +271,9 @@ def _normalise(rel: str, data: bytes, tokens: Tokens) -> bytes | None:
     if data.startswith(b"#!/bin/sh\n"):
         data = _TRAMPOLINE.sub(_shebang, data, count=1)
         return tokens.apply(data)
+    if rel == "pyvenv.cfg":
+        data = _PYVENV_LINE.sub(rb"\1<python>\3", data)
+        return tokens.apply(_PYVENV_COMMAND.sub(rb"\1<tool-python>\3", data, count=1))
     if rel.endswith(".dist-info/uv_cache.json"):
         return tokens.apply(_UV_TIMESTAMP.sub(b'"timestamp":null', data))
     return tokens.apply(data) if tokens.needed(data) else None
@@ -303,7 +325,9 @@ def scan(env_dir: Path, tokens: Tokens | None = None, *, runtime_bytecode: bool 
         full = os.path.join(env_dir, rel)
         if stat.S_ISLNK(info.st_mode):
             target = os.readlink(full)
-            norm = tokens.apply(os.fsencode(target))
+            # The base interpreter's location (module docs): `pinfold unpack --python` moves it.
+            interpreter = PYTHON_LINK.fullmatch(rel) is not None and os.path.isabs(target)
+            norm = b"<python>" if interpreter else tokens.apply(os.fsencode(target))
             entries[rel] = Entry(path=rel, kind="link", size=len(os.fsencode(target)), mode=0o777,
                                  target=target, owner=owned.get(rel, ""),
                                  normalised="" if norm == os.fsencode(target)
