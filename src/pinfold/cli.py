@@ -184,6 +184,10 @@ def _parser() -> argparse.ArgumentParser:
                                                                  "is checked when present)")
     unpack.add_argument("--path", dest="at", type=Path, metavar="DEST", required=True,
                         help="where the environment goes: DEST becomes a symlink to DEST.d/<id>")
+    unpack.add_argument("--python", metavar="PYTHON",
+                        help="the host's interpreter to run it with, a path or a name on PATH "
+                             "(default: the one it was built with, at that path); the same "
+                             "implementation, X.Y version, ABI and platform")
     unpack.add_argument("--no-wait", action="store_true",
                         help="fail at once if another build or unpack of DEST is running")
     command("status", "Say whether the environment is up to date and, if not, what changed.")
@@ -324,7 +328,8 @@ def _pack(args: argparse.Namespace, ctx: _Context) -> _Outcome:
 def _unpack(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     from .deploy import unpack  # lazy: see the note at the imports
 
-    done = unpack(args.file, args.at, runner=ctx.runner, on_event=ctx.out.event, wait=not args.no_wait)
+    done = unpack(args.file, args.at, runner=ctx.runner, on_event=ctx.out.event, wait=not args.no_wait,
+                  python=args.python)
     _report_build(args, ctx.out, [r.to_json() for r in done.probes.outputs.probe_results],
                   done.warnings)
     ctx.out.result(render.unpack_lines(done))

@@ -14,6 +14,7 @@ directory is removed.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from .errors import BuildError, PinfoldError, SpecError
 from .interpreter import inspect_interpreter
 from .manifest import write_manifest
 from .pack import (
+    HostPython,
     PackInfo,
     Verified,
     extract,
@@ -35,7 +37,7 @@ from .pack import (
 )
 from .paths import display_path
 from .pipeline import check
-from .record import STATE_FILE, read_record, write_record
+from .record import STATE_FILE, PythonRecord, read_record, write_record
 from .results import BuildResult, OnEvent
 from .runner import Runner
 
@@ -55,6 +57,9 @@ class UnpackResult:
     #: Where the environment was built, and the files rewritten for its new place.
     built_at: str
     relocated: tuple[str, ...]
+    #: The interpreter it runs on this host, and the one the pack was built with.
+    python: PythonRecord
+    built_for: str
     #: The probes' run on the new directory (before the switch).
     probes: BuildResult
     #: Earlier environments the cleanup removed (the previous one is always kept).
@@ -69,25 +74,74 @@ class UnpackResult:
                 "digest": self.digest, "sha256": self.verified.sha256,
                 "sha256_file": None if checked is None else str(checked),
                 "built_at": self.built_at, "relocated": list(self.relocated),
+                "python": {"executable": self.python.executable, "version": self.python.version,
+                           "abi": self.python.abi, "built_for": self.built_for},
                 "removed": [str(p) for p in self.removed], "warnings": list(self.warnings),
                 "seconds": self.seconds, "facts": self.probes.outputs.to_json()}
 
 
-def _host_python(info: PackInfo, runner: Runner) -> None:
-    """Refuse a host whose interpreter is not the one the environment was built for."""
-    python = info.python.executable
-    built = f"{info.python.version} ({info.python.abi})"
-    if not os.path.isfile(python):
-        raise SpecError(f"the environment was built for the interpreter {python}, Python {built}; "
-                        "this host has no such file (a virtualenv runs the interpreter it was "
-                        "made from, at that path)",
-                        tip=f"install Python {info.python.version} at {python} on this host; "
-                            "nothing was changed")
-    host = inspect_interpreter(python, runner)
-    why = interpreter_mismatch(info, host.version, host.abi, host.markers, python)
+_PREFIXES = "import sys; print(sys.prefix); print(sys.base_prefix); print(sys.base_exec_prefix)"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Host:
+    """The interpreter chosen on the host, checked against the pack."""
+
+    python: HostPython
+    record: PythonRecord
+
+
+def _chosen(info: PackInfo, python: str | None) -> str:
+    """The interpreter to run the environment with, as an absolute path (symlinks kept)."""
+    built = f"Python {info.python.version} ({info.python.abi})"
+    if python is None:
+        packed = info.python.executable
+        if not os.path.isfile(packed):
+            raise SpecError(f"the environment was built for the interpreter {packed}, {built}; "
+                            "this host has no such file",
+                            tip=f"give the host's own Python {info.python.version} with --python "
+                                "PYTHON (or install it at that path); nothing was changed")
+        return packed
+    # A bare name is looked up on PATH, as a shell would; a path is taken as given.
+    found = shutil.which(python) if os.sep not in python else python
+    if found is None or not os.path.isfile(found):
+        where = "on PATH" if os.sep not in python else "on this host"
+        raise SpecError(f"--python {python}: there is no such interpreter {where}",
+                        tip=f"give the path of a {built} interpreter on this host; nothing "
+                            "was changed")
+    if not os.access(found, os.X_OK):
+        raise SpecError(f"--python {python}: {found} is not executable",
+                        tip=f"give the path of a {built} interpreter on this host; nothing "
+                            "was changed")
+    return os.path.abspath(found)
+
+
+def _host_python(info: PackInfo, runner: Runner, python: str | None) -> _Host:
+    """The host interpreter to use; refused when it is not the one the environment was built for."""
+    chosen = _chosen(info, python)
+    tip = (f"give this host's Python {'.'.join(info.python.version.split('.')[:2])} "
+           f"({info.python.abi}) with --python PYTHON, or build and pack on a host like this "
+           "one; nothing was changed")
+    try:
+        host = inspect_interpreter(chosen, runner)
+        lines = runner.run([chosen, "-I", "-c", _PREFIXES], what=f"asking {chosen} for its prefix",
+                           timeout=60).output.strip().splitlines()
+    except BuildError as exc:
+        raise SpecError(f"--python {chosen}: {exc.summary}", exc.problems, tip=tip) from None
+    why = interpreter_mismatch(info, host.version, host.abi, host.markers, chosen)
     if why is not None:
-        raise SpecError(why, tip="unpack on a host with the interpreter it was built for, or build "
-                                 "and pack on one like this host; nothing was changed")
+        raise SpecError(why, tip=tip)
+    if len(lines) < 3:
+        raise SpecError(f"--python {chosen}: it did not say its prefix", tip=tip)
+    prefix, base_prefix, base_exec_prefix = lines[-3:]
+    # The name given (a symlink stays one: the host's operator chose it), unless it is a
+    # virtualenv's python or a launcher (a pyenv shim): then the interpreter behind it.
+    same = os.path.realpath(host.executable) == os.path.realpath(chosen)
+    executable = chosen if same and prefix == base_prefix else host.executable
+    return _Host(python=HostPython(executable=executable, prefix=base_prefix,
+                                          exec_prefix=base_exec_prefix),
+                 record=PythonRecord(executable=executable, version=host.version, abi=host.abi,
+                                     markers=dict(host.markers)))
 
 
 def unpack(
@@ -98,13 +152,15 @@ def unpack(
     on_event: OnEvent | None = None,
     wait: bool = True,
     keep: int = 3,
+    python: str | None = None,
 ) -> UnpackResult:
     """Verify ``file``, place it as a new versioned directory behind ``dest``, probe it, switch.
 
     :class:`SpecError` (bad input, exit 2) for a damaged, hostile or foreign archive and for
     a host interpreter that does not match; :class:`BuildError` for a write error; a
     :class:`~pinfold.errors.ProbeError` when a probe fails. In every case ``dest`` is left
-    as it was and the new directory removed.
+    as it was and the new directory removed. ``python``: the host's interpreter to run it
+    with (a path, or a name on PATH), by default the one it was built with, at that path.
     """
     runner = runner or Runner()
     start = time.monotonic()
@@ -113,7 +169,7 @@ def unpack(
         raise SpecError(f"{display_path(file)}: no such archive", tip="give the file `pinfold pack` wrote")
     verified = verify_checksum(file)
     info = read_info(file)
-    _host_python(info, runner)
+    host = _host_python(info, runner, python)
     envs = Environments(dest)
     with envs.locked(wait=wait):
         env_dir = envs.new_dir()
@@ -121,15 +177,15 @@ def unpack(
         envs.create(env_dir)
         try:
             packed, record = extract(file, env_dir, info)
-            moved = relocate(env_dir, packed, dest)
+            moved = relocate(env_dir, packed, dest, host.python, built_for=info.python.executable)
             if moved.manifest.digest != info.digest:
                 raise BuildError(f"{env_dir} does not have the packed digest after relocation "
                                  f"({moved.manifest.digest}, packed {info.digest})",
                                  tip="report this as a bug in pinfold; the previous environment "
                                      "is unchanged")
             write_manifest(env_dir, moved.manifest)
-            write_record(env_dir, replace(record, packed=info.to_json()))
-            spec = spec_for(info, dest, where=env_dir / STATE_FILE)
+            write_record(env_dir, replace(record, python=host.record, packed=info.to_json()))
+            spec = spec_for(info, dest, where=env_dir / STATE_FILE, python=host.record.executable)
             probed = check(spec, on_event=on_event, runner=runner, env_dir=env_dir)
             envs.switch(env_dir)
         except BaseException:
@@ -140,8 +196,11 @@ def unpack(
     warnings = [*before.warnings, *after.warnings, *probed.warnings]
     warnings += [f"{rel} still names the folder it was built in ({info.built_at}): it is not on "
                  "pinfold's relocation list" for rel in moved.leftovers]
+    warnings += [f"{rel} names the interpreter it was built with ({info.python.executable}), not "
+                 f"{host.python.executable}: pinfold does not rewrite it" for rel in moved.python_leftovers]
     return UnpackResult(file=file, path=dest, env_dir=env_dir, digest=info.digest, verified=verified,
                         built_at=info.built_at, relocated=moved.files, probes=probed,
+                        python=host.record, built_for=info.python.executable,
                         removed=(*before.removed, *after.removed), warnings=tuple(warnings),
                         seconds=time.monotonic() - start)
 
@@ -163,5 +222,5 @@ def check_at(dest: Path, *, runner: Runner | None = None, on_event: OnEvent | No
     except (KeyError, TypeError, ValueError) as exc:
         raise PinfoldError(f"{current / STATE_FILE}: its pack document cannot be read ({exc})",
                            tip="unpack the archive again") from None
-    spec = spec_for(info, dest, where=current / STATE_FILE)
+    spec = spec_for(info, dest, where=current / STATE_FILE, python=record.python.executable)
     return check(spec, on_event=on_event, runner=runner, files_only=files_only)

@@ -31,6 +31,17 @@ the regular text files directly in ``bin/`` (console scripts, pinfold's generate
 ``activate*``). A ``#!`` line that grows past the kernel's 127-byte limit is turned into
 the ``/bin/sh`` trampoline pip itself writes for long paths. Bytecode is left alone:
 Python corrects a code object's file name from the path it loads it from.
+
+The interpreter (:class:`HostPython`, ``unpack --python``) may live at another path on the
+host than at the builder, if it is the same implementation, ``X.Y`` version, ABI and
+platform (:func:`interpreter_mismatch`). What names it is rewritten: the ``bin/python*``
+links with an absolute target, and in ``pyvenv.cfg`` the values of
+:data:`~pinfold.manifest.PYVENV_INTERPRETER_KEYS` (``home`` becomes its folder, the
+``base-*prefix`` keys its ``sys.base_prefix``/``sys.base_exec_prefix``). The scripts
+virtualenv, pip, uv and pinfold write in ``bin/`` name the environment's own
+``bin/python`` (or find it beside themselves), never the base interpreter; one that does is
+reported (:attr:`Relocated.python_leftovers`), not rewritten. The digest normalises exactly
+these interpreter fields (:mod:`pinfold.manifest`), so it does not change.
 """
 
 from __future__ import annotations
@@ -54,7 +65,17 @@ from ._version import __version__
 from .envdir import Environments
 from .errors import BuildError, Problem, SpecError
 from .locks import Lock
-from .manifest import MANIFEST_FILE, Entry, Manifest, Tokens, compare, read_manifest, scan
+from .manifest import (
+    MANIFEST_FILE,
+    PYTHON_LINK,
+    PYVENV_INTERPRETER_KEYS,
+    Entry,
+    Manifest,
+    Tokens,
+    compare,
+    read_manifest,
+    scan,
+)
 from .paths import display_path, write_atomic
 from .record import STATE_FILE, EnvRecord, PythonRecord, read_record
 from .results import json_object, json_str, json_strs
@@ -72,6 +93,7 @@ from .uptodate import layers_digest
 __all__ = [
     "MTIME",
     "PACK_FILE",
+    "HostPython",
     "PackInfo",
     "PackResult",
     "Verified",
@@ -98,7 +120,6 @@ _SMALL = 64 << 20
 _CHUNK = 1 << 20
 #: The kernel reads at most this many bytes of a ``#!`` line (Linux: 127 after ``#!``).
 _SHEBANG_MAX = 127
-_PYTHON_LINK = re.compile(r"bin/python[0-9.]*")
 
 Compression = Literal["gz", "xz"]
 
@@ -176,11 +197,13 @@ def _probe_specs(data: object) -> tuple[ScriptProbe, ...]:
     return tuple(out)
 
 
-def spec_for(info: PackInfo, dest: Path, *, where: Path) -> Spec:
+def spec_for(info: PackInfo, dest: Path, *, where: Path, python: str | None = None) -> Spec:
     """The spec ``pinfold check`` runs with at ``dest`` (``path``), built from a pack document.
 
     Only what the probes read is filled in; there is no lock file (the lock probe compares
-    with the record) and no index. ``where`` is the document's file, for messages.
+    with the record) and no index. ``where`` is the document's file, for messages; ``python``
+    the interpreter the environment runs on this host (``unpack --python``), by default the
+    packed one.
     """
     try:
         doc = info.check
@@ -209,7 +232,7 @@ def spec_for(info: PackInfo, dest: Path, *, where: Path) -> Spec:
     except (KeyError, TypeError, ValueError) as exc:
         raise SpecError(f"{display_path(where)}: not a pack document pinfold can read ({exc})",
                         tip="unpack the archive again with this pinfold") from None
-    return Spec(file=where, python=info.python.executable, path=dest, index=IndexSpec(),
+    return Spec(file=where, python=python or info.python.executable, path=dest, index=IndexSpec(),
                 requirements=Lock(where, ()), build_requirements=None, final=final,
                 scripts=tuple(scripts), compile=compiled)
 
@@ -489,8 +512,9 @@ def interpreter_mismatch(info: PackInfo, version: str, abi: str, markers: dict[s
 
     if facts(built.version, built.abi, built.markers) == facts(version, abi, markers):
         return None
-    return (f"the environment was built for {shown(built.version, built.abi, built.markers)}; "
-            f"{executable} on this host is {shown(version, abi, markers)}")
+    return (f"the environment was built for {shown(built.version, built.abi, built.markers)}, "
+            f"{built.executable} on the builder; {executable} on this host is "
+            f"{shown(version, abi, markers)}")
 
 
 def _safe_rel(name: str) -> str | None:
@@ -510,7 +534,7 @@ def _link_problem(rel: str, target: str, python: PythonRecord) -> str | None:
     if os.path.isabs(target):
         # A virtualenv's bin/python names the interpreter it was made from: that one only.
         home = os.path.dirname(python.executable)
-        if _PYTHON_LINK.fullmatch(rel) and os.path.dirname(os.path.normpath(target)) == home:
+        if PYTHON_LINK.fullmatch(rel) and os.path.dirname(os.path.normpath(target)) == home:
             return None
         return f"a link to {target}, outside the environment"
     resolved = os.path.normpath(os.path.join(os.path.dirname(rel), target))
@@ -652,6 +676,52 @@ def _trampoline(data: bytes) -> bytes:
     return b"#!/bin/sh\n'''exec' " + line[2:] + b' "$0" "$@"\n' + b"' '''\n" + rest
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HostPython:
+    """The interpreter an unpacked environment runs (``unpack --python``), where it lives."""
+
+    #: Its path as given (a symlink stays one: the host's operator chose that name).
+    executable: str
+    #: Its ``sys.base_prefix`` and ``sys.base_exec_prefix`` (``pyvenv.cfg``'s ``base-*``).
+    prefix: str
+    exec_prefix: str
+
+    def pyvenv_values(self) -> dict[str, str]:
+        """The value of each ``pyvenv.cfg`` key that names the interpreter."""
+        values = {"home": os.path.dirname(self.executable), "executable": self.executable,
+                  "base-executable": self.executable, "base-prefix": self.prefix,
+                  "base-exec-prefix": self.exec_prefix}
+        assert set(values) == set(PYVENV_INTERPRETER_KEYS)
+        return values
+
+
+def _pyvenv_for(data: bytes, python: HostPython) -> bytes:
+    """``pyvenv.cfg`` with the keys naming the interpreter set to ``python``'s (only those present)."""
+    values = python.pyvenv_values()
+    lines = data.split(b"\n")
+    for n, line in enumerate(lines):
+        key, eq, _ = line.partition(b"=")
+        name = key.strip().decode("utf-8", "replace").lower()
+        if eq and name in values:
+            lines[n] = key.rstrip() + b" = " + os.fsencode(values[name])
+    return b"\n".join(lines)
+
+
+def _repoint_links(env_dir: Path, python: HostPython) -> list[str]:
+    """Point the ``bin/python*`` links that name the base interpreter at ``python``."""
+    changed = []
+    for link in sorted((env_dir / "bin").iterdir()):
+        rel = link.relative_to(env_dir).as_posix()
+        if not (PYTHON_LINK.fullmatch(rel) and link.is_symlink()):
+            continue
+        target = os.readlink(link)
+        if os.path.isabs(target) and target != python.executable:
+            link.unlink()
+            os.symlink(python.executable, link)
+            changed.append(rel)
+    return changed
+
+
 @dataclass(frozen=True, slots=True)
 class Relocated:
     """What :func:`relocate` rewrote, and the manifest of the tree afterwards."""
@@ -660,13 +730,19 @@ class Relocated:
     manifest: Manifest
     #: Files outside the bounded list that still name the build's folder (bytecode excluded).
     leftovers: tuple[str, ...] = field(default=())
+    #: Text files in ``bin/`` that name the interpreter the pack was built for, when another
+    #: one was given (none that virtualenv, pip or uv write do).
+    python_leftovers: tuple[str, ...] = field(default=())
 
 
-def relocate(env_dir: Path, packed: Manifest, dest: Path) -> Relocated:
-    """Rewrite the build's paths to ``env_dir``'s in the bounded list of files (module docs).
+def relocate(env_dir: Path, packed: Manifest, dest: Path, python: HostPython | None = None,
+             *, built_for: str = "") -> Relocated:
+    """Rewrite the build's paths to ``env_dir``'s in the bounded list of files (module docs),
+    and, given ``python``, the interpreter's: the ``bin/python*`` links and ``pyvenv.cfg``.
 
     Returns the files rewritten and the new manifest: the same digest (it is path-normalised),
-    new tokens, the raw hashes of the rewritten files.
+    new tokens, the raw hashes of the rewritten files. ``built_for`` is the interpreter the
+    pack names: a script in ``bin/`` that still names it is a leftover.
     """
     old = packed.tokens
     old_env, old_name = _token_text(old, "<env>"), _token_text(old, "<env-name>")
@@ -688,10 +764,14 @@ def relocate(env_dir: Path, packed: Manifest, dest: Path) -> Relocated:
         for a, b in swaps:
             new = new.replace(a, b)
         new = _trampoline(new)
+        if python is not None and path.name == "pyvenv.cfg":
+            new = _pyvenv_for(new, python)
         if new != data:
             write_atomic(path, new, like=path)
             os.utime(path, (MTIME, MTIME))
             rewritten.append(path.relative_to(env_dir).as_posix())
+    if python is not None:
+        rewritten += _repoint_links(env_dir, python)
     develop = [Path(text) for text, tok in old.pairs if tok.startswith("<develop ")]
     tokens = Tokens.of(env_dir, path=dest, root=Path(root) if root else None, develop=develop)
     manifest = scan(env_dir, tokens, runtime_bytecode=packed.runtime_bytecode)
@@ -704,4 +784,15 @@ def relocate(env_dir: Path, packed: Manifest, dest: Path) -> Relocated:
                 with contextlib.suppress(OSError):
                     if needle in (env_dir / rel).read_bytes():
                         leftovers.append(rel)
-    return Relocated(files=tuple(rewritten), manifest=manifest, leftovers=tuple(sorted(leftovers)))
+    stale: list[str] = []
+    if python is not None and built_for and built_for != python.executable:
+        # What virtualenv, pip and uv write in bin/ names the environment's own python (just
+        # relocated), never the base interpreter; a script that does is named, not guessed at.
+        needle = os.fsencode(built_for)
+        for path in candidates[1:]:
+            if path.is_file() and not path.is_symlink():
+                with contextlib.suppress(OSError):
+                    if needle in path.read_bytes():
+                        stale.append(path.relative_to(env_dir).as_posix())
+    return Relocated(files=tuple(rewritten), manifest=manifest, leftovers=tuple(sorted(leftovers)),
+                     python_leftovers=tuple(stale))

@@ -176,6 +176,9 @@ def unpack_lines(result: UnpackResult) -> list[str]:
             f"in {result.seconds:.1f}s",
             f"  archive: {archive}; every file matches the packed manifest",
             f"  {moved}",
+            f"  python: {result.python.executable} ({result.python.version})"
+            + ("" if result.python.executable == result.built_for
+               else f", built with {result.built_for}"),
             *_digest_line(result.digest)]
 
 
