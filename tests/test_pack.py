@@ -21,16 +21,18 @@ from pathlib import Path
 
 import pytest
 
-from pinfold.manifest import read_manifest
+from pinfold.manifest import Tokens, read_manifest, scan
 from pinfold.pack import (
     MTIME,
     PACK_FILE,
+    HostPython,
     PackInfo,
     _link_problem,
     _safe_rel,
     _trampoline,
     default_name,
     interpreter_mismatch,
+    relocate,
 )
 from pinfold.record import PythonRecord, read_digest, read_record
 from tests.artifacts import Artifact, copy_real, make_wheel
@@ -95,6 +97,78 @@ def test_interpreter_mismatch_names_both() -> None:
     assert interpreter_mismatch(info, "3.11.7", "cpython-311", {**markers, "platform_machine": "aarch64"},
                                 "/p") is not None
     assert default_name("env", "sha256:" + "ab" * 32) == "env-abababababab.tar.gz"
+
+
+PYVENV = """\
+home = {home}
+implementation = CPython
+version_info = 3.11.7.final.0
+version = 3.11.7
+executable = {python}
+command = {tool} -m virtualenv {env}
+include-system-site-packages = false
+base-prefix = {prefix}
+base-exec-prefix = {prefix}
+base-executable = {python}
+"""
+
+
+def _fake_env(env: Path, python: str, prefix: str, tool: str = "/checkout-a/.venv/bin/python") -> Path:
+    """What virtualenv writes about its interpreter: pyvenv.cfg and the bin/python* links."""
+    write(env / "pyvenv.cfg", PYVENV.format(home=os.path.dirname(python), python=python, tool=tool,
+                                            env=env, prefix=prefix))
+    write(env / "bin" / "tool", f"#!{env}/bin/python\nimport tool\n")
+    os.symlink(python, env / "bin" / "python")
+    os.symlink("python", env / "bin" / "python3")
+    return env
+
+
+def test_where_the_interpreter_lives_is_not_in_the_digest(tmp_path: Path) -> None:
+    """The base interpreter's path (bin/python's target, pyvenv.cfg's home, executable and
+    base-* values) and the tool python of pyvenv.cfg's `command` are normalised; its version is not."""
+    def digest(env: Path) -> str:
+        return scan(env, Tokens.of(env)).digest
+
+    first = digest(_fake_env(tmp_path / "a" / "1", "/root/.pyenv/versions/3.11.7/bin/python3.11",
+                             "/root/.pyenv/versions/3.11.7"))
+    same = digest(_fake_env(tmp_path / "b" / "1", "/root/.pyenv/versions/3.11.7/bin/python3.11",
+                            "/root/.pyenv/versions/3.11.7"))
+    elsewhere = digest(_fake_env(tmp_path / "c" / "1", "/usr/bin/python3.11", "/usr"))
+    tool = digest(_fake_env(tmp_path / "d" / "1", "/usr/bin/python3.11", "/usr",
+                            tool="/another/checkout/.venv/bin/python"))
+    assert first == same == elsewhere == tool
+    older = _fake_env(tmp_path / "e" / "1", "/usr/bin/python3.11", "/usr")
+    cfg = older / "pyvenv.cfg"
+    cfg.write_text(cfg.read_text().replace("3.11.7", "3.11.2"))
+    assert digest(older) != first
+    relative = _fake_env(tmp_path / "f" / "1", "/usr/bin/python3.11", "/usr")
+    os.unlink(relative / "bin" / "python3")
+    os.symlink("python3.11", relative / "bin" / "python3")
+    assert digest(relative) != first  # a link inside the environment is content
+
+
+def test_relocate_points_the_environment_at_another_interpreter(tmp_path: Path) -> None:
+    old_python = "/root/.pyenv/versions/3.11.7/bin/python3.11"
+    built = _fake_env(tmp_path / "b" / "env.d" / "1", old_python, "/root/.pyenv/versions/3.11.7")
+    write(built / "bin" / "odd", f"#!{old_python}\nimport odd\n")
+    packed = scan(built, Tokens.of(built, path=built.parent.parent / "env"))
+    env_dir = tmp_path / "h" / "app.d" / "2"
+    shutil.copytree(built, env_dir, symlinks=True)
+    host = HostPython(executable="/opt/python/3.11/bin/python3", prefix="/opt/python/3.11",
+                      exec_prefix="/opt/python/3.11")
+    moved = relocate(env_dir, packed, tmp_path / "h" / "app", host, built_for=old_python)
+    assert os.readlink(env_dir / "bin" / "python") == host.executable
+    assert os.readlink(env_dir / "bin" / "python3") == "python"
+    cfg = (env_dir / "pyvenv.cfg").read_text()
+    for line in ("home = /opt/python/3.11/bin", "executable = /opt/python/3.11/bin/python3",
+                 "base-executable = /opt/python/3.11/bin/python3", "base-prefix = /opt/python/3.11",
+                 "base-exec-prefix = /opt/python/3.11", "version_info = 3.11.7.final.0"):
+        assert line + "\n" in cfg, cfg
+    assert old_python not in cfg and str(built) not in cfg
+    assert {"pyvenv.cfg", "bin/python", "bin/tool"} <= set(moved.files)
+    assert moved.manifest.digest == packed.digest
+    # Not rewritten, named: a script of bin/ that names the base interpreter.
+    assert moved.python_leftovers == ("bin/odd",)
 
 
 # -- real builds ---------------------------------------------------------------------------
@@ -439,3 +513,83 @@ def test_a_uv_environment_built_at_a_long_path_unpacks_at_a_short_one(
     done = subprocess.run([dest / "bin" / "tool-hello"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == "hello\n"
     assert run_json("check", "--path", str(dest))["ok"]
+
+
+def _other_minor(version: str) -> Path | None:
+    """A pyenv Python of another X.Y than ``version`` on this machine, or None."""
+    pyenv = shutil.which("pyenv")
+    if pyenv is None:
+        return None
+    done = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=60)
+    minor = ".".join(version.split(".")[:2])
+    for folder in sorted(Path(done.stdout.strip()).glob("versions/3.*")):
+        found = [p for p in folder.glob("bin/python3.*") if p.name.count(".") == 1
+                 and p.name != f"python{minor}" and not p.name.endswith("-config")]
+        if found and not folder.name.startswith(minor + "."):
+            return found[0]
+    return None
+
+
+@pytest.mark.slow
+def test_unpack_with_the_hosts_own_path_to_the_interpreter(
+        packed: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--python`: the same interpreter at another path (a symlink in a folder of its own, and
+    a name on PATH) runs the environment, and the digest does not change; another X.Y or
+    no such file is refused, naming both."""
+    spec, archive = packed
+    built = read_record((spec.parent / "env").resolve())
+    assert built is not None and built.digest is not None
+    real = built.python.executable
+    host_python = tmp_path / "opt" / "bin" / Path(real).name
+    host_python.parent.mkdir(parents=True)
+    host_python.symlink_to(real)
+    dest = tmp_path / "app"
+    doc = run_json("unpack", str(archive), "--path", str(dest), "--python", str(host_python))
+    env_dir = Path(doc["env_dir"])
+    assert doc["digest"] == built.digest
+    assert doc["python"] == {"executable": str(host_python), "version": built.python.version,
+                             "abi": built.python.abi, "built_for": real}
+    assert {"pyvenv.cfg", "bin/python"} <= set(doc["relocated"])
+    assert all(p["status"] == "ok" for p in doc["facts"]["probes"]), doc["facts"]["probes"]
+    assert os.readlink(env_dir / "bin" / "python") == str(host_python)
+    cfg = (env_dir / "pyvenv.cfg").read_text()
+    assert f"home = {host_python.parent}\n" in cfg and f"base-executable = {host_python}\n" in cfg
+    assert real not in cfg
+    manifest = read_manifest(env_dir)
+    assert manifest is not None and manifest.digest == built.digest
+    record = read_record(env_dir)
+    assert record is not None and record.python.executable == str(host_python)
+    done = subprocess.run([dest / "bin" / "tool-hello"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "hello\n"
+    checked = run_json("check", "--path", str(dest))
+    assert checked["ok"] and checked["digest"] == built.digest
+    assert run_json("check", "--files", "--path", str(dest))["ok"]
+
+    # A bare name is looked up on PATH.
+    monkeypatch.setenv("PATH", f"{host_python.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    again = run_json("unpack", str(archive), "--path", str(dest), "--python", host_python.name)
+    assert again["python"]["executable"] == str(host_python) and again["digest"] == built.digest
+    versions = dest.with_name("app.d")
+
+    def unchanged() -> None:
+        assert dest.resolve() == Path(again["env_dir"])
+        assert sorted(p for p in versions.iterdir() if not p.name.startswith(".")) == [
+            env_dir, Path(again["env_dir"])]
+
+    # No such interpreter: exit 2, nothing changed.
+    code, _, err = cli("unpack", str(archive), "--path", str(dest), "--python", str(tmp_path / "nope"))
+    assert code == 2 and f"--python {tmp_path / 'nope'}: there is no such interpreter" in err, err
+    unchanged()
+    code, _, err = cli("unpack", str(archive), "--path", str(dest), "--python", "no-such-python3")
+    assert code == 2 and "no such interpreter on PATH" in err, err
+    unchanged()
+
+    # Another X.Y: refused, both named.
+    other = _other_minor(built.python.version)
+    if other is None:
+        pytest.skip("no Python of another X.Y version under `pyenv root` to refuse")
+    code, _, err = cli("unpack", str(archive), "--path", str(dest), "--python", str(other))
+    assert code == 2, err
+    assert f"{built.python.version} ({built.python.abi}" in err and real in err and str(other) in err
+    assert other.name.removeprefix("python") in err
+    unchanged()
