@@ -2,7 +2,8 @@
 
 A host has a Python and pinfold, nothing else: no env.yaml, no wheelhouse, no index. The
 archive (:mod:`pinfold.pack`) is checked before anything is created (its ``.sha256`` when
-there is one, its first member, the interpreter it was built for), then unpacked into a
+there is one, its first member, the interpreter: the one it was built for, or the host's
+own copy of it at another path, ``--python``), then unpacked into a
 new versioned directory behind ``DEST`` with the same machinery as a build
 (:class:`~pinfold.envdir.Environments`: the build lock, the marker written first, the atomic
 switch, the cleanup that keeps the previous environments for ``rollback``). The probes of
@@ -119,6 +120,7 @@ def _chosen(info: PackInfo, python: str | None) -> str:
 def _host_python(info: PackInfo, runner: Runner, python: str | None) -> _Host:
     """The host interpreter to use; refused when it is not the one the environment was built for."""
     chosen = _chosen(info, python)
+    named = f"--python {chosen}" if python is not None else chosen
     tip = (f"give this host's Python {'.'.join(info.python.version.split('.')[:2])} "
            f"({info.python.abi}) with --python PYTHON, or build and pack on a host like this "
            "one; nothing was changed")
@@ -127,19 +129,19 @@ def _host_python(info: PackInfo, runner: Runner, python: str | None) -> _Host:
         lines = runner.run([chosen, "-I", "-c", _PREFIXES], what=f"asking {chosen} for its prefix",
                            timeout=60).output.strip().splitlines()
     except BuildError as exc:
-        raise SpecError(f"--python {chosen}: {exc.summary}", exc.problems, tip=tip) from None
+        raise SpecError(f"{named}: {exc.summary}", exc.problems, tip=tip) from None
     why = interpreter_mismatch(info, host.version, host.abi, host.markers, chosen)
     if why is not None:
         raise SpecError(why, tip=tip)
     if len(lines) < 3:
-        raise SpecError(f"--python {chosen}: it did not say its prefix", tip=tip)
+        raise SpecError(f"{named}: it did not say its prefix", tip=tip)
     prefix, base_prefix, base_exec_prefix = lines[-3:]
     # The name given (a symlink stays one: the host's operator chose it), unless it is a
     # virtualenv's python or a launcher (a pyenv shim): then the interpreter behind it.
     same = os.path.realpath(host.executable) == os.path.realpath(chosen)
     executable = chosen if same and prefix == base_prefix else host.executable
     return _Host(python=HostPython(executable=executable, prefix=base_prefix,
-                                          exec_prefix=base_exec_prefix),
+                                   exec_prefix=base_exec_prefix),
                  record=PythonRecord(executable=executable, version=host.version, abi=host.abi,
                                      markers=dict(host.markers)))
 
