@@ -21,6 +21,7 @@ forked before it imports any plugin module), so a build imports Twisted once for
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import importlib.util
 import json
@@ -137,6 +138,10 @@ def import_each(modules: list[str], timeout: float, jobs: int,
         if on_done is not None:
             on_done(modname)
 
+    # Everything alive now is the state every child starts from: out of the collector's reach,
+    # a child's collections never touch (and so never copy) the pages it lives on. Nothing
+    # is imported or run for it; a child frees what it creates as usual.
+    gc.freeze()
     while pending or running:
         while pending and len(running) < jobs:
             modname = pending.pop(0)
