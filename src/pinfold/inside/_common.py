@@ -213,17 +213,17 @@ def _direct_url(dist: importlib.metadata.Distribution) -> tuple[bool, str]:
     return editable, str(data.get("url", ""))
 
 
-def list_distributions() -> list[dict[str, Any]]:
-    """Every distribution on ``sys.path``: name, version, folder, editable and its source URL.
+def list_distributions(path: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every distribution on ``path`` (default ``sys.path``): name, version, folder, editable URL.
 
     One entry per ``.dist-info`` or ``.egg-info`` found; for editable installs (PEP 610
-    ``direct_url.json``) the source tree's URL. Call it before importing anything that
-    could change ``sys.path``.
+    ``direct_url.json``) the source tree's URL. ``path``: ``sys.path`` as it was before
+    anything was imported that could change it.
     """
     import importlib.metadata  # here: most scripts never need it (its imports cost ~20 ms)
 
     found = []
-    for dist in importlib.metadata.distributions():
+    for dist in importlib.metadata.distributions(path=list(sys.path if path is None else path)):
         editable, url = _direct_url(dist)
         found.append({
             "name": dist.metadata["Name"] or "",

@@ -12,8 +12,8 @@ freshness test.
 The same interpreter also gathers evidence the probes stage would otherwise start an
 interpreter (and import Twisted) for:
 
-- ``--distributions``: the installed distributions, listed first, before anything is
-  imported (the lock probe's ``distributions.py``, same code).
+- ``--distributions``: the installed distributions (the lock probe's ``distributions.py``,
+  same code), on ``sys.path`` as it was before anything was imported.
 - ``--hygiene TIMEOUT JOBS``: the plugin-hygiene probe's children (``hygiene.py``, loaded by
   path). Before any plugin module is imported here, a helper process is forked from the
   state ``hygiene.py``'s parent has (``twisted.plugin``, its warm-up modules, the plugin
@@ -154,8 +154,9 @@ def _read_exactly(fd: int, size: int) -> bytes:
 class _Hygiene:
     """The forked helper that runs the hygiene probe's children once the caches are written."""
 
-    def __init__(self, pid: int, go: int, out: str) -> None:
-        self.pid, self.go, self.out = pid, go, out
+    def __init__(self, pid: int, go_fd: int, out: str) -> None:
+        self.pid, self.go_fd, self.out = pid, go_fd, out
+        self.run = False
 
     @classmethod
     def start(cls, packages: list[str], timeout: float, jobs: int, out: str,
@@ -194,8 +195,8 @@ class _Hygiene:
         os.close(go_read)
         return cls(pid, go_write, out)
 
-    def finish(self, run: bool, cost: dict[str, float]) -> dict[str, Any] | None:
-        """Let the helper run (``run``) or stop; its findings, or None if it wrote none.
+    def go(self, run: bool, cost: dict[str, float]) -> None:
+        """Let the helper run its children (``run``: the caches are final) or stop.
 
         ``cost``: each module's import time here, to start the costliest children first.
         """
@@ -203,10 +204,14 @@ class _Hygiene:
         # A length, not an end of file: a process a plugin forked may hold the pipe open.
         message = (b"1" if run else b"0") + len(order).to_bytes(8, "big") + order
         while message:
-            message = message[os.write(self.go, message):]
-        os.close(self.go)
+            message = message[os.write(self.go_fd, message):]
+        os.close(self.go_fd)
+        self.run = run
+
+    def finish(self) -> dict[str, Any] | None:
+        """Wait for the helper; its findings, or None if it wrote none (or was stopped)."""
         os.waitpid(self.pid, 0)
-        if not run:
+        if not self.run:
             return None
         try:
             with open(self.out, encoding="utf-8") as fh:
@@ -229,8 +234,8 @@ def main(argv: list[str]) -> None:
     packages = common.plugin_packages(args)
     result: dict[str, Any] = {"packages": packages, "caches": [], "removed": [], "errors": [],
                               "freshness": [], "hygiene": None}
-    if distributions:  # first: nothing imported yet can have changed sys.path
-        result["distributions"] = common.list_distributions()
+    # sys.path as a fresh interpreter has it, before anything imported here could change it.
+    fresh_path = list(sys.path)
     try:
         from twisted.python import log
     except ImportError as exc:
@@ -262,7 +267,11 @@ def main(argv: list[str]) -> None:
         _say("CACHES", " ".join(packages))
     if helper is not None:
         # Only a build that goes on to its probes needs the findings.
-        result["hygiene"] = helper.finish(not result["errors"], cost)
+        helper.go(not result["errors"], cost)
+    if distributions:  # while the helper's children run: off the stage's critical path
+        result["distributions"] = common.list_distributions(fresh_path)
+    if helper is not None:
+        result["hygiene"] = helper.finish()
     common.write_result(out, result)
 
 
