@@ -351,13 +351,14 @@ def test_the_plugins_stage_reports_each_module_it_imports(good: BuildResult) -> 
 @pytest.mark.slow
 def test_the_build_shares_its_plugin_interpreter_and_check_gives_the_same_evidence(
         good: BuildResult) -> None:
-    """A build gathers the hygiene and lock evidence in the plugins stage's interpreter;
-    `pinfold check` runs each probe alone: the same results, evidence and summaries."""
+    """A build gathers the hygiene and lock evidence in the plugins stage's interpreter and
+    starts pip-check, consumer-bootstrap and the imports during that stage; `pinfold check`
+    runs each probe alone, in the probes stage: the same results, evidence and summaries."""
     caches = good.outputs.plugin_caches
     assert caches is not None and caches.hygiene is not None and caches.distributions is not None
     built = {r.name: r for r in good.outputs.probe_results}
     checked = {r.name: r for r in check(load_spec(good.spec_file)).outputs.probe_results}
-    for name in ("plugin-hygiene", "lock", "pip-check", "consumer-bootstrap"):
+    for name in ("plugin-hygiene", "lock", "pip-check", "consumer-bootstrap", "import twisted", "import myapp"):
         assert (built[name].status, built[name].summary, built[name].evidence) == (
             checked[name].status, checked[name].summary, checked[name].evidence), name
 

@@ -26,8 +26,8 @@ from ..target import Target, neutral_dir, run_inside
 from ..tools import pip_in
 from . import Outcome, Probe
 
-__all__ = ["PIP_CHECK", "Expected", "command", "import_module", "lock_match", "pip_check",
-           "pip_check_probe"]
+__all__ = ["PIP_CHECK", "Expected", "command", "import_module", "import_probe", "lock_match",
+           "pip_check", "pip_check_probe"]
 
 #: The pip-check probe's name.
 PIP_CHECK = "pip-check"
@@ -189,6 +189,11 @@ def lock_match(runner: Runner, target: Target, expected: Callable[[], Expected],
                        evidence=tuple(findings))
     extra = f" + {len(want.develop)} develop tree(s)" if want.develop else ""
     return Outcome(status="ok", summary=f"{count}{extra}: exactly the lock")
+
+
+def import_probe(runner: Runner, target: Target, module: str, name: str | None = None) -> Probe:
+    """The probe ``import <module>`` (:func:`import_module`), named ``name`` if given."""
+    return Probe(name or f"import {module}", partial(import_module, runner, target, module))
 
 
 def import_module(runner: Runner, target: Target, module: str) -> Outcome:

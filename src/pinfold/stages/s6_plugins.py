@@ -11,7 +11,7 @@ The same interpreter gathers what this build's probes would otherwise start inte
 (each importing Twisted again) for: the plugin-hygiene children, forked from it before it
 imports any plugin module and run once the caches are written, and the list of installed
 distributions for the lock probe. Both are kept in the stage's output for the probes stage.
-It also starts the pip-check and consumer-bootstrap probes early (see :meth:`PluginCaches.run`).
+It also starts the pip-check, consumer-bootstrap and import probes early (see :meth:`PluginCaches.run`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import ClassVar
 from ..errors import BuildError
 from ..plugincache import PluginPackages, regenerate, script_paths, twisted_installed
 from ..probes import Probe, run_probe
-from ..probes.environment import pip_check_probe
+from ..probes.environment import import_probe, pip_check_probe
 from ..probes.plugins import BOOTSTRAP, HYGIENE_TIMEOUT, bootstrap_probe
 from ..results import PluginCachesOutput
 from .base import Context, Stage
@@ -52,11 +52,14 @@ class PluginCaches(Stage):
 
     def run(self, ctx: Context) -> str:
         probes = ctx.spec.final.probes
-        # Two probes whose evidence nothing between here and the probes stage can change start
-        # now, so that they overlap this stage's single interpreter: pip-check (it reads the
-        # installed metadata only) at once, consumer-bootstrap (a fresh interpreter, as always)
-        # as soon as every cache is written and final. The probes stage reports them.
-        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pinfold-probe")
+        # Probes whose evidence nothing between here and the probes stage can change (the
+        # scripts stage only writes bin/ and bin_dir) start now, so that they overlap this
+        # stage's single interpreter: pip-check (it reads the installed metadata only) at once;
+        # consumer-bootstrap and the `imports` (each a fresh interpreter, as always) as soon as
+        # every cache is written and final. The probes stage reports them.
+        # As many at a time as the probes stage runs (each mostly waits for its interpreter).
+        pool = ThreadPoolExecutor(max_workers=max(4, 2 * (os.cpu_count() or 2)),
+                                  thread_name_prefix="pinfold-probe")
         try:
             if probes.enabled:
                 self._start(ctx, pool, pip_check_probe(ctx.runner, ctx.env_python))
@@ -88,10 +91,15 @@ class PluginCaches(Stage):
             self.progress(ctx, done, total, unit="modules", item=f"imported {name}" if name else "")
 
         def caches(packages: tuple[str, ...]) -> None:
-            if twisted and not told:
-                told.append(packages)
+            if told:
+                return
+            told.append(packages)
+            if twisted:
                 self._start(ctx, pool, bootstrap_probe(ctx.runner, target, probes.reactor,
                                                        PluginPackages(packages, exact=True)))
+            if probes.enabled:  # a consumer's import may look its plugins up: after the caches
+                for module in dict.fromkeys(probes.imports):
+                    self._start(ctx, pool, import_probe(ctx.runner, ctx.target, module))
 
         done = regenerate(ctx.runner, target, PluginPackages(ctx.spec.final.plugin_caches.packages),
                           hygiene=hygiene, distributions=probes.enabled and not extra,

@@ -98,7 +98,7 @@ def plan(ctx: Context, *, files_only: bool = False) -> list[Probe]:
                               None if caches is None else caches.distributions), weight=2),
     ]
     taken = {p.name for p in probes}
-    probes += [Probe(_unique(f"import {m}", taken), partial(environment.import_module, runner, target, m))
+    probes += [_started(ctx, environment.import_probe(runner, target, m, _unique(f"import {m}", taken)))
                for m in options.imports]
     for kind, items in (("script", options.scripts), ("command", options.commands)):
         probes += [Probe(_unique(f"{kind} {' '.join(item.argv)}", taken),
