@@ -8,6 +8,11 @@ and commands listed in env.yaml, and that each generated script (``scripts:``) r
 a build writes the manifest after its probes, so it has none to compare with yet).
 They run in parallel; any failure fails the stage with :class:`ProbeError`, which keeps
 every result for the report.
+
+In a build, some evidence is already there: the plugins stage's interpreter ran the
+hygiene children and listed the distributions, and it started pip-check,
+consumer-bootstrap and the imports early (``ctx.started_probes``); this stage judges and
+reports those like the others. ``pinfold check`` runs every probe here.
 """
 
 from __future__ import annotations
