@@ -358,7 +358,8 @@ def test_the_build_shares_its_plugin_interpreter_and_check_gives_the_same_eviden
     assert caches is not None and caches.hygiene is not None and caches.distributions is not None
     built = {r.name: r for r in good.outputs.probe_results}
     checked = {r.name: r for r in check(load_spec(good.spec_file)).outputs.probe_results}
-    for name in ("plugin-hygiene", "lock", "pip-check", "consumer-bootstrap", "import twisted", "import myapp"):
+    shared = ("plugin-hygiene", "lock", "pip-check", "consumer-bootstrap", "import twisted", "import myapp")
+    for name in shared:
         assert (built[name].status, built[name].summary, built[name].evidence) == (
             checked[name].status, checked[name].summary, checked[name].evidence), name
 
