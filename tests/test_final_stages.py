@@ -40,6 +40,7 @@ from pinfold.probes.environment import Expected, _compare
 from pinfold.probes.report import junit_xml
 from pinfold.record import STATE_FILE
 from pinfold.render import probe_lines
+from pinfold.results import Progress
 from pinfold.runner import Runner, scrubbed_environ
 from pinfold.stages import Context
 from pinfold.stages.s6_plugins import PluginCaches
@@ -179,6 +180,10 @@ def consumer(env: Path, *, read_only: bool = True) -> subprocess.CompletedProces
         plugins.chmod(mode)
 
 
+#: Every event the good build sent (its stage progress among them).
+GOOD_EVENTS: list[object] = []
+
+
 @pytest.fixture(scope="module")
 def good(wheels: Wheels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildResult]:
     """The shared environment: every test package but the broken one, the offender allowed.
@@ -192,7 +197,7 @@ def good(wheels: Wheels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
     before = Path.cwd()
     os.chdir(checkout)
     try:
-        result = build(load_spec(spec))
+        result = build(load_spec(spec), on_event=GOOD_EVENTS.append)
     finally:
         os.chdir(before)
     assert list(checkout.rglob("dropin.cache")) == []
@@ -326,6 +331,37 @@ def test_hygiene_names_the_module_that_installs_the_reactor(good: BuildResult) -
     assert "twisted/plugins/reactor_on_import.py:1" in evidence  # the import chain
     assert "allowed by final.probes.allow_reactor_import" in evidence
     assert any(OFFENDER in w for w in good.warnings)
+
+
+@pytest.mark.slow
+def test_the_plugins_stage_reports_each_module_it_imports(good: BuildResult) -> None:
+    """The live line's `plugins: 12/40 modules`: each plugin module once to regenerate, once
+    alone for the hygiene probe (forked from the same interpreter), counted up to the total."""
+    steps = [e for e in GOOD_EVENTS if isinstance(e, Progress) and e.stage == "plugins"]
+    caches = good.outputs.plugin_caches
+    assert caches is not None
+    modules = sum(c.modules for c in caches.caches)
+    assert steps and {s.unit for s in steps} == {"modules"} and {s.total for s in steps} == {2 * modules}
+    done = [s.done for s in steps]
+    assert done == sorted(done) and done[-1] == 2 * modules, done
+    items = [s.item for s in steps]
+    assert f"imported {OFFENDER}" in items and f"imported {OFFENDER} alone" in items, items
+
+
+@pytest.mark.slow
+def test_the_build_shares_its_plugin_interpreter_and_check_gives_the_same_evidence(
+        good: BuildResult) -> None:
+    """A build gathers the hygiene and lock evidence in the plugins stage's interpreter and
+    starts pip-check, consumer-bootstrap and the imports during that stage; `pinfold check`
+    runs each probe alone, in the probes stage: the same results, evidence and summaries."""
+    caches = good.outputs.plugin_caches
+    assert caches is not None and caches.hygiene is not None and caches.distributions is not None
+    built = {r.name: r for r in good.outputs.probe_results}
+    checked = {r.name: r for r in check(load_spec(good.spec_file)).outputs.probe_results}
+    shared = ("plugin-hygiene", "lock", "pip-check", "consumer-bootstrap", "import twisted", "import myapp")
+    for name in shared:
+        assert (built[name].status, built[name].summary, built[name].evidence) == (
+            checked[name].status, checked[name].summary, checked[name].evidence), name
 
 
 @pytest.mark.slow

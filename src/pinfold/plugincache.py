@@ -13,7 +13,7 @@ the target interpreter (:mod:`pinfold.inside`); this module runs it and reads th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ __all__ = [
     "CacheFile",
     "CacheFolder",
     "Freshness",
+    "OnModule",
     "PluginPackages",
     "Regenerated",
     "check_freshness",
@@ -83,6 +84,11 @@ class Regenerated:
     removed: tuple[Path, ...]
     #: The read-only freshness test of the new caches, run right after writing them.
     freshness: Freshness
+    #: The plugin-hygiene children's findings (``hygiene.py``'s result), when asked for and
+    #: gathered; None otherwise.
+    hygiene: dict[str, Any] | None = None
+    #: The installed distributions (``distributions.py``'s entries), when asked for.
+    distributions: tuple[dict[str, Any], ...] | None = None
 
 
 def _problems(errors: list[dict[str, Any]]) -> list[Problem]:
@@ -93,14 +99,49 @@ def _problems(errors: list[dict[str, Any]]) -> list[Problem]:
     return out
 
 
-def regenerate(runner: Runner, target: Target, packages: PluginPackages) -> Regenerated:
+#: Hears how far regeneration is: plugin module imports done and of how many, and the last one.
+OnModule = Callable[[int, int, str], None]
+
+
+def regenerate(runner: Runner, target: Target, packages: PluginPackages, *,
+               hygiene: tuple[float, int] | None = None, distributions: bool = False,
+               on_module: OnModule | None = None,
+               on_caches: Callable[[tuple[str, ...]], None] | None = None) -> Regenerated:
     """Remove, regenerate and validate every plugin cache, make each strictly newer, test it.
+
+    In the same interpreter, when asked: ``hygiene`` (per-module timeout, parallel jobs)
+    runs the plugin-hygiene probe's children once the caches are written, ``distributions``
+    lists the installed distributions (see ``inside/regenerate.py``). ``on_module`` hears
+    each plugin module imported (once to regenerate, once alone for the hygiene probe);
+    ``on_caches`` hears the plugin packages as soon as every cache is written and final (the
+    script goes on with the hygiene children), never when something failed.
 
     Raises :class:`BuildError` naming every plugin module that fails to import and every
     cache that could not be written.
     """
-    data = run_inside(runner, target, "regenerate", packages.argv(),
-                      what="regenerating the Twisted plugin caches")
+    total, seen = 0, 0
+
+    def line(text: str) -> None:  # the script's progress lines (see inside/regenerate.py)
+        nonlocal total, seen
+        word, _, rest = text.partition(" ")
+        if word == "CACHES" and on_caches is not None:
+            on_caches(tuple(rest.split()))
+            return
+        if word == "MODULES" and rest.isdigit():
+            total = int(rest)
+        elif word in ("IMPORTED", "ALONE") and rest and total:
+            seen = min(seen + 1, total)
+        else:
+            return
+        if on_module is not None:
+            on_module(seen, total, f"{rest} alone" if word == "ALONE" else rest if seen else "")
+
+    options = [*(["--hygiene", f"{hygiene[0]:g}", str(hygiene[1])] if hygiene else []),
+               *(["--distributions"] if distributions else [])]
+    # The hygiene children have a timeout each, as the probe gives them (plugins.hygiene).
+    budget = 300.0 + (hygiene[0] * 10 if hygiene else 0.0)
+    data = run_inside(runner, target, "regenerate", [*options, *packages.argv()],
+                      what="regenerating the Twisted plugin caches", timeout=budget, on_line=line)
     if data["errors"]:
         problems = _problems(data["errors"])
         raise BuildError(
@@ -111,9 +152,12 @@ def regenerate(runner: Runner, target: Target, packages: PluginPackages) -> Rege
     caches = tuple(CacheFile(package=c["package"], path=Path(c["path"]), modules=c["modules"],
                              mtime_ns=c["mtime_ns"], raised=c["raised_ns"] / SECOND_NS)
                    for c in data["caches"])
+    listed = data.get("distributions")
     return Regenerated(packages=tuple(data["packages"]), caches=caches,
                        removed=tuple(Path(p) for p in data["removed"]),
-                       freshness=_freshness(data["packages"], data["freshness"], []))
+                       freshness=_freshness(data["packages"], data["freshness"], []),
+                       hygiene=data.get("hygiene"),
+                       distributions=None if listed is None else tuple(listed))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

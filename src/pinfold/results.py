@@ -222,6 +222,11 @@ class PluginCachesOutput:
     fresh: bool = True
     #: Seconds between the newest plugin module and its cache, the smallest over the folders.
     margin: float | None = None
+    #: Evidence the plugins stage's interpreter gathered for this build's probes (never written
+    #: out): the plugin-hygiene children's findings and the installed distributions, as the
+    #: inside scripts report them; None when the probes must gather it themselves.
+    hygiene: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    distributions: tuple[dict[str, Any], ...] | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""

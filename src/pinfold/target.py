@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,15 +51,18 @@ def neutral_dir() -> tempfile.TemporaryDirectory[str]:
 
 
 def run_inside(runner: Runner, target: Target, name: str, args: Sequence[str | Path] = (), *,
-               what: str, timeout: float = 300.0) -> dict[str, Any]:
+               what: str, timeout: float = 300.0,
+               on_line: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the inside script ``name`` in ``target``; return the JSON it wrote.
+
+    ``on_line`` hears each line the script prints (its progress lines, if it has any).
 
     Raises :class:`CommandError` when the script fails or writes no result.
     """
     with neutral_dir() as tmp:
         result = Path(tmp) / "result.json"
         done = runner.run([*target.launch(name), result, *args], what=what, cwd=Path(tmp),
-                          timeout=timeout)
+                          timeout=timeout, on_line=on_line)
         try:
             data = json.loads(result.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -16,6 +16,8 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import importlib.metadata
+
     from pinfold.inside import shared
 
     #: A plugin module as Twisted's ``getCache`` sees it: (cache key, dotted name, file).
@@ -200,6 +202,38 @@ def short(path: str) -> str:
         if path.startswith(full + os.sep) and len(full) > len(best):
             best = full
     return path[len(best) + 1:] if best else path
+
+
+def _direct_url(dist: importlib.metadata.Distribution) -> tuple[bool, str]:
+    try:
+        data = json.loads(dist.read_text("direct_url.json") or "{}")
+    except ValueError:
+        return False, ""
+    editable = bool(data.get("dir_info", {}).get("editable"))
+    return editable, str(data.get("url", ""))
+
+
+def list_distributions(path: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every distribution on ``path`` (default ``sys.path``): name, version, folder, editable URL.
+
+    One entry per ``.dist-info`` or ``.egg-info`` found; for editable installs (PEP 610
+    ``direct_url.json``) the source tree's URL. ``path``: ``sys.path`` as it was before
+    anything was imported that could change it.
+    """
+    import importlib.metadata  # here: most scripts never need it (its imports cost ~20 ms)
+
+    found = []
+    for dist in importlib.metadata.distributions(path=list(sys.path if path is None else path)):
+        editable, url = _direct_url(dist)
+        found.append({
+            "name": dist.metadata["Name"] or "",
+            "version": dist.version or "",
+            # Where the metadata lives: tells a shadowed duplicate from the one in use.
+            "location": str(getattr(dist, "_path", "")),
+            "editable": editable,
+            "url": url,
+        })
+    return found
 
 
 def write_result(path: str, data: dict[str, Any]) -> None:

@@ -1,14 +1,12 @@
 """List the distributions the environment's interpreter sees, as its consumers would.
 
 Usage: ``python -I -B _launch.py distributions.py RESULT.json``. One entry per ``.dist-info`` or
-``.egg-info`` found on ``sys.path``: name, version, folder, and for editable installs
-(PEP 610 ``direct_url.json``) the source tree's URL.
+``.egg-info`` found on ``sys.path`` (see ``_common.list_distributions``; the plugins stage's
+script lists them the same way, in the same run, when it can).
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -19,29 +17,9 @@ else:
     common = sys.modules["_pinfold_common"]
 
 
-def _direct_url(dist: importlib.metadata.Distribution) -> tuple[bool, str]:
-    try:
-        data = json.loads(dist.read_text("direct_url.json") or "{}")
-    except ValueError:
-        return False, ""
-    editable = bool(data.get("dir_info", {}).get("editable"))
-    return editable, str(data.get("url", ""))
-
-
 def main(argv: list[str]) -> None:
     """Write ``{"distributions": [...]}``."""
-    found = []
-    for dist in importlib.metadata.distributions():
-        editable, url = _direct_url(dist)
-        found.append({
-            "name": dist.metadata["Name"] or "",
-            "version": dist.version or "",
-            # Where the metadata lives: tells a shadowed duplicate from the one in use.
-            "location": str(getattr(dist, "_path", "")),
-            "editable": editable,
-            "url": url,
-        })
-    common.write_result(argv[1], {"distributions": found})
+    common.write_result(argv[1], {"distributions": common.list_distributions()})
 
 
 if __name__ == "__main__":

@@ -12,11 +12,16 @@ no thread, and several times cheaper. The parent also imports the few Twisted mo
 nearly every plugin imports (``WARM``), which more than halves the children's work;
 that is safe because the parent checks it still has no reactor and no thread before
 forking: a finding can only come from the plugin module's own imports.
+
+The plugins stage's script (``regenerate.py``) loads this file by path and runs the same
+children from its own interpreter (:func:`prepare`, then :func:`import_each` in a process
+forked before it imports any plugin module), so a build imports Twisted once for both.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import importlib.util
 import json
@@ -30,6 +35,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from importlib.machinery import ModuleSpec
     from types import ModuleType
 
@@ -103,8 +109,12 @@ def _exit_text(status: int) -> str:
     return f"exit code {os.WEXITSTATUS(status)}"
 
 
-def import_each(modules: list[str], timeout: float, jobs: int) -> list[dict[str, Any]]:
-    """Fork a child per module, ``jobs`` at a time; collect their reports from pipes."""
+def import_each(modules: list[str], timeout: float, jobs: int,
+                on_done: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Fork a child per module, ``jobs`` at a time; collect their reports from pipes.
+
+    ``on_done`` hears the name of each module whose child has finished.
+    """
     pending = list(modules)
     running: dict[int, tuple[int, str, float, list[bytes]]] = {}
     reports: list[dict[str, Any]] = []
@@ -125,7 +135,13 @@ def import_each(modules: list[str], timeout: float, jobs: int) -> list[dict[str,
                                                       f"({_exit_text(status)})"}
         report["seconds"] = time.monotonic() - started
         reports.append(report)
+        if on_done is not None:
+            on_done(modname)
 
+    # Everything alive now is the state every child starts from: out of the collector's reach,
+    # a child's collections never touch (and so never copy) the pages it lives on. Nothing
+    # is imported or run for it; a child frees what it creates as usual.
+    gc.freeze()
     while pending or running:
         while pending and len(running) < jobs:
             modname = pending.pop(0)
@@ -155,11 +171,13 @@ def import_each(modules: list[str], timeout: float, jobs: int) -> list[dict[str,
     return reports
 
 
-def main(argv: list[str]) -> None:
-    """List the plugin modules, import each alone, write the reports."""
-    out, timeout, jobs, listed = argv[1], float(argv[2]), int(argv[3]), argv[4:]
-    packages = common.plugin_packages(listed)
-    result: dict[str, Any] = {"packages": packages, "modules": [], "errors": []}
+def prepare(packages: list[str], errors: list[str]) -> list[str] | None:
+    """Import what every child starts from; return the plugin modules, or None if none can be judged.
+
+    Appends to ``errors`` a plugin package that does not import, and the reason no module
+    can be judged (the reactor installed already, or threads running: every child would
+    inherit them).
+    """
     import twisted.plugin  # noqa: F401  (what every child starts from, with WARM)
 
     for name in WARM:
@@ -172,16 +190,26 @@ def main(argv: list[str]) -> None:
             importlib.import_module(name)
             modules += [modname for _, group in common.buckets(name) for _, modname, _ in group]
         except BaseException as exc:
-            result["errors"].append(f"{name}: cannot import the plugin package: "
-                                    f"{common.describe(exc)} ({common.where(exc)})")
+            errors.append(f"{name}: cannot import the plugin package: "
+                          f"{common.describe(exc)} ({common.where(exc)})")
     if REACTOR in sys.modules:
-        # Every child would inherit it: no module could be judged.
-        result["errors"].append(f"importing the plugin packages {', '.join(packages)} already "
-                                "installs the reactor")
-    elif threading.active_count() > 1:
-        result["errors"].append(f"importing the plugin packages {', '.join(packages)} starts "
-                                "threads: plugin modules cannot be imported in forked children")
-    else:
+        errors.append(f"importing the plugin packages {', '.join(packages)} already "
+                      "installs the reactor")
+        return None
+    if threading.active_count() > 1:
+        errors.append(f"importing the plugin packages {', '.join(packages)} starts "
+                      "threads: plugin modules cannot be imported in forked children")
+        return None
+    return modules
+
+
+def main(argv: list[str]) -> None:
+    """List the plugin modules, import each alone, write the reports."""
+    out, timeout, jobs, listed = argv[1], float(argv[2]), int(argv[3]), argv[4:]
+    packages = common.plugin_packages(listed)
+    result: dict[str, Any] = {"packages": packages, "modules": [], "errors": []}
+    modules = prepare(packages, result["errors"])
+    if modules is not None:
         result["modules"] = import_each(modules, timeout, max(1, jobs))
     common.write_result(out, result)
 

@@ -1,12 +1,31 @@
 """Regenerate every Twisted plugin cache of the environment, and say what went wrong.
 
-Usage: ``python -I -B _launch.py regenerate.py RESULT.json [PACKAGE ...]`` (the packages listed in
-env.yaml; ``twisted.plugins`` and the packages calling ``pluginPackagePaths`` are found
-here, see ``_common.plugin_packages``). For each plugin package: remove its old caches
-(a module that broke after it was cached would otherwise keep its old entry and look
-fresh), import every plugin module, let Twisted's own ``getCache`` write the caches,
-then load every cached plugin. Then make each cache strictly newer than its modules
-(``strictly_newer_mtime_ns``) and judge it with the read-only freshness test.
+Usage: ``python -I -B _launch.py regenerate.py RESULT.json [--hygiene TIMEOUT JOBS]
+[--distributions] [PACKAGE ...]`` (the packages listed in env.yaml; ``twisted.plugins`` and the
+packages calling ``pluginPackagePaths`` are found here, see ``_common.plugin_packages``). For
+each plugin package: remove its old caches (a module that broke after it was cached would
+otherwise keep its old entry and look fresh), import every plugin module, let Twisted's own
+``getCache`` write the caches, then load every cached plugin. Then make each cache strictly
+newer than its modules (``strictly_newer_mtime_ns``) and judge it with the read-only
+freshness test.
+
+The same interpreter also gathers evidence the probes stage would otherwise start an
+interpreter (and import Twisted) for:
+
+- ``--distributions``: the installed distributions (the lock probe's ``distributions.py``,
+  same code), on ``sys.path`` as it was before anything was imported.
+- ``--hygiene TIMEOUT JOBS``: the plugin-hygiene probe's children (``hygiene.py``, loaded by
+  path). Before any plugin module is imported here, a helper process is forked from the
+  state ``hygiene.py``'s parent has (``twisted.plugin``, its warm-up modules, the plugin
+  packages; no reactor, no thread); it waits until the new caches are on disk, then
+  forks one child per plugin module exactly as ``hygiene.py`` does. Without ``os.fork``
+  (or when the packages cannot be judged that way) ``"hygiene"`` is null and the probe
+  runs ``hygiene.py`` itself.
+
+On stderr, for pinfold's live progress: ``MODULES <total>`` (the imports to do: each plugin
+module once here, and once alone with ``--hygiene``), then ``IMPORTED <module>`` and
+``ALONE <module>`` as each one is done; ``CACHES <package> ...`` once every cache is written
+and final (not when something failed).
 
 Twisted only logs import errors and unwritable caches; this script collects them, so
 the build can fail naming the module.
@@ -16,8 +35,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import sys
+import time
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -43,29 +65,44 @@ def _remove_old_caches(folders: list[str], result: dict[str, Any]) -> None:
         result["removed"].append(path)
 
 
-def _regenerate(name: str, result: dict[str, Any], logged: list[str]) -> None:
-    from twisted.plugin import getCache
+def _say(word: str, text: str) -> None:
+    """One progress line on stderr (see the module docstring)."""
+    sys.stderr.write(f"{word} {text}\n")
+    sys.stderr.flush()
 
-    errors = result["errors"]
+
+def _find(name: str, errors: list[dict[str, Any]]) -> tuple[list[str], list[Any]] | None:
+    """Import the plugin package ``name``: its folders and its modules grouped by folder."""
     try:
         package = importlib.import_module(name)
     except BaseException as exc:
         errors.append({"module": name, "path": "", "error": common.describe(exc),
                        "where": common.where(exc)})
-        return
+        return None
     folders = list(getattr(package, "__path__", []))
     if not folders:
         errors.append({"module": name, "path": "", "error": "is not a package"})
-        return
+        return None
+    return folders, common.buckets(name)
+
+
+def _regenerate(name: str, folders: list[str], groups: list[Any], result: dict[str, Any],
+                logged: list[str], cost: dict[str, float]) -> None:
+    from twisted.plugin import getCache
+
+    errors = result["errors"]
+    package = sys.modules[name]
     _remove_old_caches(folders, result)
-    groups = common.buckets(name)
     for _, modules in groups:
         for _, modname, path in modules:
+            start = time.monotonic()
             try:
                 importlib.import_module(modname)
             except BaseException as exc:  # SystemExit and KeyboardInterrupt from plugins too
                 errors.append({"module": modname, "path": path, "error": common.describe(exc),
                                "where": common.where(exc)})
+            cost[modname] = time.monotonic() - start
+            _say("IMPORTED", modname)
     cache = getCache(package)  # type: ignore[no-untyped-call]
     for dropin in cache.values():
         for plugin in dropin.plugins:
@@ -92,12 +129,113 @@ def _regenerate(name: str, result: dict[str, Any], logged: list[str]) -> None:
         result["freshness"].append(common.freshness(name, folder, modules))
 
 
+def _load_hygiene() -> ModuleType:
+    """``hygiene.py``, next to this file, loaded by path (its ``__main__`` block does not run)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hygiene.py")
+    spec = importlib.util.spec_from_file_location("_pinfold_hygiene", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks: list[bytes] = []
+    while size > 0:
+        chunk = os.read(fd, size)
+        if not chunk:
+            break  # the parent died: nothing to do
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+class _Hygiene:
+    """The forked helper that runs the hygiene probe's children once the caches are written."""
+
+    def __init__(self, pid: int, go_fd: int, out: str) -> None:
+        self.pid, self.go_fd, self.out = pid, go_fd, out
+        self.run = False
+
+    @classmethod
+    def start(cls, packages: list[str], timeout: float, jobs: int, out: str,
+              result: dict[str, Any]) -> _Hygiene | None:
+        """Prepare as ``hygiene.py`` does and fork the helper; None when it cannot be done here."""
+        if not hasattr(os, "fork"):
+            return None  # no fork (not POSIX): the probe runs hygiene.py, which cannot either
+        hygiene = _load_hygiene()
+        found: dict[str, Any] = {"packages": packages, "modules": [], "errors": []}
+        modules = hygiene.prepare(packages, found["errors"])
+        if modules is None:  # the findings say why no module can be judged
+            result["hygiene"] = found
+            return None
+        go_read, go_write = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the helper: exactly hygiene.py's parent, waiting for the caches
+            code = 0
+            try:
+                os.close(go_write)
+                first = _read_exactly(go_read, 9)  # "1" or "0", then the order's length
+                if first[:1] == b"1":
+                    cost = json.loads(_read_exactly(go_read, int.from_bytes(first[1:], "big")))
+                    # The costliest first: the last child to start is then a cheap one.
+                    ordered = sorted(modules, key=lambda m: -float(cost.get(m, 0.0)))
+                    found["modules"] = hygiene.import_each(ordered, timeout, max(1, jobs),
+                                                           on_done=lambda m: _say("ALONE", m))
+                    common.write_result(out, found)
+            except BaseException:
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        os.close(go_read)
+        return cls(pid, go_write, out)
+
+    def go(self, run: bool, cost: dict[str, float]) -> None:
+        """Let the helper run its children (``run``: the caches are final) or stop.
+
+        ``cost``: each module's import time here, to start the costliest children first.
+        """
+        order = json.dumps(cost).encode() if run else b""
+        # A length, not an end of file: a process a plugin forked may hold the pipe open.
+        message = (b"1" if run else b"0") + len(order).to_bytes(8, "big") + order
+        while message:
+            message = message[os.write(self.go_fd, message):]
+        os.close(self.go_fd)
+        self.run = run
+
+    def finish(self) -> dict[str, Any] | None:
+        """Wait for the helper; its findings, or None if it wrote none (or was stopped)."""
+        os.waitpid(self.pid, 0)
+        if not self.run:
+            return None
+        try:
+            with open(self.out, encoding="utf-8") as fh:
+                data: dict[str, Any] = json.load(fh)
+        except (OSError, ValueError):
+            return None  # the probe runs hygiene.py itself
+        return data
+
+
 def main(argv: list[str]) -> None:
     """Regenerate, then write the result: caches written, old caches removed, errors."""
-    out, listed = argv[1], argv[2:]
-    packages = common.plugin_packages(listed)
+    out, args = argv[1], argv[2:]
+    hygiene: tuple[float, int] | None = None
+    distributions = False
+    while args[:1] in (["--hygiene"], ["--distributions"]):
+        if args[0] == "--hygiene":
+            hygiene, args = (float(args[1]), int(args[2])), args[3:]
+        else:
+            distributions, args = True, args[1:]
+    packages = common.plugin_packages(args)
     result: dict[str, Any] = {"packages": packages, "caches": [], "removed": [], "errors": [],
-                              "freshness": []}
+                              "freshness": [], "hygiene": None}
+    # sys.path as a fresh interpreter has it, before anything imported here could change it.
+    fresh_path = list(sys.path)
     try:
         from twisted.python import log
     except ImportError as exc:
@@ -105,6 +243,9 @@ def main(argv: list[str]) -> None:
                                  "error": f"Twisted is not importable: {common.describe(exc)}"})
         common.write_result(out, result)
         return
+    # Forked before the observer below and before any plugin module is imported here.
+    helper = (None if hygiene is None
+              else _Hygiene.start(packages, *hygiene, f"{out}.hygiene.json", result))
     logged: list[str] = []
 
     def observe(event: dict[str, Any]) -> None:
@@ -114,8 +255,23 @@ def main(argv: list[str]) -> None:
             logged.append(text.strip().splitlines()[-1])
 
     log.addObserver(observe)
-    for name in packages:
-        _regenerate(name, result, logged)
+    found = [(name, _find(name, result["errors"])) for name in packages]
+    total = sum(len(modules) for _, got in found if got for _, modules in got[1])
+    _say("MODULES", str(total * 2 if helper is not None else total))
+    cost: dict[str, float] = {}
+    for name, got in found:
+        if got is not None:
+            _regenerate(name, *got, result, logged, cost)
+    if not result["errors"]:
+        # Every cache is written and final: what reads them may start (the consumer-bootstrap probe).
+        _say("CACHES", " ".join(packages))
+    if helper is not None:
+        # Only a build that goes on to its probes needs the findings.
+        helper.go(not result["errors"], cost)
+    if distributions:  # while the helper's children run: off the stage's critical path
+        result["distributions"] = common.list_distributions(fresh_path)
+    if helper is not None:
+        result["hygiene"] = helper.finish()
     common.write_result(out, result)
 
 

@@ -14,13 +14,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import PinfoldError
 from ..results import ProbeResult, Status
 
-__all__ = ["OnDone", "Outcome", "Probe", "ProbeResult", "Status", "run_probes"]
+__all__ = ["OnDone", "Outcome", "Probe", "ProbeResult", "Status", "run_probe", "run_probes"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -42,9 +42,13 @@ class Probe:
     check: Callable[[], Outcome]
     #: Rough cost: the costliest probes start first, so the slowest one does not start last.
     weight: float = 1.0
+    #: The same check, already started by an earlier stage of the build (its evidence
+    #: cannot change in between): :func:`run_probes` waits for it instead of running ``check``.
+    started: Future[ProbeResult] | None = None
 
 
-def _run_one(probe: Probe) -> ProbeResult:
+def run_probe(probe: Probe) -> ProbeResult:
+    """Run one probe's check, timed; a probe that raises is a failed result."""
     start = time.monotonic()
     try:
         outcome = probe.check()
@@ -78,7 +82,7 @@ def run_probes(probes: Sequence[Probe], *, jobs: int | None = None,
         with lock:
             running[probe.name] = time.monotonic()
         try:
-            return _run_one(probe)
+            return probe.started.result() if probe.started is not None else run_probe(probe)
         finally:
             with lock:
                 running.pop(probe.name, None)

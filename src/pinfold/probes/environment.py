@@ -9,6 +9,7 @@ import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,13 @@ from ..record import STATE_FILE, EnvRecord
 from ..runner import Runner
 from ..target import Target, neutral_dir, run_inside
 from ..tools import pip_in
-from . import Outcome
+from . import Outcome, Probe
 
-__all__ = ["Expected", "command", "import_module", "lock_match", "pip_check"]
+__all__ = ["PIP_CHECK", "Expected", "command", "import_module", "import_probe", "lock_match",
+           "pip_check", "pip_check_probe"]
+
+#: The pip-check probe's name.
+PIP_CHECK = "pip-check"
 
 
 def _tail(text: str, lines: int = 12) -> tuple[str, ...]:
@@ -50,6 +55,11 @@ def pip_check(runner: Runner, python: Path) -> Outcome:
                            evidence=tuple(lines))
     lines = done.output.strip().splitlines()
     return Outcome(status="ok", summary=lines[-1] if lines else "pip check passed")
+
+
+def pip_check_probe(runner: Runner, python: Path) -> Probe:
+    """The pip-check probe (:func:`pip_check`)."""
+    return Probe(PIP_CHECK, partial(pip_check, runner, python), weight=3)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -157,16 +167,20 @@ def _compare(installed: dict[NormalizedName, list[dict[str, Any]]], expected: Ex
     return findings
 
 
-def lock_match(runner: Runner, target: Target, expected: Callable[[], Expected]) -> Outcome:
+def lock_match(runner: Runner, target: Target, expected: Callable[[], Expected],
+               listed: Sequence[dict[str, Any]] | None = None) -> Outcome:
     """The installed distributions are exactly the expected ones (plus the develop trees).
 
     ``expected`` is called in the probe's thread: working it out may run the interpreter.
+    ``listed``: the distributions as ``inside/distributions.py`` lists them, already listed
+    by the same interpreter in this build (the plugins stage's run); otherwise listed here.
     """
-    data = run_inside(runner, target, "distributions", what="listing the installed distributions",
-                      timeout=120)
+    if listed is None:
+        listed = run_inside(runner, target, "distributions", what="listing the installed distributions",
+                            timeout=120)["distributions"]
     want = expected()
     installed: dict[NormalizedName, list[dict[str, Any]]] = defaultdict(list)
-    for dist in data["distributions"]:
+    for dist in listed:
         installed[canonicalize_name(dist["name"])].append(dist)
     findings = _compare(installed, want)
     count = f"{len(installed)} distributions installed, {len(want.versions)} pinned"
@@ -175,6 +189,11 @@ def lock_match(runner: Runner, target: Target, expected: Callable[[], Expected])
                        evidence=tuple(findings))
     extra = f" + {len(want.develop)} develop tree(s)" if want.develop else ""
     return Outcome(status="ok", summary=f"{count}{extra}: exactly the lock")
+
+
+def import_probe(runner: Runner, target: Target, module: str, name: str | None = None) -> Probe:
+    """The probe ``import <module>`` (:func:`import_module`), named ``name`` if given."""
+    return Probe(name or f"import {module}", partial(import_module, runner, target, module))
 
 
 def import_module(runner: Runner, target: Target, module: str) -> Outcome:

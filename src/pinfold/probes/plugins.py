@@ -8,15 +8,23 @@ tested pinfold code.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from ..plugincache import PluginPackages, check_freshness
 from ..results import PluginCachesOutput
 from ..runner import Runner
 from ..target import Target, run_inside
-from . import Outcome
+from . import Outcome, Probe
 
-__all__ = ["bootstrap", "freshness", "hygiene"]
+__all__ = ["BOOTSTRAP", "HYGIENE_TIMEOUT", "bootstrap", "bootstrap_probe", "freshness", "hygiene",
+           "hygiene_judged"]
+
+#: The consumer-bootstrap probe's name.
+BOOTSTRAP = "consumer-bootstrap"
+
+#: Seconds a plugin module's import may take in the hygiene probe before its child is killed.
+HYGIENE_TIMEOUT = 60.0
 
 
 def freshness(runner: Runner, target: Target, packages: PluginPackages) -> Outcome:
@@ -74,10 +82,20 @@ def _judge(module: dict[str, Any], allowed: set[str], fails: list[str], warns: l
 
 
 def hygiene(runner: Runner, target: Target, packages: PluginPackages, allowed: Sequence[str], *,
-            timeout: float = 60.0, jobs: int = 2) -> Outcome:
+            timeout: float = HYGIENE_TIMEOUT, jobs: int = 2) -> Outcome:
     """Each plugin module imported alone: no reactor installed, no import error, no threads."""
     data = run_inside(runner, target, "hygiene", [f"{timeout:g}", str(jobs), *packages.argv()],
                       what="importing each plugin module alone", timeout=timeout * 10 + 120)
+    return hygiene_judged(data, allowed)
+
+
+def hygiene_judged(data: dict[str, Any], allowed: Sequence[str]) -> Outcome:
+    """Judge the hygiene children's findings (``inside/hygiene.py``'s result).
+
+    Called by :func:`hygiene`, and by the probes stage of a build on the findings its
+    plugins stage gathered: the same children, forked from the interpreter that had
+    just written the caches (see ``inside/regenerate.py``).
+    """
     fails: list[str] = list(data["errors"])
     warns: list[str] = []
     modules = sorted(data["modules"], key=lambda m: str(m["module"]))
@@ -127,3 +145,8 @@ def bootstrap(runner: Runner, target: Target, reactor: str, packages: PluginPack
     reactors = ", ".join(sorted(modules)) or "no plugin module"
     return Outcome(status="ok", summary=f"{call} -> {data['installed']} with read-only plugin folders; "
                                         f"imported only {reactors}")
+
+
+def bootstrap_probe(runner: Runner, target: Target, reactor: str, packages: PluginPackages) -> Probe:
+    """The consumer-bootstrap probe (:func:`bootstrap`)."""
+    return Probe(BOOTSTRAP, partial(bootstrap, runner, target, reactor, packages))

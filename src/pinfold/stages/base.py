@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -12,7 +13,7 @@ from ..errors import Problem
 from ..index import ArtifactIndex
 from ..interpreter import Interpreter
 from ..preflight import PreflightReport
-from ..results import Progress, StageOutputs
+from ..results import ProbeResult, Progress, StageOutputs
 from ..runner import Runner
 from ..spec import Spec
 from ..target import Target
@@ -42,6 +43,9 @@ class Context:
     #: Launchers in ``bin_dir`` this env.yaml wrote and no longer lists (the scripts stage):
     #: removed by the pipeline only once the new environment is switched in.
     stale_launchers: list[Path] = field(default_factory=list)
+    #: Probes an earlier stage started ahead of the probes stage, by probe name (the plugins
+    #: stage starts those whose evidence the stages in between cannot change).
+    started_probes: dict[str, Future[ProbeResult]] = field(default_factory=dict)
     #: Where stages report how far they are (the CLI's live line); called from any thread.
     on_progress: Callable[[Progress], None] = lambda _: None
 

@@ -6,16 +6,27 @@ installed, every package whose ``__init__`` calls ``pluginPackagePaths``, and th
 ``final.plugin_caches.packages``. Without this, the first ``getPlugins()`` of a consumer
 imports every plugin module, and one that imports the reactor breaks
 ``installReactor`` (the seed bug). See :mod:`pinfold.plugincache` for freshness.
+
+The same interpreter gathers what this build's probes would otherwise start interpreters
+(each importing Twisted again) for: the plugin-hygiene children, forked from it before it
+imports any plugin module and run once the caches are written, and the list of installed
+distributions for the lock probe. Both are kept in the stage's output for the probes stage.
+It also starts the pip-check, consumer-bootstrap and import probes early (see :meth:`PluginCaches.run`).
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
 from ..errors import BuildError
 from ..plugincache import PluginPackages, regenerate, script_paths, twisted_installed
+from ..probes import Probe, run_probe
+from ..probes.environment import import_probe, pip_check_probe
+from ..probes.plugins import BOOTSTRAP, HYGIENE_TIMEOUT, bootstrap_probe
 from ..results import PluginCachesOutput
 from .base import Context, Stage
 
@@ -40,20 +51,74 @@ class PluginCaches(Stage):
         return None
 
     def run(self, ctx: Context) -> str:
+        probes = ctx.spec.final.probes
+        # Probes whose evidence nothing between here and the probes stage can change (the
+        # scripts stage only writes bin/ and bin_dir) start now, so that they overlap this
+        # stage's single interpreter: pip-check (it reads the installed metadata only) at once;
+        # consumer-bootstrap and the `imports` (each a fresh interpreter, as always) as soon as
+        # every cache is written and final. The probes stage reports them.
+        # As many at a time as the probes stage runs (each mostly waits for its interpreter).
+        pool = ThreadPoolExecutor(max_workers=max(4, 2 * (os.cpu_count() or 2)),
+                                  thread_name_prefix="pinfold-probe")
+        try:
+            if probes.enabled:
+                self._start(ctx, pool, pip_check_probe(ctx.runner, ctx.env_python))
+            return self._regenerate(ctx, pool)
+        except BaseException:
+            # Nothing started here outlives a failed stage: its results would never be read.
+            pool.shutdown(wait=True, cancel_futures=True)
+            ctx.started_probes.clear()
+            raise
+        finally:
+            pool.shutdown(wait=False)
+
+    @staticmethod
+    def _start(ctx: Context, pool: ThreadPoolExecutor, probe: Probe) -> None:
+        ctx.started_probes[probe.name] = pool.submit(run_probe, probe)
+
+    def _regenerate(self, ctx: Context, pool: ThreadPoolExecutor) -> str:
         # With the scripts' extra_paths first on sys.path: their plugin folders get caches too.
-        target = replace(ctx.target, paths=script_paths(ctx.spec.scripts))
-        done = regenerate(ctx.runner, target, PluginPackages(ctx.spec.final.plugin_caches.packages))
+        extra = script_paths(ctx.spec.scripts)
+        target = replace(ctx.target, paths=extra)
+        probes = ctx.spec.final.probes
+        twisted = probes.enabled and twisted_installed(ctx.env_dir, ctx.spec.develop)
+        # The probes stage runs the Twisted probes only with Twisted, and lists distributions
+        # with the environment's own sys.path (no extra_paths first): gather only what it uses.
+        hygiene = (HYGIENE_TIMEOUT, os.cpu_count() or 2) if twisted else None
+        told: list[tuple[str, ...]] = []
+
+        def module(done: int, total: int, name: str) -> None:
+            self.progress(ctx, done, total, unit="modules", item=f"imported {name}" if name else "")
+
+        def caches(packages: tuple[str, ...]) -> None:
+            if told:
+                return
+            told.append(packages)
+            if twisted:
+                self._start(ctx, pool, bootstrap_probe(ctx.runner, target, probes.reactor,
+                                                       PluginPackages(packages, exact=True)))
+            if probes.enabled:  # a consumer's import may look its plugins up: after the caches
+                for module in dict.fromkeys(probes.imports):
+                    self._start(ctx, pool, import_probe(ctx.runner, ctx.target, module))
+
+        done = regenerate(ctx.runner, target, PluginPackages(ctx.spec.final.plugin_caches.packages),
+                          hygiene=hygiene, distributions=probes.enabled and not extra,
+                          on_module=module, on_caches=caches)
+        if told and told[0] != done.packages:  # not what the result says: the probes stage runs it
+            started = ctx.started_probes.pop(BOOTSTRAP, None)
+            if started is not None:
+                started.result()
         if done.freshness.problems:
             raise BuildError("plugin caches: not fresh right after regeneration (something changed "
                              "the plugin folders meanwhile?)", done.freshness.problems)
         outside = [c.path for c in done.caches if not _inside(c.path, ctx.env_dir)]
-        extra = script_paths(ctx.spec.scripts)
         ctx.warnings += [f"plugin cache written outside the environment (a develop tree): {p}"
                          for p in outside if not any(p.is_relative_to(e) for e in extra)]
         margins = [f.margin for f in done.freshness.folders if f.margin is not None]
         # The read-only freshness test passed; the probes stage reports it, not repeats it.
         written = PluginCachesOutput(packages=done.packages, caches=done.caches, removed=done.removed,
-                                     fresh=True, margin=min(margins, default=None))
+                                     fresh=True, margin=min(margins, default=None),
+                                     hygiene=done.hygiene, distributions=done.distributions)
         ctx.outputs = replace(ctx.outputs, plugin_caches=written)
         modules = sum(c.modules for c in done.caches)
         raised = sum(c.raised > 0 for c in done.caches)

@@ -8,6 +8,11 @@ and commands listed in env.yaml, and that each generated script (``scripts:``) r
 a build writes the manifest after its probes, so it has none to compare with yet).
 They run in parallel; any failure fails the stage with :class:`ProbeError`, which keeps
 every result for the report.
+
+In a build, some evidence is already there: the plugins stage's interpreter ran the
+hygiene children and listed the distributions, and it started pip-check,
+consumer-bootstrap and the imports early (``ctx.started_probes``); this stage judges and
+reports those like the others. ``pinfold check`` runs every probe here.
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ def _expected(ctx: Context) -> Callable[[], Expected]:
     return partial(Expected.from_lock, ctx.runner, ctx.env_python, spec.requirements, spec.develop)
 
 
+def _started(ctx: Context, probe: Probe) -> Probe:
+    """``probe``, or the same probe an earlier stage of this build started (see s6_plugins)."""
+    started = ctx.started_probes.pop(probe.name, None)
+    return probe if started is None else replace(probe, started=started)
+
+
 def _files(env_dir: Path) -> Probe:
     return Probe("files", partial(files.files_match, env_dir), weight=2)
 
@@ -74,21 +85,25 @@ def plan(ctx: Context, *, files_only: bool = False) -> list[Probe]:
     if twisted_installed(ctx.env_dir, spec.develop):
         fresh = (partial(plugins.freshness_checked, caches) if caches is not None and caches.fresh
                  else partial(plugins.freshness, runner, plugin_target, packages))
+        # This build's plugins stage ran the hygiene children already (see s6_plugins).
+        hygiene = (partial(plugins.hygiene_judged, caches.hygiene, options.allow_reactor_import)
+                   if caches is not None and caches.hygiene is not None
+                   else partial(plugins.hygiene, runner, plugin_target, packages,
+                                options.allow_reactor_import, jobs=jobs))
         probes += [
             Probe("plugin-caches", fresh),
-            Probe("plugin-hygiene", partial(plugins.hygiene, runner, plugin_target, packages,
-                                            options.allow_reactor_import, jobs=jobs), weight=5),
-            Probe("consumer-bootstrap", partial(plugins.bootstrap, runner, plugin_target,
-                                                options.reactor, packages)),
+            Probe("plugin-hygiene", hygiene, weight=5),
+            _started(ctx, plugins.bootstrap_probe(runner, plugin_target, options.reactor, packages)),
         ]
     if ctx.preflight is None:  # checking a finished environment: it has a manifest
         probes.append(_files(ctx.env_dir))
     probes += [
-        Probe("pip-check", partial(environment.pip_check, runner, ctx.env_python), weight=3),
-        Probe("lock", partial(environment.lock_match, runner, target, _expected(ctx)), weight=2),
+        _started(ctx, environment.pip_check_probe(runner, ctx.env_python)),
+        Probe("lock", partial(environment.lock_match, runner, target, _expected(ctx),
+                              None if caches is None else caches.distributions), weight=2),
     ]
     taken = {p.name for p in probes}
-    probes += [Probe(_unique(f"import {m}", taken), partial(environment.import_module, runner, target, m))
+    probes += [_started(ctx, environment.import_probe(runner, target, m, _unique(f"import {m}", taken)))
                for m in options.imports]
     for kind, items in (("script", options.scripts), ("command", options.commands)):
         probes += [Probe(_unique(f"{kind} {' '.join(item.argv)}", taken),
