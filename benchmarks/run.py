@@ -53,7 +53,8 @@ PYTHON = shutil.which("python3.11") or sys.executable
 #: pinfold's phases in build order: the stages of ``pinfold build --json``, then what the
 #: build did outside them (planning, lock, manifest, record, switch: its ``seconds`` less the
 #: stages) and the process around it (Python start, imports, rendering: wall less ``seconds``).
-PHASES = ("preflight", "create", "install", "compile", "scripts", "plugins", "probes", "record", "start")
+PHASES = ("preflight", "create", "install", "develop", "compile", "plugins", "scripts", "probes", "record",
+          "start")
 PHASE_NAMES = {"record": "plan, manifest, record, switch", "start": "process start and exit"}
 ORDER = ("example", "medium", "large")
 
@@ -494,8 +495,8 @@ def growth(benches: list[Bench]) -> str:
         return ""
     uv, pip = "pinfold uv, warm cache", "pinfold pip, second fresh build, warm caches"
     rows: list[tuple[str, str, str]] = [(p, uv, PHASE_NAMES.get(p, p)) for p in PHASES]
-    rows.insert(3, ("install", pip, "install (pip)"))
-    rows.insert(5, ("compile", pip, "compile (pip)"))
+    for phase in ("install", "compile"):  # pip's, right after uv's
+        rows.insert(PHASES.index(phase) + 1 + (phase == "compile"), (phase, pip, f"{phase} (pip)"))
     rows.append(("", uv, "whole build"))
     names = [b.scenario.name for b in benches]
     head = ["phase", *(f"{n} s" for n in names), *(f"{n} s/100 dists" for n in names),
