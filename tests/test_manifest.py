@@ -257,3 +257,14 @@ def test_check_files_names_a_hot_fix_and_a_stray_install(
     assert "tool 1.0:" in files.evidence and "stray-dist 0.1:" in files.evidence
     # Probes disabled: --files still compares.
     assert tuple(r.name for r in caught.value.results) == ("files",)
+
+
+def test_tokens_needed_is_any_of_its_strings() -> None:
+    """The shortcut (search only the strings no other one contains) answers as the full search."""
+    tokens = Tokens.of(Path("/r/p.d/20240101-x"), path=Path("/r/p"), root=Path("/r"),
+                       develop=[Path("/elsewhere/tree")])
+    texts = [os.fsencode(text) for text, _ in tokens.pairs]
+    samples = [b"", b"nothing here", b"/r", b"/r/", b"20240101-x", b"#!/r/p.d/20240101-x/bin/python",
+               b"/elsewhere/tre", b"at /elsewhere/tree/src", b"prompt = 20240101-x", b"/r/p"]
+    for data in samples:
+        assert tokens.needed(data) == any(t in data for t in texts), data
