@@ -20,8 +20,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
-import shutil
 import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -170,7 +168,7 @@ class Environments:
         now = time.time()
         # Names sort by build time (rollback relies on it), to the millisecond.
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}"
-        return self.versions / f"{stamp}-{secrets.token_hex(3)}"
+        return self.versions / f"{stamp}-{os.urandom(3).hex()}"
 
     def create(self, env_dir: Path) -> None:
         """Create the versioned directory ``env_dir`` holding pinfold's marker, and nothing else."""
@@ -181,6 +179,8 @@ class Environments:
         try:
             write_atomic(env_dir / MARKER, _marker_text(env_dir))
         except OSError as exc:
+            import shutil  # lazy: the no-op fast path imports this module, and removes nothing
+
             shutil.rmtree(env_dir, ignore_errors=True)  # created just now, by this call
             raise BuildError(f"cannot write into {env_dir}: {exc.strerror}") from None
 
@@ -222,7 +222,7 @@ class Environments:
 
     def switch(self, env_dir: Path) -> None:
         """Point ``path`` at ``env_dir`` in one atomic rename of a new symlink."""
-        link = self.path.with_name(f".{self.path.name}.{secrets.token_hex(3)}.tmp")
+        link = self.path.with_name(f".{self.path.name}.{os.urandom(3).hex()}.tmp")
         os.symlink(os.path.relpath(env_dir, self.path.parent), link)
         os.replace(link, self.path)
 
@@ -341,6 +341,8 @@ def _remove_marked(env_dir: Path) -> None:
         if child.name == MARKER:
             continue
         if child.is_dir() and not child.is_symlink():
+            import shutil  # lazy: see above
+
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
