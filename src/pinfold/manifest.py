@@ -424,8 +424,9 @@ def read_manifest(env_dir: Path) -> Manifest | None:
         return None
 
 
-def write_manifest(env_dir: Path, manifest: Manifest) -> None:
-    """Write ``manifest`` into ``env_dir`` atomically (before the record, which finishes it)."""
+def write_manifest(env_dir: Path, manifest: Manifest) -> str:
+    """Write ``manifest`` into ``env_dir`` atomically (before the record, which finishes it);
+    return its digest (computed once: it sorts and hashes every entry)."""
     doc = manifest.to_json()
     files = doc.pop("files")
     # One line per file, as json.dumps(indent=1) would nest it but with each entry on one
@@ -437,3 +438,4 @@ def write_manifest(env_dir: Path, manifest: Manifest) -> None:
     parts["files"] = f"{{\n{rows}\n }}" if rows else "{}"
     text = "{\n" + ",\n".join(f" {one(key)}: {parts[key]}" for key in sorted(parts)) + "\n}\n"
     write_atomic(env_dir / MANIFEST_FILE, text.encode("utf-8"))
+    return str(doc["digest"])
