@@ -173,3 +173,28 @@ def test_only_unfinished_entries_count_as_leftovers(tmp_path: Path) -> None:
     assert not envs.has_leftovers()
     envs.create(envs.versions / "20240102-000000000-bbbbbb")
     assert envs.has_leftovers()
+
+
+def test_a_clone_links_every_file_and_keeps_links_as_links(tmp_path: Path) -> None:
+    """Nested folders, empty folders, symlinked files and folders; links into the old tree move."""
+    envs = Environments(tmp_path / "env")
+    src = finished(envs, "20240101-000000000-aaaaaa")
+    write(src / "lib" / "python3.11" / "site-packages" / "pkg" / "__init__.py", "x = 1\n")
+    (src / "lib" / "empty").mkdir()
+    (src / "lib64").symlink_to("lib")
+    (src / "lib" / "inside").symlink_to(src / "lib" / "python3.11")
+    (src / "lib" / "outside").symlink_to("/usr/bin")
+    write(src / f".{STATE_FILE}.123.tmp", "half a record")
+    dst = envs.versions / "20240102-000000000-bbbbbb"
+    envs.create(dst)
+    count = envs.clone(src, dst)
+    source = src / "lib" / "python3.11" / "site-packages" / "pkg" / "__init__.py"
+    copy = dst / "lib" / "python3.11" / "site-packages" / "pkg" / "__init__.py"
+    assert copy.stat().st_ino == source.stat().st_ino
+    assert (dst / "lib" / "empty").is_dir() and not (dst / "lib" / "empty").is_symlink()
+    assert os.readlink(dst / "lib64") == "lib"
+    assert os.readlink(dst / "lib" / "inside") == str(dst / "lib" / "python3.11")
+    assert os.readlink(dst / "lib" / "outside") == "/usr/bin"
+    assert not (dst / f".{STATE_FILE}.123.tmp").exists()
+    linked = [p for p in dst.rglob("*") if p.is_file() and not p.is_symlink() and p.name != MARKER]
+    assert count == len(linked)

@@ -9,6 +9,7 @@ different lengths (the path is embedded in shebangs, pyvenv.cfg and bytecode).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -257,3 +258,50 @@ def test_check_files_names_a_hot_fix_and_a_stray_install(
     assert "tool 1.0:" in files.evidence and "stray-dist 0.1:" in files.evidence
     # Probes disabled: --files still compares.
     assert tuple(r.name for r in caught.value.results) == ("files",)
+
+
+def test_tokens_needed_is_any_of_its_strings() -> None:
+    """The shortcut (search only the strings no other one contains) answers as the full search."""
+    tokens = Tokens.of(Path("/r/p.d/20240101-x"), path=Path("/r/p"), root=Path("/r"),
+                       develop=[Path("/elsewhere/tree")])
+    texts = [os.fsencode(text) for text, _ in tokens.pairs]
+    samples = [b"", b"nothing here", b"/r", b"/r/", b"20240101-x", b"#!/r/p.d/20240101-x/bin/python",
+               b"/elsewhere/tre", b"at /elsewhere/tree/src", b"prompt = 20240101-x", b"/r/p"]
+    for data in samples:
+        assert tokens.needed(data) == any(t in data for t in texts), data
+
+
+def test_an_update_hashes_a_file_changed_in_place_with_its_size_and_mtime_kept(tmp_path: Path) -> None:
+    """A hard-link clone shares inodes with the previous environment: a file written there in
+    place, same size, mtime set back (``cp -p`` onto it), is read again, never taken from the
+    previous manifest."""
+    from pinfold.envdir import Environments  # the clone an update starts from
+
+    envs = Environments(tmp_path / "env")
+    old = envs.versions / "20240101-000000000-aaaaaa"
+    envs.versions.mkdir()
+    envs.create(old)
+    (old / "bin").mkdir()
+    module = old / "lib" / "python3.11" / "site-packages" / "pkg" / "__init__.py"
+    module.parent.mkdir(parents=True)
+    module.write_bytes(b"x = 1\n")
+    before = scan(old)
+    info = module.stat()
+    with module.open("r+b") as fh:  # in place: the inode every clone shares
+        fh.write(b"x = 2\n")
+    os.utime(module, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert (module.stat().st_size, module.stat().st_mtime_ns) == (info.st_size, info.st_mtime_ns)
+    new = envs.versions / "20240102-000000000-bbbbbb"
+    envs.create(new)
+    envs.clone(old, new)
+    rel = "lib/python3.11/site-packages/pkg/__init__.py"
+    after = scan(new)
+    assert (new / rel).stat().st_ino == info.st_ino
+    assert after.entries[rel].sha256 != before.entries[rel].sha256
+    assert after.entries[rel].sha256 == hashlib.sha256(b"x = 2\n").hexdigest()
+    # A file replaced by another of the same size and mtime (a new inode) likewise.
+    replacement = tmp_path / "replacement"
+    replacement.write_bytes(b"x = 3\n")
+    os.utime(replacement, ns=(info.st_atime_ns, info.st_mtime_ns))
+    os.replace(replacement, new / rel)
+    assert scan(new).entries[rel].sha256 == hashlib.sha256(b"x = 3\n").hexdigest()

@@ -15,7 +15,6 @@ import os
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -658,6 +657,8 @@ def _main(args: argparse.Namespace, out: _Output, stdout: IO[str], stderr: IO[st
     except PinfoldError as exc:
         if args.traceback:
             out.result(())  # the live line ends before the traceback
+            import traceback  # lazy: only --traceback needs it
+
             traceback.print_exc(file=stderr)
         extra: dict[str, Any] = {}
         if args.command in ("build", "check", "unpack"):
@@ -671,6 +672,8 @@ def _main(args: argparse.Namespace, out: _Output, stdout: IO[str], stderr: IO[st
     except Exception as exc:  # a bug in pinfold: still one line, with the way to see more
         if args.traceback:
             out.result(())  # the live line ends before the traceback
+            import traceback  # lazy: only --traceback needs it
+
             traceback.print_exc(file=stderr)
         return fail(render.internal_error_lines(exc), exc, {"error": f"{type(exc).__name__}: {exc}"})
 

@@ -45,6 +45,7 @@ environment (:data:`BOOKKEEPING`), and, in an environment built with ``compile: 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -121,7 +122,20 @@ class Tokens:
 
     def needed(self, data: bytes) -> bool:
         """Whether ``data`` holds any of the strings (most files do not: no second hash)."""
-        return any(os.fsencode(text) in data for text, _ in self.pairs)
+        return any(needle in data for needle in _needles(self.pairs))
+
+
+@functools.lru_cache(maxsize=16)
+def _needles(pairs: tuple[tuple[str, str], ...]) -> tuple[bytes, ...]:
+    """The strings of ``pairs`` no other one contains: data holding none of them holds none at all.
+
+    The environment's path contains env.yaml's folder and its own name, so this is usually
+    two searches instead of five, over every byte of every file a build scans.
+    """
+    texts = list(dict.fromkeys(os.fsencode(text) for text, _ in pairs))
+    return tuple(t for t in texts if not any(u != t and u in t for u in texts))
+
+
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -215,27 +229,34 @@ def _excluded(rel: str, runtime_bytecode: bool) -> bool:
     return runtime_bytecode and ("/__pycache__/" in f"/{rel}")
 
 
-def _walk(env_dir: Path, runtime_bytecode: bool) -> Iterator[tuple[str, os.stat_result]]:
-    """Every file and symlink under ``env_dir`` (links not followed), relative, sorted."""
-    base = str(env_dir)
-    for root, dirs, files in os.walk(base):
-        rel_root = os.path.relpath(root, base)
-        prefix = "" if rel_root == "." else rel_root.replace(os.sep, "/") + "/"
-        for name in list(dirs):
-            full = os.path.join(root, name)
-            if os.path.islink(full):  # a symlinked folder is an entry, not a tree to walk
-                dirs.remove(name)
-                files.append(name)
-            elif runtime_bytecode and name == "__pycache__":
-                dirs.remove(name)
-        dirs.sort()
-        for name in sorted(files):
-            rel = prefix + name
+def _walk(env_dir: Path, runtime_bytecode: bool) -> Iterator[tuple[str, str, os.stat_result]]:
+    """Every file and symlink under ``env_dir`` (links not followed): relative path, full path
+    and ``lstat``, sorted by name in each folder, a folder's files before its subfolders.
+
+    os.scandir and plain strings (no os.walk, whose symlink checks cost a second stat): a
+    build scans every file of its environment. Unreadable folders are skipped, as os.walk does.
+    """
+    stack = [(str(env_dir), "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):  # a symlinked folder is an entry, not a tree
+                if not (runtime_bytecode and entry.name == "__pycache__"):
+                    subfolders.append((entry.path, f"{prefix}{entry.name}/"))
+                continue
+            rel = prefix + entry.name
             if _excluded(rel, runtime_bytecode):
                 continue
-            info = os.lstat(os.path.join(root, name))
+            info = entry.stat(follow_symlinks=False)
             if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
-                yield rel, info
+                yield rel, entry.path, info
+        stack.extend(reversed(subfolders))  # popped in name order
 
 
 #: The ``pyvenv.cfg`` keys whose values name the base interpreter, its folder or its prefixes
@@ -279,10 +300,22 @@ def _normalise(rel: str, data: bytes, tokens: Tokens) -> bytes | None:
     return tokens.apply(data) if tokens.needed(data) else None
 
 
-def _hash_file(full: str, rel: str, tokens: Tokens) -> tuple[str, str]:
+def _read(full: str, size: int) -> bytes:
+    """All the bytes of the file at ``full`` (``size`` from its stat: usually one read)."""
+    fd = os.open(full, os.O_RDONLY)
+    try:
+        # os.read straight into one bytes object: no buffered reader per file (16,000+ files).
+        chunks = [os.read(fd, size + 1)]
+        while chunks[-1]:  # until end of file, should it have grown since the stat
+            chunks.append(os.read(fd, 1 << 20))
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 2 else b"".join(chunks)
+
+
+def _hash_file(full: str, rel: str, tokens: Tokens, size: int = 0) -> tuple[str, str]:
     """(sha256 of the bytes, sha256 of their normalised form or "")."""
-    with open(full, "rb") as fh:
-        data = fh.read()
+    data = _read(full, size)
     raw = hashlib.sha256(data).hexdigest()
     norm = _normalise(rel, data, tokens)
     return raw, "" if norm is None or norm == data else hashlib.sha256(norm).hexdigest()
@@ -321,8 +354,7 @@ def scan(env_dir: Path, tokens: Tokens | None = None, *, runtime_bytecode: bool 
     tokens = tokens if tokens is not None else Tokens()
     owned = owners(env_dir) if with_owners else {}
     entries: dict[str, Entry] = {}
-    for rel, info in _walk(env_dir, runtime_bytecode):
-        full = os.path.join(env_dir, rel)
+    for rel, full, info in _walk(env_dir, runtime_bytecode):
         if stat.S_ISLNK(info.st_mode):
             target = os.readlink(full)
             # The base interpreter's location (module docs): `pinfold unpack --python` moves it.
@@ -333,7 +365,7 @@ def scan(env_dir: Path, tokens: Tokens | None = None, *, runtime_bytecode: bool 
                                  normalised="" if norm == os.fsencode(target)
                                  else hashlib.sha256(norm).hexdigest())
             continue
-        raw, norm_hash = _hash_file(full, rel, tokens)
+        raw, norm_hash = _hash_file(full, rel, tokens, info.st_size)
         entries[rel] = Entry(path=rel, kind="file", size=info.st_size, mode=stat.S_IMODE(info.st_mode),
                              sha256=raw, normalised=norm_hash, owner=owned.get(rel, ""))
     return Manifest(entries=entries, tokens=tokens, runtime_bytecode=runtime_bytecode)
@@ -416,7 +448,18 @@ def read_manifest(env_dir: Path) -> Manifest | None:
         return None
 
 
-def write_manifest(env_dir: Path, manifest: Manifest) -> None:
-    """Write ``manifest`` into ``env_dir`` atomically (before the record, which finishes it)."""
-    text = json.dumps(manifest.to_json(), indent=1, sort_keys=True) + "\n"
+def write_manifest(env_dir: Path, manifest: Manifest) -> str:
+    """Write ``manifest`` into ``env_dir`` atomically (before the record, which finishes it);
+    return its digest (computed once: it sorts and hashes every entry)."""
+    doc = manifest.to_json()
+    files = doc.pop("files")
+    # One line per file, as json.dumps(indent=1) would nest it but with each entry on one
+    # line: indent forces json's pure-Python encoder (3x slower on 16,000 files); the
+    # entries go through the C one.
+    one = json.JSONEncoder(sort_keys=True).encode
+    rows = ",\n".join(f"  {one(path)}: {one(files[path])}" for path in files)
+    parts = {key: one(value) for key, value in doc.items()}
+    parts["files"] = f"{{\n{rows}\n }}" if rows else "{}"
+    text = "{\n" + ",\n".join(f" {one(key)}: {parts[key]}" for key in sorted(parts)) + "\n}\n"
     write_atomic(env_dir / MANIFEST_FILE, text.encode("utf-8"))
+    return str(doc["digest"])

@@ -14,7 +14,7 @@ from .envdir import Cleanup, Environments
 from .errors import BuildError, PinfoldError
 from .index import ArtifactIndex
 from .locking.needs import require_current_locks
-from .manifest import Manifest, Tokens, scan, write_manifest
+from .manifest import Tokens, scan, write_manifest
 from .paths import display_path
 from .record import EnvRecord, PythonRecord
 from .results import BuildResult, OnEvent, StageEvent, StageReport
@@ -159,7 +159,7 @@ def build(
                 plan=plan,
                 stages=tuple(reports),
                 outputs=ctx.outputs,
-                digest=_write_manifest(spec, ctx.env_dir).digest,
+                digest=_write_manifest(spec, ctx.env_dir),
             )
             envs.finish(ctx.env_dir, record)
         except BaseException:
@@ -185,12 +185,11 @@ def _prune_launchers(stale: list[Path]) -> list[str]:
     return warnings
 
 
-def _write_manifest(spec: Spec, env_dir: Path) -> Manifest:
-    """Scan the finished tree and write its manifest; the record, written next, finishes both."""
+def _write_manifest(spec: Spec, env_dir: Path) -> str:
+    """Scan the finished tree and write its manifest; the record, written next, finishes both.
+    Returns the environment digest."""
     tokens = Tokens.of(env_dir, path=spec.path, root=spec.root, develop=spec.develop)
-    manifest = scan(env_dir, tokens, runtime_bytecode=not spec.compile)
-    write_manifest(env_dir, manifest)
-    return manifest
+    return write_manifest(env_dir, scan(env_dir, tokens, runtime_bytecode=not spec.compile))
 
 
 def plan(spec: Spec, *, runner: Runner | None = None, fresh: bool = False) -> Plan:

@@ -7,11 +7,13 @@ interpreter env.yaml named, and what each develop tree holds that the build depe
 (:func:`tree_state`: the digests of its metadata files, the size and mtime of each of its
 Twisted plugin modules). When all of those are as recorded, validating env.yaml again
 would give the same spec and the plan would be a no-op; :func:`up_to_date` checks exactly
-that with the standard library, ``yaml`` and one ``python -I -S`` run (an interpreter can
-be replaced in place), without importing the pipeline, ``packaging`` or the lock parser:
-a no-op then costs about 0.1 s. With ``extends``, ``path`` and ``python`` may be written
-in a base file: the fast path follows the chain with ``yaml.safe_load`` for those two keys
-only (each file once) and requires every file it read to be in the watch, unchanged.
+that with the standard library and one ``python -I -S`` run (an interpreter can be
+replaced in place; it runs in a thread beside the file checks), without importing the
+pipeline, ``packaging``, the lock parser or, for an env.yaml of plain ``key: value`` lines
+(:func:`_top_keys`), even ``yaml``: a no-op then costs well under 0.1 s. With ``extends``,
+``path`` and ``python`` may be written in a base file: the fast path follows the chain for
+those two keys only (each file once) and requires every file it read to be in the watch,
+unchanged.
 
 Anything different or unreadable and it answers None, "not known to be up to date":
 the full path (:func:`pinfold.pipeline.build`) decides, with its own messages. So it does
@@ -23,12 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import yaml
 
 from ._version import __version__
 from .envdir import Environments, damage
@@ -207,6 +209,131 @@ def watch_of(spec: Spec) -> Watch:
 _KEYS = ("path", "python")
 
 
+#: What the fast path reads without a YAML parser: top-level keys (``path``, ``python``,
+#: ``extends`` and their ``+``/``-`` forms), each on a line of its own at column 0.
+_WANTED = frozenset(f"{k}{op}" for k in (*_KEYS, "extends") for op in ("", "+", "-"))
+_KEY_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*?[+-]?):(?: +(.*))?")
+#: A plain scalar that YAML 1.1 reads as a string whatever its resolvers: path-like
+#: characters only, starting with a letter, ``_`` or ``/``, or with ``./``, ``../``, ``~/``.
+_PLAIN = re.compile(r"(?:[A-Za-z_/]|\./|\.\./|~/)[A-Za-z0-9_./~+-]*")
+_NOT_STRINGS = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", "null"})
+_QUOTED = re.compile(r"'([^'\n]*)'" + r'|"([^"\\\n]*)"')
+_FLOW_LIST = re.compile(r"\[([^\[\]{}]*)\]")
+
+
+def _scalar(text: str) -> str | None:
+    """A one-line scalar (then maybe a comment) as YAML reads it, if surely a string; else None."""
+    if (quoted := _QUOTED.match(text)) is not None:
+        rest = text[quoted.end():]
+        value = quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
+    elif (plain := _PLAIN.match(text)) is not None:
+        rest, value = text[plain.end():], plain.group(0)
+        if value.lower() in _NOT_STRINGS:
+            return None
+    else:
+        return None
+    # Only spaces, or spaces then a comment, may follow: "env#x", "env x", "'a'b" are YAML's.
+    if rest.strip(" ") and not (rest[0] == " " and rest.lstrip(" ").startswith("#")):
+        return None
+    return value
+
+
+def _top_keys(data: bytes) -> dict[str, object] | None:
+    """``path``, ``python``, ``extends`` (and ``+``/``-`` forms) of a simple env.yaml, or None.
+
+    The no-op check reads env.yaml before anything else and needs only those keys; YAML's
+    import alone costs more than the rest of the check. So a file whose every column-0
+    line is a comment, a ``- `` item or ``key: ...`` with a plain key, and whose wanted
+    keys each have a one-line string value (or, for ``extends``, a flow or block list
+    of them), is read here; anything else (tabs, CR, document markers, anchors, quoted or
+    complex keys, a value that might not be a string, a key given twice) returns None and
+    YAML reads it. Even a misreading could not make a changed build look up to date: the
+    answer is only "up to date" when the record found through ``path`` was built from
+    these very bytes (every file in its watch has the digest it had).
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\t" in text or "\r" in text or text.startswith("\ufeff"):
+        return None
+    found: dict[str, object] = {}
+    lines = text.split("\n")
+    i = 0
+    items_allowed = False  # a "- " item at column 0 belongs to a key without a value
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line or line[0] in " #":
+            continue  # inside some other key's value, a comment, or nothing
+        if line == "-" or line.startswith("- "):
+            if not items_allowed:
+                return None  # a list at the top, or an item after a value
+            continue
+        match = _KEY_LINE.fullmatch(line)
+        if match is None:
+            return None  # ---, %YAML, {...}, "quoted key", ? complex, <<: merge...
+        key, value = match.group(1), (match.group(2) or "").strip()
+        items_allowed = not value or value.startswith("#")
+        if key not in _WANTED:
+            # A value that may go on over lines at column 0 (a quoted or flow one left open)
+            # could hide a line that looks like a key: let YAML read such a file.
+            if value.startswith(("'", '"')) and _QUOTED.fullmatch(value.split(" #")[0].rstrip()) is None:
+                return None
+            if value.startswith(("[", "{")) and not value.split(" #")[0].rstrip().endswith(("]", "}")):
+                return None
+            continue
+        if key in found:
+            return None
+        if key == "extends":
+            items = _extends(value, lines, i)
+            if items is None:
+                return None
+            found[key], i = items
+        elif (scalar := _scalar(value)) is not None:
+            found[key] = scalar
+        else:
+            return None
+        # A plain scalar may go on over the next (indented) lines: then let YAML read it.
+        j = i
+        while j < len(lines) and (not lines[j].strip() or lines[j].lstrip(" ").startswith("#")):
+            j += 1
+        if key != "extends" and j < len(lines) and lines[j][:1] == " ":
+            return None
+    return found
+
+
+def _extends(value: str, lines: list[str], i: int) -> tuple[list[str] | str, int] | None:
+    """``extends``' value starting at ``value`` (its line) and ``lines[i:]``, and the next line."""
+    if value and not value.startswith("#"):
+        if (flow := _FLOW_LIST.match(value)) is None:
+            one = _scalar(value)
+            return None if one is None else (one, i)
+        rest = value[flow.end():]
+        if rest.strip() and not rest.lstrip(" ").startswith("#"):
+            return None
+        parts = [p.strip() for p in flow.group(1).split(",")]
+        if parts == [""]:
+            return [], i
+        items = [_scalar(p) for p in parts]
+        return None if None in items else ([item for item in items if item is not None], i)
+    out: list[str] = []
+    while i < len(lines):
+        line = lines[i].lstrip(" ")
+        if not line or line.startswith("#"):
+            i += 1
+            continue
+        if not line.startswith("- "):
+            break
+        if (one := _scalar(line[2:].strip())) is None:
+            return None
+        out.append(one)
+        i += 1
+    if not out or (i < len(lines) and lines[i][:1] == " "):  # empty (null) or not a plain list
+        return None
+    return out, i
+
+
 def _find_keys(file: Path, found: dict[str, tuple[Path, object]], read: list[Path]) -> bool:
     """Fill ``found`` with ``path``/``python`` as the merge would give them, each with the file
     that wrote it; every file opened goes to ``read``. False: not judged here (a cycle, an
@@ -214,7 +341,12 @@ def _find_keys(file: Path, found: dict[str, tuple[Path, object]], read: list[Pat
     if len(read) > 100 or file in read:  # a cycle, or a base named twice: the full path decides
         return False
     read.append(file)
-    raw = yaml.safe_load(read_bytes(file))
+    data = read_bytes(file)
+    raw = _top_keys(data)
+    if raw is None:  # not simple enough to read without a YAML parser
+        import yaml  # lazy: 15-25 ms of imports, which most env.yaml files do not need
+
+        raw = yaml.safe_load(data)
     if raw is None:
         return True
     if not isinstance(raw, dict) or any(f"{k}{op}" in raw for k in _KEYS for op in "+-"):
@@ -258,6 +390,42 @@ def up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
         return None
 
 
+class _Identity:
+    """:func:`identity` of one interpreter, run in a thread; :meth:`result` waits for it."""
+
+    def __init__(self, python: str, runner: Runner) -> None:
+        self._answer: str | None = None
+        self._thread = threading.Thread(target=self._run, args=(python, runner), daemon=True,
+                                        name="pinfold-identity")
+        self._thread.start()
+
+    def _run(self, python: str, runner: Runner) -> None:
+        try:
+            self._answer = identity(python, runner)
+        except PinfoldError:  # the full path runs it again and reports it
+            self._answer = None
+
+    def result(self) -> str | None:
+        """The identity, or None when the interpreter could not be run."""
+        self._thread.join()
+        return self._answer
+
+
+def _recorded_as_now(current: Path, file: Path, python: str, read: list[Path]) -> EnvRecord | None:
+    """The record of ``current`` if it was built from what ``file`` and its watch hold now."""
+    record = read_record(current)
+    if record is None or record.pinfold != __version__ or not _unchanged(record.watch, file, python):
+        return None
+    if any(str(f) not in record.watch.files for f in read):  # a file the build did not merge
+        return None
+    # Develop trees, recorded before pinfold watched what they hold: not known to be up to date.
+    if record.develop and record.watch.develop is None:
+        return None
+    if damage(current, record.installed) is not None or rewritten_caches(current, record):
+        return None
+    return record
+
+
 def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
     start = time.monotonic()
     file = Path(spec_file).absolute()
@@ -266,7 +434,7 @@ def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
     try:
         if not _find_keys(file, found, read):
             return None
-    except (OSError, yaml.YAMLError):
+    except Exception:  # OSError, yaml.YAMLError, RecursionError: the full path reports it
         return None
     where, value = found.get("path", (file, None))
     if not isinstance(value, str):
@@ -281,20 +449,14 @@ def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
         return None
     if envs.has_leftovers():  # a killed build's folder: the full path's no-op removes it
         return None
-    record = read_record(current)
-    if record is None or record.pinfold != __version__ or not _unchanged(record.watch, file, python):
-        return None
-    if any(str(f) not in record.watch.files for f in read):  # a file the build did not merge
-        return None
-    # Develop trees, recorded before pinfold watched what they hold: not known to be up to date.
-    if record.develop and record.watch.develop is None:
-        return None
-    if damage(current, record.installed) is not None or rewritten_caches(current, record):
-        return None
+    # The interpreter's identity runs beside the file checks below (its start is most of
+    # the wall time of a no-op after Python's own); its answer is awaited on every way out.
+    asked = _Identity(python, runner)
     try:
-        if identity(python, runner) != record.inputs.get("python"):
-            return None
-    except PinfoldError:  # the full path runs it again and reports it
+        record = _recorded_as_now(current, file, python, read)
+    finally:
+        answer = asked.result()
+    if record is None or answer is None or answer != record.inputs.get("python"):
         return None
     return BuildResult(spec_file=file, path=path, env_dir=current, up_to_date=True,
                        seconds=time.monotonic() - start)

@@ -1,0 +1,62 @@
+"""The no-op fast path reads ``path``/``python``/``extends`` of a plain env.yaml without YAML.
+
+Whatever :func:`pinfold.uptodate._top_keys` reads must be what ``yaml.safe_load`` gives for
+those keys; whatever it is not sure of it leaves to YAML (None). Fast: no build.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pinfold.uptodate import _WANTED, _top_keys
+
+READ_HERE = [
+    "path: env\n", "path: env  # a comment\n", "path: 'my env'\n", 'path: "x # y"\n',
+    "python: python3.11\n", "python: /usr/bin/python3\n", "python: ~/py/bin/python\n",
+    "path: ./env\npython: ../x/python\n", "python-: x\n", "path: _x\n", "", "\n",
+    "extends: base.yaml\n", "extends: [a.yaml, b.yaml]\n", "extends: []\n",
+    "extends:\n  - a.yaml\n  - b.yaml\npath: e\n", "extends:\n- a.yaml\n- 'b c.yaml'\n",
+    "extends: [a, 'b']  # x\n", "index: {a: b}  # c\npath: p\n",
+    "version: 1\npath: env    # a symlink\nindex:\n  find_links: [wheelhouse]\n",
+    "# comment\n\npath: env\nscripts:\n- name: x\n  initialization: |\n    path: no\n",
+]
+LEFT_TO_YAML = [
+    "path: env#c\n", "path: yes\n", "path: on\n", "path: Null\n", "path: 3.11\n", "path: .env\n",
+    "path: -x\n", "path: env\npath: other\n", "extends:\n", "path:\n", "path: a\n  b\n",
+    "path: a\n\n  b\n", "index: {find_links: x,\npath: b}\n", "description: \"x\npath: b\nend: y\"\n",
+    "---\npath: x\n", "path: &a x\n", "path: !!str x\n", "path+: [x]\n", "path: env\r\n",
+    "path:\tx\n", "path: 'a'b\n", 'path: "a\\"b"\n', "path: x:y\n", "path: x: y\n", "key:value\n",
+    "extends: [a, [b]]\n", "extends: [a,\n  b]\n", "path: /a/b c\n", "?x: y\n", "<<: {path: x}\n",
+    "\ufeffpath: env\n", "[1, 2]\n", "- path: x\n",
+]
+
+
+@pytest.mark.parametrize("text", READ_HERE)
+def test_plain_files_are_read_as_yaml_reads_them(text: str) -> None:
+    loaded = yaml.safe_load(text) or {}
+    assert _top_keys(text.encode()) == {k: v for k, v in loaded.items() if k in _WANTED}
+
+
+@pytest.mark.parametrize("text", LEFT_TO_YAML)
+def test_anything_else_is_left_to_yaml(text: str) -> None:
+    assert _top_keys(text.encode()) is None
+
+
+def test_a_plain_env_yaml_needs_no_yaml_import_and_others_still_work(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("path: &p from-base\n")  # an anchor: YAML reads it
+    (tmp_path / "env.yaml").write_text("extends: base.yaml  # the base\npython: python3\n")
+    probe = ("import sys; from pathlib import Path; from pinfold.uptodate import _find_keys; "
+             "found, read = {}, []; ok = _find_keys(Path(sys.argv[1]), found, read); "
+             "print(ok, found['python'][1], 'yaml' in sys.modules)")
+    plain = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "env.yaml")],
+                           capture_output=True, text=True, check=True)
+    assert plain.stdout.split() == ["True", "python3", "True"]  # the base needed YAML
+    (tmp_path / "base.yaml").write_text("path: from-base\n")
+    plain = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "env.yaml")],
+                           capture_output=True, text=True, check=True)
+    assert plain.stdout.split() == ["True", "python3", "False"]
