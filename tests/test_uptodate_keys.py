@@ -60,3 +60,39 @@ def test_a_plain_env_yaml_needs_no_yaml_import_and_others_still_work(tmp_path: P
     plain = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "env.yaml")],
                            capture_output=True, text=True, check=True)
     assert plain.stdout.split() == ["True", "python3", "False"]
+
+
+JSON_READ_HERE = [
+    '{"path": "env", "python": "python3.11"}', '{\n "path": "env",\n "index": {"find_links": "w"}\n}',
+    '{"extends": ["a.yaml", "b.yaml"], "path": "e"}', '{"path": "caf\\u00e9"}', "{}",
+    '  \n{"version": 1, "path": "env", "final": {"probes": {"imports": ["twisted"]}}}',
+]
+JSON_LEFT_TO_YAML = [
+    '{"path": "a", "path": "b"}', '{"index": {"x": 1, "x": 2}, "path": "p"}', '{"path": "é"}',
+    '{path: env}', '{"path": "env",}', '{"path": "env"} # c', "[1, 2]", "{" * 5000 + "}" * 5000,
+]
+
+
+@pytest.mark.parametrize("text", JSON_READ_HERE)
+def test_json_files_are_read_as_yaml_reads_them(text: str) -> None:
+    from pinfold.uptodate import _json_keys
+
+    loaded = yaml.safe_load(text) or {}
+    assert _json_keys(text.encode()) == {k: v for k, v in loaded.items() if k in _WANTED}
+
+
+@pytest.mark.parametrize("text", JSON_LEFT_TO_YAML)
+def test_json_the_parsers_could_read_differently_is_left_to_yaml(text: str) -> None:
+    from pinfold.uptodate import _json_keys
+
+    assert _json_keys(text.encode("utf-8")) is None
+
+
+def test_a_json_env_yaml_needs_no_yaml_import(tmp_path: Path) -> None:
+    (tmp_path / "env.yaml").write_text('{"path": "env", "python": "python3"}\n')
+    probe = ("import sys; from pathlib import Path; from pinfold.uptodate import _find_keys; "
+             "found, read = {}, []; ok = _find_keys(Path(sys.argv[1]), found, read); "
+             "print(ok, found['path'][1], 'yaml' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "env.yaml")],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "env", "False"]

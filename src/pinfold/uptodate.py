@@ -334,6 +334,30 @@ def _extends(value: str, lines: list[str], i: int) -> tuple[list[str] | str, int
     return out, i
 
 
+def _json_keys(data: bytes) -> dict[str, object] | None:
+    """The top-level object of an env.yaml written as JSON (generated files often are), or None.
+
+    JSON is YAML too; ``json`` is loaded already, YAML's parser is not. Where the two could
+    read the same bytes differently (a key given twice, bytes outside ASCII), this answers
+    None and YAML reads the file; and as for :func:`_top_keys`, a misreading could only make
+    the answer "not known to be up to date", never a wrong "up to date".
+    """
+    import json  # loaded already by pinfold.record
+
+    def unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        if len({k for k, _ in pairs}) != len(pairs):
+            raise ValueError("a key given twice")
+        return dict(pairs)
+
+    try:
+        raw = json.loads(data.decode("ascii"), object_pairs_hook=unique)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    return {k: v for k, v in raw.items() if k in _WANTED}
+
+
 def _find_keys(file: Path, found: dict[str, tuple[Path, object]], read: list[Path]) -> bool:
     """Fill ``found`` with ``path``/``python`` as the merge would give them, each with the file
     that wrote it; every file opened goes to ``read``. False: not judged here (a cycle, an
@@ -343,6 +367,8 @@ def _find_keys(file: Path, found: dict[str, tuple[Path, object]], read: list[Pat
     read.append(file)
     data = read_bytes(file)
     raw = _top_keys(data)
+    if raw is None and data.lstrip(b" \n").startswith(b"{"):
+        raw = _json_keys(data)
     if raw is None:  # not simple enough to read without a YAML parser
         import yaml  # lazy: 15-25 ms of imports, which most env.yaml files do not need
 
