@@ -1,19 +1,21 @@
 """The no-op fast path reads ``path``/``python``/``extends`` of a plain env.yaml without YAML.
 
-Whatever :func:`pinfold.uptodate._top_keys` reads must be what ``yaml.safe_load`` gives for
-those keys; whatever it is not sure of it leaves to YAML (None). Fast: no build.
+Whatever :func:`pinfold.uptodate._top_keys` (or, for a JSON env.yaml, ``_json_keys``) reads
+must be what ``yaml.safe_load`` gives for those keys; whatever it is not sure of it leaves to
+YAML (None). Fast: no build.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pinfold.uptodate import _WANTED, _top_keys
+from pinfold.uptodate import _WANTED, _json_keys, _top_keys
 
 READ_HERE = [
     "path: env\n", "path: env  # a comment\n", "path: 'my env'\n", 'path: "x # y"\n',
@@ -36,30 +38,8 @@ LEFT_TO_YAML = [
 ]
 
 
-@pytest.mark.parametrize("text", READ_HERE)
-def test_plain_files_are_read_as_yaml_reads_them(text: str) -> None:
-    loaded = yaml.safe_load(text) or {}
-    assert _top_keys(text.encode()) == {k: v for k, v in loaded.items() if k in _WANTED}
-
-
-@pytest.mark.parametrize("text", LEFT_TO_YAML)
-def test_anything_else_is_left_to_yaml(text: str) -> None:
-    assert _top_keys(text.encode()) is None
-
-
-def test_a_plain_env_yaml_needs_no_yaml_import_and_others_still_work(tmp_path: Path) -> None:
-    (tmp_path / "base.yaml").write_text("path: &p from-base\n")  # an anchor: YAML reads it
-    (tmp_path / "env.yaml").write_text("extends: base.yaml  # the base\npython: python3\n")
-    probe = ("import sys; from pathlib import Path; from pinfold.uptodate import _find_keys; "
-             "found, read = {}, []; ok = _find_keys(Path(sys.argv[1]), found, read); "
-             "print(ok, found['python'][1], 'yaml' in sys.modules)")
-    plain = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "env.yaml")],
-                           capture_output=True, text=True, check=True)
-    assert plain.stdout.split() == ["True", "python3", "True"]  # the base needed YAML
-    (tmp_path / "base.yaml").write_text("path: from-base\n")
-    plain = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "env.yaml")],
-                           capture_output=True, text=True, check=True)
-    assert plain.stdout.split() == ["True", "python3", "False"]
+Reader = Callable[[bytes], "dict[str, object] | None"]
+READERS: dict[str, Reader] = {"lines": _top_keys, "json": _json_keys}
 
 
 JSON_READ_HERE = [
@@ -73,26 +53,38 @@ JSON_LEFT_TO_YAML = [
 ]
 
 
-@pytest.mark.parametrize("text", JSON_READ_HERE)
-def test_json_files_are_read_as_yaml_reads_them(text: str) -> None:
-    from pinfold.uptodate import _json_keys
-
+@pytest.mark.parametrize(("reader", "text"), [("lines", t) for t in READ_HERE]
+                         + [("json", t) for t in JSON_READ_HERE])
+def test_plain_files_are_read_as_yaml_reads_them(reader: str, text: str) -> None:
     loaded = yaml.safe_load(text) or {}
-    assert _json_keys(text.encode()) == {k: v for k, v in loaded.items() if k in _WANTED}
+    assert READERS[reader](text.encode()) == {k: v for k, v in loaded.items() if k in _WANTED}
 
 
-@pytest.mark.parametrize("text", JSON_LEFT_TO_YAML)
-def test_json_the_parsers_could_read_differently_is_left_to_yaml(text: str) -> None:
-    from pinfold.uptodate import _json_keys
+@pytest.mark.parametrize(("reader", "text"), [("lines", t) for t in LEFT_TO_YAML]
+                         + [("json", t) for t in JSON_LEFT_TO_YAML])
+def test_anything_else_is_left_to_yaml(reader: str, text: str) -> None:
+    assert READERS[reader](text.encode()) is None
 
-    assert _json_keys(text.encode("utf-8")) is None
+
+def _find_keys_fresh(file: Path, key: str) -> list[str]:
+    """``_find_keys`` on ``file`` in a fresh interpreter: its answer, ``key``'s value, and
+    whether YAML's parser got imported."""
+    probe = ("import sys; from pathlib import Path; from pinfold.uptodate import _find_keys; "
+             "found, read = {}, []; ok = _find_keys(Path(sys.argv[1]), found, read); "
+             "print(ok, found[sys.argv[2]][1], 'yaml' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe, str(file), key],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+def test_a_plain_env_yaml_needs_no_yaml_import_and_others_still_work(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("path: &p from-base\n")  # an anchor: YAML reads it
+    (tmp_path / "env.yaml").write_text("extends: base.yaml  # the base\npython: python3\n")
+    assert _find_keys_fresh(tmp_path / "env.yaml", "python") == ["True", "python3", "True"]
+    (tmp_path / "base.yaml").write_text("path: from-base\n")
+    assert _find_keys_fresh(tmp_path / "env.yaml", "python") == ["True", "python3", "False"]
 
 
 def test_a_json_env_yaml_needs_no_yaml_import(tmp_path: Path) -> None:
     (tmp_path / "env.yaml").write_text('{"path": "env", "python": "python3"}\n')
-    probe = ("import sys; from pathlib import Path; from pinfold.uptodate import _find_keys; "
-             "found, read = {}, []; ok = _find_keys(Path(sys.argv[1]), found, read); "
-             "print(ok, found['path'][1], 'yaml' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "env.yaml")],
-                          capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["True", "env", "False"]
+    assert _find_keys_fresh(tmp_path / "env.yaml", "path") == ["True", "env", "False"]

@@ -162,14 +162,14 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--files", action="store_true",
                        help="only compare the environment's files with the manifest its build "
                             "recorded (fast: no interpreter starts)")
+    check.add_argument("--path", dest="at", type=Path, metavar="DEST",
+                       help="check the environment `pinfold unpack` placed at DEST, without "
+                            "env.yaml (its probes come from the pack)")
     sbom = command("sbom", "Write a CycloneDX JSON SBOM of the environment: every installed "
                            "distribution, the build lock's pins as build-time components, the "
                            "environment digest and the interpreter (reads files only).")
     sbom.add_argument("-o", "--output", type=Path, metavar="FILE",
                       help="write the SBOM to FILE (atomically) instead of stdout; required with --json")
-    check.add_argument("--path", dest="at", type=Path, metavar="DEST",
-                       help="check the environment `pinfold unpack` placed at DEST, without "
-                            "env.yaml (its probes come from the pack)")
     pack = command("pack", "Write the current environment as one deterministic archive (with its "
                            "manifest and record) and FILE.sha256 beside it, to unpack on hosts "
                            "that have only Python and pinfold.")
