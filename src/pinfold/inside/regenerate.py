@@ -234,8 +234,10 @@ def main(argv: list[str]) -> None:
     packages = common.plugin_packages(args)
     result: dict[str, Any] = {"packages": packages, "caches": [], "removed": [], "errors": [],
                               "freshness": [], "hygiene": None}
-    # sys.path as a fresh interpreter has it, before anything imported here could change it.
-    fresh_path = list(sys.path)
+    # What a fresh interpreter sees, before anything imported here could change it: a plugin
+    # module may install an import hook or finder, and distributions() asks every finder.
+    if distributions:
+        result["distributions"] = common.list_distributions(list(sys.path))
     try:
         from twisted.python import log
     except ImportError as exc:
@@ -268,8 +270,6 @@ def main(argv: list[str]) -> None:
     if helper is not None:
         # Only a build that goes on to its probes needs the findings.
         helper.go(not result["errors"], cost)
-    if distributions:  # while the helper's children run: off the stage's critical path
-        result["distributions"] = common.list_distributions(fresh_path)
     if helper is not None:
         result["hygiene"] = helper.finish()
     common.write_result(out, result)
