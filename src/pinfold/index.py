@@ -255,7 +255,7 @@ def remote_size(url: str, *, timeout: float = 60,
     try:
         with (opener or no_proxy_opener()).open(request, timeout=timeout) as resp:
             length = resp.headers.get("Content-Length")
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):  # a garbled answer too: see above
         return None
     try:
         return int(length) if length is not None and int(length) >= 0 else None
