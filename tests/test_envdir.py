@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pinfold.envdir import MARKER, Environments, is_marked
+from pinfold.envdir import MARKER, PENDING, Environments, is_marked
 from pinfold.record import STATE_FILE, write_record
 from tests.conftest import cli, write
 from tests.test_record import record
@@ -163,6 +163,20 @@ def test_an_earlier_pinfolds_environment_is_still_pinfolds(tmp_path: Path) -> No
     # path to a folder that was removed by hand: no environment, the next build repoints it.
     envs.switch(envs.versions / "gone")
     assert envs.current() is None
+
+
+def test_a_directory_whose_probes_never_passed_is_not_finished(tmp_path: Path) -> None:
+    """An unpack killed during its probes leaves record and PENDING: rollback must not pick it,
+    and the next cleanup removes it like any unfinished build."""
+    envs = Environments(tmp_path / "env")
+    good = finished(envs, "20240101-000000000-aaaaaa")
+    envs.switch(good)
+    killed = finished(envs, "20240102-000000000-bbbbbb")
+    (killed / PENDING).write_bytes(b"probes not passed yet\n")
+    assert not envs.is_pinfolds(killed) and envs.finished() == [good]
+    assert envs.has_leftovers()
+    assert killed in envs.cleanup().removed and not killed.exists()
+    assert envs.current() == good
 
 
 def test_only_unfinished_entries_count_as_leftovers(tmp_path: Path) -> None:

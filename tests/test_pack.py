@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from pinfold.errors import SpecError
 from pinfold.manifest import Tokens, read_manifest, scan
 from pinfold.pack import (
     MTIME,
@@ -31,8 +32,11 @@ from pinfold.pack import (
     _safe_rel,
     _trampoline,
     default_name,
+    extract,
     interpreter_mismatch,
+    read_info,
     relocate,
+    verify_checksum,
 )
 from pinfold.record import PythonRecord, read_digest, read_record
 from tests.artifacts import Artifact, copy_real, make_wheel
@@ -76,6 +80,9 @@ def test_links_must_stay_inside() -> None:
     assert _link_problem("lib/x", "/etc/passwd", py) is not None
     assert _link_problem("lib/x", "../../etc", py) is not None
     assert _link_problem("bin/tool", "/opt/py/bin/python3.11", py) is not None
+    assert _link_problem("lib/a/b/x", "../../c", py) is None  # leading "..": real folders only
+    # Text says "inside" (lib/x), but through a link L (say to "../..") it climbs out.
+    assert _link_problem("lib/esc", "a/b/L/../../../../x", py) is not None
 
 
 def test_a_long_shebang_becomes_the_shell_trampoline() -> None:
@@ -400,6 +407,15 @@ def test_hostile_and_damaged_archives_change_nothing(packed: tuple[Path, Path], 
             "below a symlink")
     up = member("env/lib/up", tarfile.SYMTYPE, "../../..")
     refused(_rewrite(archive, tmp_path / "t3c.tar.gz", add(up)), "outside the environment")
+    # A link that looks inside as text but climbs out through another link (say a/b/L -> ../..)
+    # is refused by its target alone, before its manifest entry is even looked up.
+    chain = member("env/lib/esc", tarfile.SYMTYPE, "a/b/L/../../../../x")
+    refused(_rewrite(archive, tmp_path / "t3d.tar.gz", add(chain)), "'..' after a name")
+    # bin/ itself a link (relocation rewrites what is in bin/): refused before anything is read.
+    def bin_link(members: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+        kept = [(m, d) for m, d in members if not m.name.startswith("env/bin/")]
+        return [*kept, (member("env/bin", tarfile.SYMTYPE, "lib"), b"")]
+    refused(_rewrite(archive, tmp_path / "t3e.tar.gz", bin_link), "env/bin is a symlink")
     refused(_rewrite(archive, tmp_path / "t4.tar.gz", add(member("env/dev", tarfile.CHRTYPE))),
             "device")
     # A file of the manifest replaced by other bytes.
@@ -426,6 +442,24 @@ def test_hostile_and_damaged_archives_change_nothing(packed: tuple[Path, Path], 
         return [(members[0][0], json.dumps(doc).encode()), *members[1:]]
     refused(_rewrite(archive, tmp_path / "py.tar.gz", other_python), "3.99.0 (cpython-399", "cpython-3")
     refused(tmp_path / "nothing.tar.gz", "no such archive")
+
+
+@pytest.mark.slow
+def test_the_bytes_unpacked_are_the_bytes_checked(packed: tuple[Path, Path], tmp_path: Path) -> None:
+    """extract() hashes what it reads through the one open handle: an archive whose bytes are
+    not the ones whose sha256 was checked (changed in place meanwhile) is refused."""
+    _spec, archive = packed
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    with archive.open("rb") as fh:
+        info = read_info(archive, fh)
+        with pytest.raises(SpecError, match="changed while it was being unpacked"):
+            extract(archive, env_dir, info, fh=fh, sha256="0" * 64)
+    fresh = tmp_path / "env2"
+    fresh.mkdir()
+    with archive.open("rb") as fh:
+        extract(archive, fresh, info, fh=fh, sha256=verify_checksum(archive, fh).sha256)
+    assert (fresh / "pyvenv.cfg").is_file()
 
 
 @pytest.mark.slow

@@ -19,9 +19,9 @@ import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from .envdir import Environments
+from .envdir import PENDING, Environments
 from .errors import BuildError, PinfoldError, SpecError
 from .interpreter import inspect_interpreter
 from .manifest import write_manifest
@@ -36,7 +36,7 @@ from .pack import (
     spec_for,
     verify_checksum,
 )
-from .paths import display_path
+from .paths import display_path, write_atomic
 from .pipeline import check
 from .record import STATE_FILE, PythonRecord, read_record, write_record
 from .results import BuildResult, OnEvent
@@ -169,8 +169,21 @@ def unpack(
     file, dest = Path(os.path.abspath(file)), Path(os.path.abspath(dest))
     if not file.is_file():
         raise SpecError(f"{display_path(file)}: no such archive", tip="give the file `pinfold pack` wrote")
-    verified = verify_checksum(file)
-    info = read_info(file)
+    try:
+        # Opened once: what is checked is what is unpacked, even if the path is replaced meanwhile.
+        fh = open(file, "rb")  # noqa: SIM115 (closed by the `with fh` below)
+    except OSError as exc:
+        raise SpecError(f"cannot read {display_path(file)}: {exc.strerror or exc}",
+                        tip="give the path of an archive `pinfold pack` wrote") from None
+    with fh:
+        return _unpack(file, fh, dest, runner=runner, on_event=on_event, wait=wait, keep=keep,
+                       python=python, start=start)
+
+
+def _unpack(file: Path, fh: IO[bytes], dest: Path, *, runner: Runner, on_event: OnEvent | None,
+            wait: bool, keep: int, python: str | None, start: float) -> UnpackResult:
+    verified = verify_checksum(file, fh)
+    info = read_info(file, fh)
     host = _host_python(info, runner, python)
     envs = Environments(dest)
     with envs.locked(wait=wait):
@@ -178,7 +191,7 @@ def unpack(
         before = envs.cleanup(keep=keep)
         envs.create(env_dir)
         try:
-            packed, record = extract(file, env_dir, info)
+            packed, record = extract(file, env_dir, info, fh=fh, sha256=verified.sha256)
             moved = relocate(env_dir, packed, dest, host.python, built_for=info.python.executable)
             if moved.manifest.digest != info.digest:
                 raise BuildError(f"{env_dir} does not have the packed digest after relocation "
@@ -186,9 +199,12 @@ def unpack(
                                  tip="report this as a bug in pinfold; the previous environment "
                                      "is unchanged")
             write_manifest(env_dir, moved.manifest)
+            # The probes read the record; until they pass, PENDING says "not finished".
+            write_atomic(env_dir / PENDING, b"probes not passed yet\n")
             write_record(env_dir, replace(record, python=host.record, packed=info.to_json()))
             spec = spec_for(info, dest, where=env_dir / STATE_FILE, python=host.record.executable)
             probed = check(spec, on_event=on_event, runner=runner, env_dir=env_dir)
+            (env_dir / PENDING).unlink()
             envs.switch(env_dir)
         except BaseException:
             # Nothing half-written stays behind; `dest` still points at the previous environment.

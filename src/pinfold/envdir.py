@@ -31,12 +31,16 @@ from .errors import BuildError, SpecError
 from .paths import write_atomic
 from .record import STATE_FILE, EnvRecord, read_record, write_record
 
-__all__ = ["MARKER", "STATE_FILE", "Cleanup", "Environments", "damage", "is_marked"]
+__all__ = ["MARKER", "PENDING", "STATE_FILE", "Cleanup", "Environments", "damage", "is_marked"]
 
 #: The file pinfold writes first into each versioned directory it creates: its proof of
 #: authorship. Nothing under ``<path>.d`` without it (or, for an environment of an earlier
 #: pinfold, without a readable record) is ever removed.
 MARKER = ".pinfold-build"
+#: Beside the record of a directory whose probes have not passed yet: ``pinfold unpack``
+#: writes the record before its probes (they read it), so a kill during them must not leave
+#: a directory that looks finished (rollback would switch to it). Removed before the switch.
+PENDING = ".pinfold-pending"
 #: The build lock, in ``<path>.d``.
 _LOCK = ".lock"
 
@@ -103,6 +107,8 @@ class Environments:
         """Whether ``env_dir`` is a finished environment pinfold built: marked, or an earlier
         pinfold's (no marker) with a record pinfold can read."""
         if env_dir.is_symlink() or not (env_dir / STATE_FILE).is_file():
+            return False
+        if os.path.lexists(env_dir / PENDING):  # placed, but its probes never passed
             return False
         return is_marked(env_dir) or read_record(env_dir) is not None
 
@@ -202,7 +208,8 @@ class Environments:
             return False
         for name in names:
             entry = self.versions / name
-            if name == _LOCK or entry.is_symlink() or (entry / STATE_FILE).is_file():
+            if name == _LOCK or entry.is_symlink() or (
+                    (entry / STATE_FILE).is_file() and not os.path.lexists(entry / PENDING)):
                 continue
             if is_marked(entry):
                 return True

@@ -81,7 +81,8 @@ MANIFEST_FILE = "pinfold-manifest.json"
 #: Top-level files that are pinfold's bookkeeping, not the environment: the record (written
 #: after the manifest, and rewritten by nothing but a build), the manifest itself, and the
 #: marker naming the directory (:data:`pinfold.envdir.MARKER`). Excluded from the manifest.
-BOOKKEEPING = frozenset({"pinfold.json", MANIFEST_FILE, ".pinfold-build"})
+#: (``.pinfold-build`` and ``.pinfold-pending`` are :data:`pinfold.envdir.MARKER` and ``PENDING``.)
+BOOKKEEPING = frozenset({"pinfold.json", MANIFEST_FILE, ".pinfold-build", ".pinfold-pending"})
 #: The group of files no ``RECORD`` lists.
 NOT_OWNED = "not owned by any distribution"
 #: The manifest file's layout version.

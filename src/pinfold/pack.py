@@ -47,6 +47,7 @@ these interpreter fields (:mod:`pinfold.manifest`), so it does not change.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import io
@@ -63,7 +64,7 @@ from typing import IO, Any, Literal
 
 from ._version import __version__
 from .envdir import Environments
-from .errors import BuildError, Problem, SpecError
+from .errors import BuildError, PinfoldError, Problem, SpecError
 from .locks import Lock
 from .manifest import (
     MANIFEST_FILE,
@@ -405,9 +406,13 @@ def _write_archive(stream: gzip.GzipFile | lzma.LZMAFile, env_dir: Path, info: P
                                   tip="pack again once nothing writes into the environment")
 
 
-def _sha256_of(path: Path) -> str:
+def _sha256_of(path: Path, fh: IO[bytes] | None = None) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with contextlib.ExitStack() as stack:
+        if fh is None:
+            fh = stack.enter_context(open(path, "rb"))
+        else:
+            fh.seek(0)
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
@@ -426,10 +431,11 @@ class Verified:
     checksum_file: Path | None
 
 
-def verify_checksum(file: Path) -> Verified:
-    """The archive against ``<file>.sha256`` when there is one (sha256sum's format)."""
+def verify_checksum(file: Path, fh: IO[bytes] | None = None) -> Verified:
+    """The archive (``fh`` when given, from its start) against ``<file>.sha256`` when there is
+    one (sha256sum's format)."""
     try:
-        actual = _sha256_of(file)
+        actual = _sha256_of(file, fh)
     except OSError as exc:
         raise SpecError(f"cannot read {display_path(file)}: {exc.strerror or exc}",
                         tip="give the path of an archive `pinfold pack` wrote") from None
@@ -458,9 +464,11 @@ def _damaged(file: Path, why: str) -> SpecError:
 
 
 @contextlib.contextmanager
-def _open_stream(file: Path) -> Iterator[tarfile.TarFile]:
+def _open_stream(file: Path, fh: IO[bytes] | io.RawIOBase | None = None) -> Iterator[tarfile.TarFile]:
+    """The archive as a tar stream: from ``fh`` (the caller positions it) or by opening ``file``."""
     try:
-        with tarfile.open(file, mode="r|*") as tar:
+        with (tarfile.open(file, mode="r|*") if fh is None
+              else tarfile.open(fileobj=fh, mode="r|*")) as tar:
             yield tar
     except (tarfile.TarError, EOFError, zlib_errors(), lzma.LZMAError, gzip.BadGzipFile) as exc:
         raise _damaged(file, str(exc) or type(exc).__name__) from None
@@ -484,9 +492,12 @@ def _read_small(tar: tarfile.TarFile, member: tarfile.TarInfo, file: Path) -> by
     return data
 
 
-def read_info(file: Path) -> PackInfo:
-    """The pack document, the archive's first member (read without unpacking anything)."""
-    with _open_stream(file) as tar:
+def read_info(file: Path, fh: IO[bytes] | None = None) -> PackInfo:
+    """The pack document, the archive's first member (read without unpacking anything);
+    ``fh``: the archive opened by the caller, read from its start."""
+    if fh is not None:
+        fh.seek(0)
+    with _open_stream(file, fh) as tar:
         first = tar.next()
         if first is None or first.name != PACK_FILE:
             raise _damaged(file, f"its first member is not {PACK_FILE}")
@@ -537,27 +548,80 @@ def _link_problem(rel: str, target: str, python: PythonRecord) -> str | None:
         if PYTHON_LINK.fullmatch(rel) and os.path.dirname(os.path.normpath(target)) == home:
             return None
         return f"a link to {target}, outside the environment"
+    # Only leading ".." climb: they climb real folders (nothing is unpacked below a link), so
+    # the text says where the link goes. A ".." after a name could climb out of another link.
+    named = False
+    for part in target.split("/"):
+        if part == ".." and named:
+            return f"a link to {target}, with '..' after a name (it could climb out through a link)"
+        named = named or part not in ("", ".", "..")
     resolved = os.path.normpath(os.path.join(os.path.dirname(rel), target))
     if resolved == ".." or resolved.startswith("../") or resolved == ".":
         return f"a link to {target}, outside the environment"
     return None
 
 
-def extract(file: Path, env_dir: Path, info: PackInfo) -> tuple[Manifest, EnvRecord]:
+def extract(file: Path, env_dir: Path, info: PackInfo, *, fh: IO[bytes] | None = None,
+            sha256: str | None = None) -> tuple[Manifest, EnvRecord]:
     """Unpack ``file`` into the empty (marked) ``env_dir``, checking every member (module docs).
 
-    Returns the packed manifest and record. :class:`SpecError` for a damaged or hostile
-    archive, :class:`BuildError` when a file cannot be written (a full disk); the caller
-    removes ``env_dir`` either way.
+    ``fh``: the archive opened once by the caller, read from its start (what was checked is
+    what is unpacked even if the path is replaced meanwhile); ``sha256``: what its bytes must
+    hash to, checked on the bytes read here (the file changed in place after its checksum
+    was compared is caught too). Returns the packed manifest and record. :class:`SpecError`
+    for a damaged or hostile archive, :class:`BuildError` when a file cannot be written (a
+    full disk); the caller removes ``env_dir`` either way.
     """
+    seen: set[str] = set()
+    with contextlib.ExitStack() as stack:
+        if fh is None:
+            fh = stack.enter_context(open(file, "rb"))
+        fh.seek(0)
+        reader = _Hashing(fh)
+        manifest, record_data = _extract_all(file, env_dir, info, reader, seen)
+        while reader.read(_CHUNK):
+            pass  # the rest of the file (tar's end blocks, padding): all of it is hashed
+    if sha256 is not None and reader.hash.hexdigest() != sha256:
+        raise _damaged(file, "it changed while it was being unpacked (its bytes no longer have "
+                             "the sha256 checked first)")
+    if manifest is None or not record_data:
+        raise _damaged(file, "it has no manifest or no record")
+    missing = sorted(set(manifest.entries) - seen)
+    if missing:
+        raise _damaged(file, f"{len(missing)} files of its manifest are missing, e.g. {missing[0]}")
+    # Relocation rewrites what is in bin/ and pyvenv.cfg: both must be the environment's own.
+    for name, kind in (("bin", stat.S_ISDIR), ("pyvenv.cfg", stat.S_ISREG)):
+        try:
+            if not kind(os.lstat(env_dir / name).st_mode):
+                raise _damaged(file, f"env/{name} is not a real {'folder' if name == 'bin' else 'file'}")
+        except FileNotFoundError:
+            raise _damaged(file, f"it has no env/{name}: not a virtualenv") from None
+    try:
+        record = EnvRecord.from_json(json.loads(record_data))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _damaged(file, f"its record cannot be read: {exc}") from None
+    if record.digest != info.digest:
+        raise _damaged(file, f"its record's digest is {record.digest}, its {PACK_FILE} says {info.digest}")
+    return manifest, record
+
+
+def _extract_all(file: Path, env_dir: Path, info: PackInfo, reader: io.RawIOBase,
+                 seen: set[str]) -> tuple[Manifest | None, bytes]:
+    """Every member of the archive read through ``reader``, checked and written (see extract);
+    the manifest and the record's bytes found on the way."""
     manifest: Manifest | None = None
     record_data = b""
-    seen: set[str] = set()
-    with _open_stream(file) as tar:
+    with _open_stream(file, reader) as tar:
         for n, member in enumerate(tar):
             if n == 0:
                 if member.name != PACK_FILE:
                     raise _damaged(file, f"its first member is not {PACK_FILE}")
+                try:
+                    same = PackInfo.from_json(json.loads(_read_small(tar, member, file))) == info
+                except (ValueError, KeyError, TypeError):
+                    same = False
+                if not same:
+                    raise _damaged(file, f"its {PACK_FILE} is not the one checked before unpacking")
                 continue
             rel = _safe_rel(member.name)
             if rel is None:
@@ -585,6 +649,8 @@ def extract(file: Path, env_dir: Path, info: PackInfo) -> tuple[Manifest, EnvRec
                 raise _damaged(file, f"{member.name} comes before the manifest and the record")
             # What a member is comes first: a link out or a device is hostile, whatever the
             # manifest says.
+            if member.issym() and rel in ("bin", "pyvenv.cfg"):
+                raise _damaged(file, f"{member.name} is a symlink (it must be the environment's own)")
             if member.issym():
                 why = _link_problem(rel, member.linkname, info.python)
                 if why is not None:
@@ -596,21 +662,25 @@ def extract(file: Path, env_dir: Path, info: PackInfo) -> tuple[Manifest, EnvRec
             if entry is None:
                 raise _damaged(file, f"{member.name} is not in the packed manifest")
             _extract_member(tar, member, rel, entry, env_dir, file)
-    if manifest is None or not record_data:
-        raise _damaged(file, "it has no manifest or no record")
-    missing = sorted(set(manifest.entries) - seen)
-    if missing:
-        raise _damaged(file, f"{len(missing)} files of its manifest are missing, e.g. {missing[0]}")
-    try:
-        record = EnvRecord.from_json(json.loads(record_data))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise _damaged(file, f"its record cannot be read: {exc}") from None
-    if record.digest != info.digest:
-        raise _damaged(file, f"its record's digest is {record.digest}, its {PACK_FILE} says {info.digest}")
-    return manifest, record
+    return manifest, record_data
 
 
-def _write(path: Path, fill: Callable[[IO[bytes]], object], mode: int = 0o644) -> None:
+#: What creating a member's file or link fails with when the archive, not the disk, is at
+#: fault: a name taken already (pinfold's marker, a folder unpacked before) or a file as a folder.
+_HOSTILE_ERRNOS = frozenset({errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ELOOP})
+
+
+def _not_writable(path: Path, exc: OSError, file: Path) -> PinfoldError:
+    """A write error: the archive's fault (exit 2) or the disk's (exit 1)."""
+    if exc.errno in _HOSTILE_ERRNOS:
+        return _damaged(file, f"{path.name} cannot be created there ({exc.strerror}): a member "
+                              "clashes with another or with pinfold's own files")
+    return BuildError(f"cannot write {path}: {exc.strerror or exc}",
+                      tip="free some space (or fix the folder's permissions) and unpack again; "
+                          "the previous environment is unchanged")
+
+
+def _write(path: Path, fill: Callable[[IO[bytes]], object], mode: int, file: Path) -> None:
     """Create ``path`` (never through a link, never over a file) and fill it."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -618,9 +688,7 @@ def _write(path: Path, fill: Callable[[IO[bytes]], object], mode: int = 0o644) -
             fill(fh)
         os.chmod(path, mode)
     except OSError as exc:
-        raise BuildError(f"cannot write {path}: {exc.strerror or exc}",
-                         tip="free some space (or fix the folder's permissions) and unpack again; "
-                             "the previous environment is unchanged") from None
+        raise _not_writable(path, exc, file) from None
 
 
 def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str, entry: Entry,
@@ -629,14 +697,14 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str, ent
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BuildError(f"cannot create {target.parent}: {exc.strerror or exc}") from None
+        raise _not_writable(target.parent, exc, file) from None
     if member.issym():
         if entry.kind != "link" or entry.target != member.linkname:
             raise _damaged(file, f"{member.name} is not the link its manifest lists")
         try:
             os.symlink(member.linkname, target)
         except OSError as exc:
-            raise BuildError(f"cannot write {target}: {exc.strerror or exc}") from None
+            raise _not_writable(target, exc, file) from None
         return
     mode = stat.S_IMODE(member.mode)
     if mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX):
@@ -652,7 +720,7 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str, ent
             digest.update(chunk)
             fh.write(chunk)
 
-    _write(target, fill, mode)
+    _write(target, fill, mode, file)
     if digest.hexdigest() != entry.sha256:
         raise _damaged(file, f"{member.name} does not match its manifest (sha256)")
     mtime = _mtime_of(rel)
