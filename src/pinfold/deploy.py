@@ -194,10 +194,13 @@ def _unpack(file: Path, fh: IO[bytes], dest: Path, *, runner: Runner, on_event: 
             packed, record = extract(file, env_dir, info, fh=fh, sha256=verified.sha256)
             moved = relocate(env_dir, packed, dest, host.python, built_for=info.python.executable)
             if moved.manifest.digest != info.digest:
-                raise BuildError(f"{env_dir} does not have the packed digest after relocation "
-                                 f"({moved.manifest.digest}, packed {info.digest})",
-                                 tip="report this as a bug in pinfold; the previous environment "
-                                     "is unchanged")
+                # The packed manifest's path tokens do not describe its files as pinfold writes
+                # them: an archive made or edited by something else (or a pinfold bug).
+                raise SpecError(f"{display_path(file)}: relocated to {env_dir}, its files no longer "
+                                f"give the packed digest ({moved.manifest.digest}, packed "
+                                f"{info.digest}): its manifest does not describe them as pinfold does",
+                                tip="pack it again with this pinfold (if `pinfold pack` made it, "
+                                    "report this as a bug); the previous environment is unchanged")
             write_manifest(env_dir, moved.manifest)
             # The probes read the record; until they pass, PENDING says "not finished".
             write_atomic(env_dir / PENDING, b"probes not passed yet\n")

@@ -379,7 +379,16 @@ def _pack(spec: Spec, current: Path, output: Path | None) -> PackResult:
         raise
     checksum = out.with_name(out.name + ".sha256")
     # sha256sum's format: `sha256sum -c` checks it on any host.
-    write_atomic(checksum, f"{data_hash}  {out.name}\n".encode())
+    try:
+        write_atomic(checksum, f"{data_hash}  {out.name}\n".encode())
+    except OSError as exc:
+        # An older checksum file left beside the new archive would make unpack refuse it.
+        with contextlib.suppress(OSError):
+            checksum.unlink()
+        raise BuildError(f"{display_path(out)} was written, but not {display_path(checksum)}: "
+                         f"{exc.strerror or exc}",
+                         tip=f"free some space and pack again, or write it yourself: "
+                             f"`sha256sum {out.name} > {checksum.name}`") from None
     return PackResult(file=out, checksum_file=checksum, sha256=data_hash, size=out.stat().st_size,
                       digest=record.digest, env_dir=current, files=len(manifest.entries))
 
