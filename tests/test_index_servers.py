@@ -177,6 +177,14 @@ def devpi(servers: Path, clientdir: Path, *args: str) -> None:
     assert done.returncode == 0, f"devpi {' '.join(args)}:\n{done.stdout}{done.stderr}"
 
 
+def _copied(artifacts: list[Artifact], folder: Path) -> Path:
+    """``folder``, new, holding a copy of each artifact: what a server is started on."""
+    folder.mkdir()
+    for a in artifacts:
+        (folder / a.path.name).write_bytes(a.path.read_bytes())
+    return folder
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_the_same_environment_from_a_folder_pypiserver_devpi_and_a_devpi_replica(
@@ -184,10 +192,7 @@ def test_the_same_environment_from_a_folder_pypiserver_devpi_and_a_devpi_replica
     results: dict[str, list[str]] = {}
     build_ok(project(tmp_path / "folder", small, installer=installer))
     results["folder"] = installed_of(tmp_path / "folder")
-    served = tmp_path / "served"
-    served.mkdir()
-    for a in small:
-        (served / a.path.name).write_bytes(a.path.read_bytes())
+    served = _copied(small, tmp_path / "served")
     logs = tmp_path / "logs"
     logs.mkdir()
     with pypiserver(servers, served, logs / "pypiserver.log") as url:
@@ -244,10 +249,7 @@ def written_files(root: Path) -> Iterator[Path]:
 def test_credentials_reach_pip_and_uv_and_no_output_or_file(
         tmp_path: Path, servers: Path, small: list[Artifact], installer: str, where: str,
         uv_cache: Path) -> None:
-    served = tmp_path / "served"
-    served.mkdir()
-    for a in small:
-        (served / a.path.name).write_bytes(a.path.read_bytes())
+    served = _copied(small, tmp_path / "served")
     home = tmp_path / "home"
     home.mkdir()
     with pypiserver(servers, served, tmp_path / "server.log",
