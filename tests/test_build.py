@@ -408,15 +408,19 @@ def test_second_build_is_a_noop_without_pip(tmp_path: Path, wheelhouse: Wheelhou
 @pytest.mark.slow
 def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: Path,
                                                                      wheelhouse: Wheelhouse) -> None:
-    """`pinfold build` with nothing changed skips validation (one interpreter run, no pipeline
-    imported); any watched change hands the decision back to the full path and its messages."""
+    """`pinfold build` with nothing changed skips validation (no interpreter run while its files
+    are as stamped, no pipeline imported); any watched change hands the decision back to the
+    full path and its messages."""
     tree = make_tree(tmp_path / "src", "devtree", "0.1")
     spec_file = make_project(tmp_path, wheelhouse,
                              extra_yaml=f"develop: [{tree.relative_to(tmp_path)}]\n")
     first = build(load_spec(spec_file))
     runner = Runner()
     quick = up_to_date(spec_file, runner)
-    assert quick is not None and quick.env_dir == first.env_dir and len(runner.history) == 1
+    assert quick is not None and quick.env_dir == first.env_dir
+    # This interpreter (pinfold's own venv python) is known by its files: it is not started.
+    assert json.loads((first.env_dir / "pinfold.json").read_text())["watch"]["interpreter"]
+    assert runner.history == []
     slow = build(load_spec(spec_file))
 
     def timeless(result: BuildResult) -> dict[str, object]:
@@ -451,7 +455,11 @@ def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: P
 
     state_file = first.env_dir / "pinfold.json"
     state = state_file.read_text()
-    other_python = state.replace(json.loads(state)["inputs"]["python"], "another interpreter")
+    recorded = json.loads(state)
+    # Another interpreter answered the build, and no stamp says this one is it.
+    recorded["inputs"]["python"] = "another interpreter"
+    del recorded["watch"]["interpreter"]
+    other_python = json.dumps(recorded)
     dist_info = next(first.env_dir.glob("lib/python*/site-packages/plain_wheel-*.dist-info"))
     for name, (edit, undo) in {
         "env.yaml": append(spec_file, "# a comment\n"),
@@ -466,10 +474,44 @@ def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: P
         assert changed(edit, undo), name
         assert up_to_date(spec_file, Runner()) is not None, f"{name}: not restored"
 
+    # A stamp that no longer holds (one of its files has another identity): the interpreter is
+    # asked, answers as recorded, and it is still a no-op.
+    restamped = json.loads(state)
+    binary = next(p for p, ident in restamped["watch"]["interpreter"].items() if ident)
+    restamped["watch"]["interpreter"][binary][4] -= 1  # its ctime
+    state_file.write_text(json.dumps(restamped))
+    runner = Runner()
+    assert up_to_date(spec_file, runner) is not None and len(runner.history) == 1, runner.history
+    state_file.write_text(state)
+
     # A watched folder gone: the full path says what is wrong, exactly as without the fast path.
     (tmp_path / "wheelhouse").rename(tmp_path / "elsewhere")
     code, _, err = cli("build", str(spec_file))
     assert code == 2 and "index.find_links" in err and "does not exist" in err, err
+
+
+@pytest.mark.slow
+def test_noop_asks_an_interpreter_whose_link_moved(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    """``python: ./py``, a link to the interpreter: the no-op starts none while it is as stamped;
+    moved to another interpreter, the fast path asks that one and hands over to the full path."""
+    base = Path(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
+    others = [p for p in sorted(base.parent.parent.parent.glob("3.1[0-9]*/bin/python3.1[0-9]"))
+              if p.resolve() != base and p.is_file()]
+    if not others:
+        pytest.skip("no second interpreter beside pinfold's own to move the link to")
+    spec_file = make_project(tmp_path, wheelhouse, extra_yaml="python: ./py\n")
+    (tmp_path / "py").symlink_to(base)
+    first = build(load_spec(spec_file))
+    runner = Runner()
+    assert up_to_date(spec_file, runner) is not None and runner.history == []
+    (tmp_path / "py").unlink()
+    (tmp_path / "py").symlink_to(others[-1])
+    runner = Runner()
+    assert up_to_date(spec_file, runner) is None and len(runner.history) == 1
+    (tmp_path / "py").unlink()
+    (tmp_path / "py").symlink_to(base)
+    assert up_to_date(spec_file, Runner()) is not None
+    assert build(load_spec(spec_file)).env_dir == first.env_dir
 
 
 @pytest.mark.slow

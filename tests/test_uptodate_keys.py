@@ -2,19 +2,23 @@
 
 Whatever :func:`pinfold.uptodate._top_keys` (or, for a JSON env.yaml, ``_json_keys``) reads
 must be what ``yaml.safe_load`` gives for those keys; whatever it is not sure of it leaves to
-YAML (None). Fast: no build.
+YAML (None). And how it knows the interpreter by its files (``interpreter_stamp``). Fast: no build.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
+from pinfold import uptodate
 from pinfold.uptodate import _WANTED, _json_keys, _top_keys
 
 READ_HERE = [
@@ -88,3 +92,71 @@ def test_a_plain_env_yaml_needs_no_yaml_import_and_others_still_work(tmp_path: P
 def test_a_json_env_yaml_needs_no_yaml_import(tmp_path: Path) -> None:
     (tmp_path / "env.yaml").write_text('{"path": "env", "python": "python3"}\n')
     assert _find_keys_fresh(tmp_path / "env.yaml", "path") == ["True", "env", "False"]
+
+
+def test_interpreter_stamp_names_the_files_python_runs_as(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A native executable through a link, the pyvenv.cfg candidates and a libpython: any write
+    (mtime restored), replacement, new pyvenv.cfg or moved link shows; a script gets no stamp."""
+    # Files made just now are "racy" (their ctime is now); the rule itself is tested below.
+    monkeypatch.setattr(uptodate, "RACY_SECONDS", 0.0)
+    exe = tmp_path / "base" / "bin" / "python3.99"
+    exe.parent.mkdir(parents=True)
+    exe.write_bytes(b"\x7fELF" + bytes(60))
+    lib = tmp_path / "base" / "lib" / "libpython3.99.so"
+    lib.parent.mkdir()
+    lib.write_bytes(b"\x7fELF" + bytes(60))
+    link = tmp_path / "venv" / "bin" / "python"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(exe)
+    (tmp_path / "venv" / "pyvenv.cfg").write_text(f"home = {exe.parent}\n")
+    stamp = uptodate.interpreter_stamp(str(link), [str(lib)])
+    assert stamp is not None
+    assert stamp[str(exe)] is not None and stamp[str(lib)] is not None
+    assert stamp[str(tmp_path / "venv" / "pyvenv.cfg")] is not None
+    assert stamp[str(tmp_path / "venv" / "bin" / "pyvenv.cfg")] is None
+    assert stamp[str(exe.parent.parent / "pyvenv.cfg")] is None
+    assert uptodate.stamp_holds(str(link), stamp)
+
+    def rewritten(path: Path) -> None:  # the same bytes again, the mtime set back
+        before = path.stat()
+        time.sleep(0.02)  # past the file system clock's granularity
+        path.write_bytes(path.read_bytes())
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    def replaced(path: Path) -> None:  # a copy with the same bytes and times, renamed over it
+        shutil.copy2(path, path.with_name("new"))
+        os.replace(path.with_name("new"), path)
+
+    other = exe.with_name("python3.98")
+    other.write_bytes(exe.read_bytes())
+    for name, change in {
+        "executable rewritten": lambda: rewritten(exe),
+        "library rewritten": lambda: rewritten(lib),
+        "pyvenv.cfg rewritten": lambda: rewritten(tmp_path / "venv" / "pyvenv.cfg"),
+        "a pyvenv.cfg beside the executable": lambda: (exe.parent / "pyvenv.cfg").write_text("x\n"),
+        "executable replaced": lambda: replaced(exe),
+        "link moved": lambda: (link.unlink(), link.symlink_to(other)),
+    }.items():
+        stamp = uptodate.interpreter_stamp(str(link), [str(lib)])
+        assert stamp is not None and uptodate.stamp_holds(str(link), stamp), name
+        change()
+        assert not uptodate.stamp_holds(str(link), stamp), name
+        (exe.parent / "pyvenv.cfg").unlink(missing_ok=True)
+        if link.resolve() != exe:
+            link.unlink()
+            link.symlink_to(exe)
+
+    script = tmp_path / "shim"
+    script.write_text("#!/bin/sh\nexec python3 \"$@\"\n")
+    assert uptodate.interpreter_stamp(str(script)) is None
+    assert uptodate.interpreter_stamp(str(tmp_path / "missing")) is None
+    assert uptodate.interpreter_stamp(str(link), [str(tmp_path / "no-such-lib.so")]) is None
+    os.mkfifo(tmp_path / "fifo")  # must not hang
+    assert uptodate.interpreter_stamp(str(tmp_path / "fifo")) is None
+
+
+def test_interpreter_stamp_is_not_taken_of_a_file_changed_just_now(tmp_path: Path) -> None:
+    exe = tmp_path / "python"
+    exe.write_bytes(b"\x7fELF" + bytes(60))
+    assert uptodate.interpreter_stamp(str(exe)) is None  # its ctime is now: within the racy window

@@ -29,12 +29,21 @@ __all__ = ["MIN_TARGET", "Interpreter", "inspect_interpreter"]
 MIN_TARGET = (3, 10)
 
 _PROBE = r"""
-import json, sys
+import json, os, sys, sysconfig
 if sys.version_info < tuple(int(p) for p in sys.argv[2].split(".")):
     print(json.dumps({"too_old": ".".join(map(str, sys.version_info[:3]))}))
     sys.exit(0)
 sys.path.insert(0, sys.argv[1])
 from packaging import markers, tags
+libraries = []
+try:
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(None, 5)
+            if len(fields) == 6 and os.path.basename(fields[5].strip()).startswith("libpython"):
+                libraries.append(fields[5].strip())
+except OSError:
+    pass
 base = getattr(sys, "_base_executable", sys.executable) if sys.prefix != sys.base_prefix else sys.executable
 print(json.dumps({
     "executable": base,
@@ -43,6 +52,9 @@ print(json.dumps({
     "abi": sys.implementation.cache_tag,
     "markers": markers.default_environment(),
     "tags": [str(t) for t in tags.sys_tags()],
+    "shared": bool(sysconfig.get_config_var("Py_ENABLE_SHARED")
+                   or sysconfig.get_config_var("PYTHONFRAMEWORK")),
+    "libraries": list(dict.fromkeys(libraries)),
 }))
 """
 
@@ -59,6 +71,12 @@ class Interpreter:
     markers: dict[str, str]
     #: Supported wheel tags, most preferred first.
     tags: tuple[str, ...]
+    #: A shared-library or framework build: what it runs as is not only its executable's bytes.
+    shared: bool = True
+    #: The libpython shared objects it loaded (Linux: from ``/proc/self/maps``; empty for a
+    #: static build, or where that cannot be read). With ``shared`` and none listed, the no-op
+    #: fast path cannot know it by its files (pinfold.uptodate.interpreter_stamp).
+    libraries: tuple[str, ...] = ()
 
 
 def inspect_interpreter(python: str, runner: Runner) -> Interpreter:
@@ -85,4 +103,6 @@ def inspect_interpreter(python: str, runner: Runner) -> Interpreter:
         abi=data["abi"],
         markers=data["markers"],
         tags=tuple(data["tags"]),
+        shared=data.get("shared") is not False,
+        libraries=tuple(str(lib) for lib in data.get("libraries", ())),
     )

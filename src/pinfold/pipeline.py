@@ -6,6 +6,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from ._version import __version__
@@ -13,10 +14,11 @@ from .changes import Plan, fingerprint, make_plan
 from .envdir import Cleanup, Environments
 from .errors import BuildError, PinfoldError
 from .index import ArtifactIndex
+from .interpreter import Interpreter
 from .locking.needs import require_current_locks
 from .manifest import Tokens, scan, write_manifest
 from .paths import display_path
-from .record import EnvRecord, PythonRecord
+from .record import EnvRecord, PythonRecord, Watch
 from .results import BuildResult, OnEvent, StageEvent, StageReport
 from .runner import Runner
 from .spec import Spec
@@ -35,7 +37,7 @@ from .stages import (
     Scripts,
     Stage,
 )
-from .uptodate import watch_of
+from .uptodate import identity, interpreter_stamp, watch_of
 
 __all__ = ["BuildResult", "StageEvent", "StageReport", "build", "check", "gc", "plan", "rollback"]
 
@@ -148,7 +150,7 @@ def build(
             record = EnvRecord(
                 fingerprint=fingerprint(plan.inputs),
                 inputs=plan.inputs,
-                watch=watch,
+                watch=_stamped(watch, spec, interp, plan.inputs["python"], runner),
                 pinfold=__version__,
                 spec=spec.file,
                 python=PythonRecord(executable=interp.executable, version=interp.version,
@@ -172,6 +174,26 @@ def build(
                        up_to_date=False, stages=tuple(reports),
                        warnings=(*ctx.warnings, *after.warnings, *pruned),
                        seconds=time.monotonic() - start, plan=plan, outputs=ctx.outputs)
+
+
+def _stamped(watch: Watch, spec: Spec, interp: Interpreter, recorded: str, runner: Runner) -> Watch:
+    """``watch`` with the interpreter's stamp, when it provably stands for the identity recorded.
+
+    The stamp is taken first, the identity asked after it: any change to those files after
+    the stamp gives them other identities, so an unchanged stamp later means the same
+    interpreter that answered here (:func:`pinfold.uptodate.stamp_holds`). A shared build
+    whose libpython was not seen, or an interpreter that now answers differently, gets none:
+    the no-op fast path then asks the interpreter, as it always could.
+    """
+    if interp.shared and not interp.libraries:
+        return watch
+    stamp = interpreter_stamp(spec.python, interp.libraries)
+    try:
+        if stamp is None or identity(spec.python, runner) != recorded:
+            return watch
+    except PinfoldError:
+        return watch
+    return replace(watch, interpreter=stamp)
 
 
 def _prune_launchers(stale: list[Path]) -> list[str]:

@@ -31,6 +31,7 @@ from .results import (
     Plan,
     StageOutputs,
     StageReport,
+    json_int,
     json_object,
     json_str,
     json_strs,
@@ -99,6 +100,18 @@ class TreeState:
         return cls(metadata=_str_map(data["metadata"]), plugins=_str_map(data["plugins"]))
 
 
+def _stamp(data: object) -> dict[str, list[int] | None] | None:
+    """``Watch.interpreter`` from JSON: absent (an older record) is None."""
+    if data is None:
+        return None
+    out: dict[str, list[int] | None] = {}
+    for path, ident in json_object(data).items():
+        if ident is not None and not isinstance(ident, list):
+            raise TypeError(f"expected a list of integers, got {ident!r:.60}")
+        out[json_str(path)] = None if ident is None else [json_int(n) for n in ident]
+    return out
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Watch:
     """What the no-op fast path must find unchanged: everything validating env.yaml read."""
@@ -117,6 +130,11 @@ class Watch:
     develop: dict[str, TreeState] | None = None
     #: ``final.plugin_caches.packages``: plugin packages whose folders a develop tree may hold.
     plugin_packages: tuple[str, ...] = ()
+    #: The files that decide what ``python`` runs as (see :func:`pinfold.uptodate.interpreter_stamp`):
+    #: path -> ``[st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns]``, or None for a file that
+    #: was not there. None: not known (a script, a shared or framework build), so the fast path
+    #: starts the interpreter to learn its identity.
+    interpreter: dict[str, list[int] | None] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -125,6 +143,9 @@ class Watch:
                                "plugin_packages": list(self.plugin_packages)}
         if self.develop is not None:
             out["develop"] = {tree: state.to_json() for tree, state in self.develop.items()}
+        if self.interpreter is not None:
+            out["interpreter"] = {path: None if ident is None else list(ident)
+                                  for path, ident in self.interpreter.items()}
         return out
 
     @classmethod
@@ -137,7 +158,8 @@ class Watch:
                    develop=None if develop is None else {
                        json_str(tree): TreeState.from_json(state)
                        for tree, state in json_object(develop).items()},
-                   plugin_packages=json_strs(data.get("plugin_packages", [])))
+                   plugin_packages=json_strs(data.get("plugin_packages", [])),
+                   interpreter=_stamp(data.get("interpreter")))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

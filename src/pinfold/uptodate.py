@@ -7,8 +7,10 @@ interpreter env.yaml named, and what each develop tree holds that the build depe
 (:func:`tree_state`: the digests of its metadata files, the size and mtime of each of its
 Twisted plugin modules). When all of those are as recorded, validating env.yaml again
 would give the same spec and the plan would be a no-op; :func:`up_to_date` checks exactly
-that with the standard library and one ``python -I -S`` run (an interpreter can be
-replaced in place; it runs in a thread beside the file checks), without importing the
+that with the standard library, without starting the interpreter while the files that
+decide what it runs as are those the build stamped (:func:`interpreter_stamp`; otherwise one
+``python -I -S`` run, in a thread beside the file checks: an interpreter can be replaced in
+place), without importing the
 pipeline, ``packaging``, the lock parser or, for an env.yaml of plain ``key: value`` lines
 (:func:`_top_keys`), even ``yaml``: a no-op then costs well under 0.1 s. With ``extends``,
 ``path`` and ``python`` may be written in a base file: the fast path follows the chain for
@@ -26,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Sequence
@@ -44,8 +47,8 @@ from .runner import Runner
 if TYPE_CHECKING:
     from .spec import Spec
 
-__all__ = ["METADATA", "digest", "identity", "layers_digest", "plugin_folders", "rewritten_caches",
-           "tree_state", "up_to_date", "watch_of"]
+__all__ = ["METADATA", "digest", "identity", "interpreter_stamp", "layers_digest", "plugin_folders",
+           "rewritten_caches", "stamp_holds", "tree_state", "up_to_date", "watch_of"]
 
 
 def digest(path: Path | None) -> str:
@@ -64,6 +67,88 @@ def layers_digest(spec: Spec) -> str:
         return digest(spec.file)
     lines = "".join(f"{f}\0{digest(f)}\n" for f in layers)
     return hashlib.sha256(lines.encode()).hexdigest()
+
+
+#: A file of the interpreter changed this recently is not stamped (:func:`interpreter_stamp`).
+RACY_SECONDS = 2.0
+#: How a native executable starts: ELF, and Mach-O (32/64-bit, either byte order, universal).
+_NATIVE = (b"\x7fELF", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
+           b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
+
+
+def _ident(path: str) -> list[int] | None:
+    """(device, inode, size, mtime, ctime) of ``path`` (not followed), None if it is not there."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _native(path: str) -> bool:
+    """Whether ``path`` is a regular file holding a native executable (not a script)."""
+    try:
+        # Non-blocking: a FIFO in the executable's place must not hang the no-op.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, 4) in _NATIVE
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _stamp_paths(python: str) -> list[str] | None:
+    """The executable ``python`` resolves to and each ``pyvenv.cfg`` Python would look for."""
+    real = os.path.realpath(python)
+    if not _native(real):
+        return None
+    given = os.path.dirname(os.path.abspath(python))
+    folders = (given, os.path.dirname(given), os.path.dirname(real), os.path.dirname(os.path.dirname(real)))
+    return [real, *dict.fromkeys(os.path.join(f, "pyvenv.cfg") for f in folders)]
+
+
+def interpreter_stamp(python: str, libraries: Sequence[str] = ()) -> dict[str, list[int] | None] | None:
+    """The identities of the files that decide what ``python`` runs as, or None when unknown.
+
+    Those files are the native executable ``python`` resolves to (its symlinks resolved: the
+    resolved path is a key, so a link moved to another interpreter differs), each
+    ``pyvenv.cfg`` where Python looks for one (beside the executable and one folder up, for
+    the path as given and as resolved), present or not, and ``libraries``: the shared
+    libpython a shared build loaded (:attr:`pinfold.interpreter.Interpreter.libraries`). An
+    identity is (device, inode, size, mtime, ctime): replacing a file gives another inode,
+    and writing to it, even with its old mtime restored, another ctime. A script (a pyenv
+    shim, a wrapper) gives None: what it runs depends on more than its bytes.
+    """
+    paths = _stamp_paths(python)
+    if paths is None:
+        return None
+    required = [paths[0], *(os.path.realpath(lib) for lib in libraries)]
+    try:
+        stamp = {path: _ident(path) for path in [*paths, *required]}
+    except OSError:  # a folder that cannot be searched: not known
+        return None
+    if any(stamp[path] is None for path in required):
+        return None
+    # Changed within the file system clock's granularity, a file's times need not show the
+    # change (git's "racy" files): such an interpreter is asked for its identity next time.
+    now = time.time_ns()
+    if any(now - max(ident[3], ident[4]) < RACY_SECONDS * 1e9 for ident in stamp.values() if ident):
+        return None
+    return stamp
+
+
+def stamp_holds(python: str, stamp: dict[str, list[int] | None]) -> bool:
+    """Whether every file of a recorded :func:`interpreter_stamp` of ``python`` is as it was."""
+    paths = _stamp_paths(python)
+    if paths is None or any(path not in stamp for path in paths):
+        return False
+    try:
+        return all(_ident(path) == ident for path, ident in stamp.items())
+    except OSError:
+        return False
 
 
 def identity(python: str, runner: Runner) -> str:
@@ -437,19 +522,16 @@ class _Identity:
         return self._answer
 
 
-def _recorded_as_now(current: Path, file: Path, python: str, read: list[Path]) -> EnvRecord | None:
-    """The record of ``current`` if it was built from what ``file`` and its watch hold now."""
-    record = read_record(current)
-    if record is None or record.pinfold != __version__ or not _unchanged(record.watch, file, python):
-        return None
+def _as_now(record: EnvRecord, current: Path, file: Path, python: str, read: list[Path]) -> bool:
+    """Whether ``current`` (its ``record``) was built from what ``file`` and its watch hold now."""
+    if record.pinfold != __version__ or not _unchanged(record.watch, file, python):
+        return False
     if any(str(f) not in record.watch.files for f in read):  # a file the build did not merge
-        return None
+        return False
     # Develop trees, recorded before pinfold watched what they hold: not known to be up to date.
     if record.develop and record.watch.develop is None:
-        return None
-    if damage(current, record.installed) is not None or rewritten_caches(current, record):
-        return None
-    return record
+        return False
+    return damage(current, record.installed) is None and not rewritten_caches(current, record)
 
 
 def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
@@ -475,14 +557,19 @@ def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
         return None
     if envs.has_leftovers():  # a killed build's folder: the full path's no-op removes it
         return None
-    # The interpreter's identity runs beside the file checks below (its start is most of
-    # the wall time of a no-op after Python's own); its answer is awaited on every way out.
-    asked = _Identity(python, runner)
+    record = read_record(current)
+    if record is None:
+        return None
+    # The interpreter the build ran is known by its files' identities (interpreter_stamp);
+    # otherwise its identity is asked for, beside the file checks below (its start is most
+    # of the wall time of a no-op after Python's own), and awaited on every way out.
+    stamp = record.watch.interpreter
+    asked = None if stamp is not None and stamp_holds(python, stamp) else _Identity(python, runner)
     try:
-        record = _recorded_as_now(current, file, python, read)
+        as_now = _as_now(record, current, file, python, read)
     finally:
-        answer = asked.result()
-    if record is None or answer is None or answer != record.inputs.get("python"):
+        answer = record.inputs.get("python") if asked is None else asked.result()
+    if not as_now or answer is None or answer != record.inputs.get("python"):
         return None
     return BuildResult(spec_file=file, path=path, env_dir=current, up_to_date=True,
                        seconds=time.monotonic() - start)
