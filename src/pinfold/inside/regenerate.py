@@ -13,7 +13,8 @@ The same interpreter also gathers evidence the probes stage would otherwise star
 interpreter (and import Twisted) for:
 
 - ``--distributions``: the installed distributions (the lock probe's ``distributions.py``,
-  same code), on ``sys.path`` as it was before anything was imported.
+  same code), on ``sys.path`` as it was before anything was imported: listed by a process
+  forked first thing, while this one goes on (``_Lister``); here, first, without ``os.fork``.
 - ``--hygiene TIMEOUT JOBS``: the plugin-hygiene probe's children (``hygiene.py``, loaded by
   path). Before any plugin module is imported here, a helper process is forked from the
   state ``hygiene.py``'s parent has (``twisted.plugin``, its warm-up modules, the plugin
