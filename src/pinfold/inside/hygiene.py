@@ -9,9 +9,12 @@ does not finish within ``TIMEOUT`` seconds is killed.
 
 Forking is as clean as a fresh interpreter as long as the parent holds no reactor and
 no thread, and several times cheaper. The parent also imports the few Twisted modules
-nearly every plugin imports (``WARM``), which more than halves the children's work;
-that is safe because the parent checks it still has no reactor and no thread before
-forking: a finding can only come from the plugin module's own imports.
+nearly every plugin imports (``WARM``), and ``twisted.internet.endpoints`` (with TLS:
+~60 ms, what ``twisted_core``, ``strports`` and most service plugins import), which more than
+halves the children's work; that is safe because the parent checks it still has no reactor
+and no thread before forking: a finding can only come from the plugin module's own imports
+(none of these imports the reactor, so an import chain to it never runs through their
+module code).
 
 The plugins stage's script (``regenerate.py``) loads this file by path and runs the same
 children from its own interpreter (:func:`prepare`, then :func:`import_each` in a process
@@ -46,7 +49,8 @@ else:
 
 REACTOR = "twisted.internet.reactor"
 #: Imported by the parent before forking (see the module docstring); none installs a reactor.
-WARM = ("twisted.internet.defer", "twisted.application.service", "twisted.python.usage")
+WARM = ("twisted.internet.defer", "twisted.application.service", "twisted.python.usage",
+        "twisted.internet.endpoints")
 
 
 class _ReactorTracer:
