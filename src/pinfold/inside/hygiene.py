@@ -175,6 +175,15 @@ def import_each(modules: list[str], timeout: float, jobs: int,
     return reports
 
 
+def warm() -> None:
+    """Import ``twisted.plugin`` and ``WARM``: what every child starts from, the packages aside."""
+    import twisted.plugin  # noqa: F401
+
+    for name in WARM:
+        with contextlib.suppress(ImportError):  # an older Twisted may lack one
+            importlib.import_module(name)
+
+
 def prepare(packages: list[str], errors: list[str]) -> list[str] | None:
     """Import what every child starts from; return the plugin modules, or None if none can be judged.
 
@@ -182,12 +191,7 @@ def prepare(packages: list[str], errors: list[str]) -> list[str] | None:
     can be judged (the reactor installed already, or threads running: every child would
     inherit them).
     """
-    import twisted.plugin  # noqa: F401  (what every child starts from, with WARM)
-
-    for name in WARM:
-        with contextlib.suppress(ImportError):  # an older Twisted may lack one
-            importlib.import_module(name)
-
+    warm()
     modules: list[str] = []
     for name in packages:
         try:

@@ -14,7 +14,8 @@ interpreter (and import Twisted) for:
 
 - ``--distributions``: the installed distributions (the lock probe's ``distributions.py``,
   same code), on ``sys.path`` as it was before anything was imported: listed by a process
-  forked first thing, while this one goes on (``_Lister``); here, first, without ``os.fork``.
+  forked first thing (``_Lister``, which finds the plugin packages for this one too) while
+  this one imports Twisted; here, first, without ``os.fork``.
 - ``--hygiene TIMEOUT JOBS``: the plugin-hygiene probe's children (``hygiene.py``, loaded by
   path). Before any plugin module is imported here, a helper process is forked from the
   state ``hygiene.py``'s parent has (``twisted.plugin``, its warm-up modules, the plugin
@@ -134,6 +135,8 @@ def _regenerate(name: str, folders: list[str], groups: list[Any], result: dict[s
 
 def _load_hygiene() -> ModuleType:
     """``hygiene.py``, next to this file, loaded by path (its ``__main__`` block does not run)."""
+    if "_pinfold_hygiene" in sys.modules:
+        return sys.modules["_pinfold_hygiene"]
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hygiene.py")
     spec = importlib.util.spec_from_file_location("_pinfold_hygiene", path)
     assert spec is not None and spec.loader is not None
@@ -225,40 +228,68 @@ class _Hygiene:
 
 
 class _Lister:
-    """A process forked before anything is imported here that lists the distributions.
+    """A process forked before anything is imported here: it finds the plugin packages, then
+    lists the distributions.
 
-    It lists them (``_common.list_distributions``, ~60 ms for 120 distributions) while this
-    interpreter imports Twisted and the plugin modules: the same code on the same, untouched
-    ``sys.path``, off this script's critical path. Without ``os.fork`` they are listed here,
-    first.
+    Both only read files (``_common.plugin_packages``' scan of every ``__init__.py``, ~30 ms;
+    ``_common.list_distributions``, ~60 ms for 120 distributions) while this interpreter
+    imports Twisted: the same code on the same, untouched ``sys.path``, off this script's
+    critical path. The packages come back on a pipe (a length, then JSON: a process a plugin
+    forks may hold the pipe open), the distributions in a file. Without ``os.fork`` both are
+    done here, first.
     """
 
-    def __init__(self, pid: int, out: str) -> None:
-        self.pid, self.out = pid, out
+    def __init__(self, pid: int, fd: int, out: str | None) -> None:
+        self.pid, self.fd, self.out = pid, fd, out
 
     @classmethod
-    def start(cls, out: str) -> _Lister | None:
-        """Fork the lister; None without ``os.fork`` (the caller lists them itself)."""
+    def start(cls, args: list[str], out: str | None) -> _Lister | None:
+        """Fork the lister (``out``: where to list the distributions, None for no list).
+
+        None without ``os.fork``: the caller does it all itself.
+        """
         if not hasattr(os, "fork"):
             return None
         path = list(sys.path)
+        read_fd, write_fd = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                common.write_result(out, {"distributions": common.list_distributions(path)})
+                os.close(read_fd)
+                data = json.dumps(common.plugin_packages(args)).encode()
+                message = len(data).to_bytes(8, "big") + data
+                while message:
+                    message = message[os.write(write_fd, message):]
+                os.close(write_fd)
+                if out is not None:
+                    common.write_result(out, {"distributions": common.list_distributions(path)})
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
-        return cls(pid, out)
+        os.close(write_fd)
+        return cls(pid, read_fd, out)
+
+    def packages(self) -> list[str] | None:
+        """The plugin packages the lister found; None if it died first (the caller scans)."""
+        head = _read_exactly(self.fd, 8)
+        data = _read_exactly(self.fd, int.from_bytes(head, "big")) if len(head) == 8 else b""
+        os.close(self.fd)
+        try:
+            found = json.loads(data)
+        except ValueError:
+            return None
+        return [str(name) for name in found] if isinstance(found, list) else None
 
     def finish(self) -> list[dict[str, Any]] | None:
         """Wait for the lister; its list, or None if it wrote none (the lock probe lists them)."""
         with contextlib.suppress(ChildProcessError):  # a plugin module reaped it: still read
             os.waitpid(self.pid, 0)
+        if self.out is None:
+            return None
         try:
             with open(self.out, encoding="utf-8") as fh:
                 listed: list[dict[str, Any]] = json.load(fh)["distributions"]
@@ -279,13 +310,15 @@ def main(argv: list[str]) -> None:
             distributions, args = True, args[1:]
     # What a fresh interpreter sees, before anything imported here could change it: a plugin
     # module may install an import hook or finder, and distributions() asks every finder.
-    lister = _Lister.start(f"{out}.distributions.json") if distributions else None
+    scan = args[:1] != [shared.EXACTLY]
+    lister = (_Lister.start(args, f"{out}.distributions.json" if distributions else None)
+              if distributions or scan else None)
     result: dict[str, Any] = {"packages": [], "caches": [], "removed": [], "errors": [],
                               "freshness": [], "hygiene": None}
     if distributions and lister is None:
         result["distributions"] = common.list_distributions(list(sys.path))
     try:
-        _main(out, hygiene, args, result)
+        _main(out, hygiene, args, lister, result)
     finally:
         if lister is not None:
             listed = lister.finish()
@@ -294,17 +327,26 @@ def main(argv: list[str]) -> None:
     common.write_result(out, result)
 
 
-def _main(out: str, hygiene: tuple[float, int] | None, args: list[str],
+def _packages(args: list[str], lister: _Lister | None) -> list[str]:
+    """The plugin packages: the lister's (found while Twisted was imported here), or scanned here."""
+    found = lister.packages() if lister is not None else None
+    return common.plugin_packages(args) if found is None else found
+
+
+def _main(out: str, hygiene: tuple[float, int] | None, args: list[str], lister: _Lister | None,
           result: dict[str, Any]) -> None:
     """Regenerate (``main`` without the distributions); fills ``result``."""
-    packages = common.plugin_packages(args)  # reads files only
-    result["packages"] = packages
     try:
         from twisted.python import log
     except ImportError as exc:
+        result["packages"] = _packages(args, lister)
         result["errors"].append({"module": "twisted", "path": "",
                                  "error": f"Twisted is not importable: {common.describe(exc)}"})
         return
+    if hygiene is not None:
+        _load_hygiene().warm()  # what the helper starts from, whatever the packages are
+    packages = _packages(args, lister)
+    result["packages"] = packages
     # Forked before the observer below and before any plugin module is imported here.
     helper = (None if hygiene is None
               else _Hygiene.start(packages, *hygiene, f"{out}.hygiene.json", result))
