@@ -29,6 +29,10 @@ def _unique(name: str, taken: set[str]) -> str:
     return out
 
 
+#: A probe that runs a program does more than one that imports or resolves it: it starts first.
+RUNS = 2.0
+
+
 def consumer_probes(runner: Runner, target: Target, env_dir: Path, spec: Spec) -> list[Probe]:
     """The import, script and command probes of ``spec``, in report order, uniquely named.
 
@@ -42,7 +46,8 @@ def consumer_probes(runner: Runner, target: Target, env_dir: Path, spec: Spec) -
     for kind, items in (("script", options.scripts), ("command", options.commands)):
         probes += [Probe(_unique(f"{kind} {' '.join(item.argv)}", taken),
                          partial(environment.command, runner, env_dir, item.argv,
-                                 timeout=item.timeout, root=spec.root, script=kind == "script"))
+                                 timeout=item.timeout, root=spec.root, script=kind == "script"),
+                         weight=RUNS)
                    for item in items]
     for gen in spec.scripts:
         probes.append(Probe(_unique(f"script {gen.name}", taken),
@@ -51,5 +56,5 @@ def consumer_probes(runner: Runner, target: Target, env_dir: Path, spec: Spec) -
             argv = (gen.name, *gen.probe)
             probes.append(Probe(_unique(f"script {' '.join(argv)}", taken),
                                 partial(environment.command, runner, env_dir, argv, timeout=60.0,
-                                        root=spec.root, script=True)))
+                                        root=spec.root, script=True), weight=RUNS))
     return probes

@@ -103,7 +103,8 @@ class PluginCaches(Stage):
                 self._start(ctx, pool, bootstrap_probe(ctx.runner, target, probes.reactor,
                                                        PluginPackages(packages, exact=True)))
             if probes.enabled:  # what a consumer runs may look its plugins up: after the caches
-                for probe in consumer_probes(ctx.runner, ctx.target, ctx.env_dir, ctx.spec):
+                found = consumer_probes(ctx.runner, ctx.target, ctx.env_dir, ctx.spec)
+                for probe in sorted(found, key=lambda p: -p.weight):  # as run_probes orders them
                     self._start(ctx, pool, probe)
 
         done = regenerate(ctx.runner, target, PluginPackages(ctx.spec.final.plugin_caches.packages),
