@@ -33,6 +33,7 @@ from pinfold import BuildError, BuildResult, build, check, load_spec
 from pinfold.envdir import Environments
 from pinfold.errors import ProbeError
 from pinfold.index import ArtifactIndex
+from pinfold.inside import script
 from pinfold.manifest import Tokens, scan, write_manifest
 from pinfold.plugincache import PluginPackages, check_freshness, strictly_newer_mtime_ns
 from pinfold.probes import ProbeResult, environment
@@ -574,6 +575,79 @@ def test_the_outside_cache_holds_the_environment_only_and_is_read_back(good: Bui
     run_inside(Runner(), target, "importer", ["twisted.internet.defer"], what="import")
     assert {p: p.stat().st_mtime_ns for p in cached} == stamps  # read, not compiled again
     assert set(good.env_dir.rglob("*.pyc")) == env_pyc
+
+
+# A plugin module that installs a finder making a distribution appear: in the process that
+# imports it, importlib.metadata lists "ghost"; a fresh interpreter (the lock probe) does not.
+GHOST_PLUGIN = """
+import importlib.metadata as metadata
+import sys
+
+
+class _Ghost(metadata.Distribution):
+    def read_text(self, filename):
+        return "Metadata-Version: 2.1\\nName: ghost\\nVersion: 1.0\\n" if filename == "METADATA" else None
+
+    def locate_file(self, path):
+        return path
+
+
+class _Finder:
+    def find_spec(self, *args):
+        return None
+
+    def find_distributions(self, context=None):
+        return iter([_Ghost()])
+
+
+sys.meta_path.append(_Finder())
+"""
+
+
+@pytest.mark.slow
+def test_the_lock_probe_of_a_build_lists_before_any_plugin_module_is_imported(
+        wheels: Wheels, tmp_path: Path) -> None:
+    """The plugins stage's interpreter imports a plugin module that adds a distribution finder;
+    the distributions it hands the lock probe were listed before (by a process forked first
+    thing), as a fresh interpreter sees them: the same as `pinfold check`."""
+    ghost = make_wheel(wheels.path, "ghostplug", "1.0", requires=["twisted"],
+                       files={"twisted/plugins/ghost_finder.py": GHOST_PLUGIN})
+    spec = project(tmp_path, wheels, [*wheels.twisted, ghost], "final:\n  probes:\n    reactor: poll\n")
+    result = build(load_spec(spec))
+    caches = result.outputs.plugin_caches
+    assert caches is not None and caches.distributions is not None  # listed in the build
+    names = {canonicalize_name(d["name"]) for d in caches.distributions}
+    assert "ghostplug" in names and "ghost" not in names, names
+    lock = {r.name: r for r in result.outputs.probe_results}["lock"]
+    assert lock.status == "ok", lock
+    checked = {r.name: r for r in check(load_spec(spec)).outputs.probe_results}["lock"]
+    assert (checked.status, checked.summary) == (lock.status, lock.summary)
+
+
+@pytest.mark.slow
+def test_without_fork_the_plugins_script_lists_first_and_leaves_hygiene_to_the_probe(
+        good: BuildResult, tmp_path: Path) -> None:
+    """Where os.fork is missing, regenerate.py lists the distributions itself (the same list
+    as the build's forked lister) and gathers no hygiene findings (the probe runs hygiene.py)."""
+    mine = copy_of(good, tmp_path)
+    result = tmp_path / "result.json"
+    no_fork = ("import os, runpy, sys; del os.fork; sys.argv = sys.argv[1:]; "
+               "runpy.run_path(sys.argv[0], run_name='__main__')")
+    work = tmp_path / "work"
+    work.mkdir()
+    Runner().run([mine.env_dir / "bin" / "python", "-I", "-B", "-c", no_fork, script("_launch"),
+                  script("regenerate"), result, "--hygiene", "60", "2", "--distributions"],
+                 what="regenerating without fork", cwd=work, timeout=300)
+    data = json.loads(result.read_text(encoding="utf-8"))
+    assert data["errors"] == [] and data["hygiene"] is None
+    assert len(data["caches"]) == 2 and data["packages"] == ["twisted.plugins", "myapp.plugins"]
+    caches = good.outputs.plugin_caches
+    assert caches is not None and caches.distributions is not None
+
+    def listed(dists: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+        return sorted((d["name"], d["version"]) for d in dists)
+
+    assert listed(data["distributions"]) == listed(caches.distributions)
 
 
 # --- pure parts ---------------------------------------------------------------------------

@@ -297,3 +297,46 @@ def test_the_scripts_stage_removes_its_own_stale_launchers_and_never_a_foreign_f
     assert not stale.exists(), "a stale launcher pinfold wrote was left behind"
     assert sorted(p.name for p in launchers.iterdir()) == ["app", "old-tool"]
     assert generated_by_pinfold(launchers / "app") and generated_by_pinfold(env_dir / "bin" / "app")
+
+
+# Imported alone by the hygiene probe (the caches exist then, not while they are regenerated),
+# it waits for a probe the plugins stage starts early: that stage can only end after it.
+WAITING_PLUGIN = '''
+import os, time
+LOG = {log!r}
+if os.path.exists(os.path.join(os.path.dirname(__file__), "dropin.cache")):
+    deadline = time.monotonic() + 30  # the probe gives it 60 s
+    while not (os.path.exists(LOG) and os.path.getsize(LOG)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ran = os.path.exists(LOG) and os.path.getsize(LOG)
+    with open(LOG, "a") as fh:
+        fh.write("alone, after an early probe\\n" if ran else "alone first\\n")
+'''
+
+
+@pytest.mark.slow
+def test_the_plugins_stage_starts_the_script_and_command_probes_once_the_caches_are_final(
+        built: tuple[Path, list[Artifact]], tmp_path: Path) -> None:
+    """The scripts stage runs before the plugins stage, which starts the generated scripts'
+    probes and the commands with the imports, as soon as every cache is final (while its
+    hygiene children still run); each runs once, and the probes stage reports it."""
+    pins = built[1]
+    log = tmp_path / "ran.log"
+    record = f'open({str(log)!r}, "a").write(repr(sys.argv[1:]) + "\\n")'
+    scripts = SCRIPTS.replace('      print("init", os.environ["GREETING"])\n',
+                              f'      print("init", os.environ["GREETING"])\n      {record}\n')
+    root = tmp_path / "project"
+    mine = _project(root, pins[0].path.parent, pins, scripts)
+    text = mine.read_text().replace("    imports: [twisted]\n", "    imports: [twisted]\n"
+                                    f"    commands: [[sh, -c, 'echo command >> {log}']]\n")
+    mine.write_text(text)
+    write(root / "lib" / "twisted" / "plugins" / "waits.py", WAITING_PLUGIN.format(log=str(log)))
+    result = build(load_spec(mine))
+    names = [s.name for s in result.stages]
+    assert names.index("scripts") < names.index("plugins") < names.index("probes"), names
+    probes = {p.name: p.status for p in result.outputs.probe_results}
+    assert probes["script app"] == probes["script app --probe-arg"] == "ok", probes
+    assert probes[f"command sh -c echo command >> {log}"] == "ok", probes
+    lines = log.read_text().splitlines()
+    # Each probe ran once: the probes stage reported what the plugins stage started.
+    assert sorted(lines) == sorted(["[]", "['--probe-arg']", "command", "alone, after an early probe"]), lines

@@ -9,9 +9,12 @@ does not finish within ``TIMEOUT`` seconds is killed.
 
 Forking is as clean as a fresh interpreter as long as the parent holds no reactor and
 no thread, and several times cheaper. The parent also imports the few Twisted modules
-nearly every plugin imports (``WARM``), which more than halves the children's work;
-that is safe because the parent checks it still has no reactor and no thread before
-forking: a finding can only come from the plugin module's own imports.
+nearly every plugin imports (``WARM``), and ``twisted.internet.endpoints`` (with TLS:
+~60 ms, what ``twisted_core``, ``strports`` and most service plugins import), which more than
+halves the children's work; that is safe because the parent checks it still has no reactor
+and no thread before forking: a finding can only come from the plugin module's own imports
+(none of these imports the reactor, so an import chain to it never runs through their
+module code).
 
 The plugins stage's script (``regenerate.py``) loads this file by path and runs the same
 children from its own interpreter (:func:`prepare`, then :func:`import_each` in a process
@@ -46,7 +49,8 @@ else:
 
 REACTOR = "twisted.internet.reactor"
 #: Imported by the parent before forking (see the module docstring); none installs a reactor.
-WARM = ("twisted.internet.defer", "twisted.application.service", "twisted.python.usage")
+WARM = ("twisted.internet.defer", "twisted.application.service", "twisted.python.usage",
+        "twisted.internet.endpoints")
 
 
 class _ReactorTracer:
@@ -171,6 +175,15 @@ def import_each(modules: list[str], timeout: float, jobs: int,
     return reports
 
 
+def warm() -> None:
+    """Import ``twisted.plugin`` and ``WARM``: what every child starts from, the packages aside."""
+    import twisted.plugin  # noqa: F401
+
+    for name in WARM:
+        with contextlib.suppress(ImportError):  # an older Twisted may lack one
+            importlib.import_module(name)
+
+
 def prepare(packages: list[str], errors: list[str]) -> list[str] | None:
     """Import what every child starts from; return the plugin modules, or None if none can be judged.
 
@@ -178,12 +191,7 @@ def prepare(packages: list[str], errors: list[str]) -> list[str] | None:
     can be judged (the reactor installed already, or threads running: every child would
     inherit them).
     """
-    import twisted.plugin  # noqa: F401  (what every child starts from, with WARM)
-
-    for name in WARM:
-        with contextlib.suppress(ImportError):  # an older Twisted may lack one
-            importlib.import_module(name)
-
+    warm()
     modules: list[str] = []
     for name in packages:
         try:

@@ -13,7 +13,9 @@ The same interpreter also gathers evidence the probes stage would otherwise star
 interpreter (and import Twisted) for:
 
 - ``--distributions``: the installed distributions (the lock probe's ``distributions.py``,
-  same code), on ``sys.path`` as it was before anything was imported.
+  same code), on ``sys.path`` as it was before anything was imported: listed by a process
+  forked first thing (``_Lister``, which finds the plugin packages for this one too) while
+  this one imports Twisted; here, first, without ``os.fork``.
 - ``--hygiene TIMEOUT JOBS``: the plugin-hygiene probe's children (``hygiene.py``, loaded by
   path). Before any plugin module is imported here, a helper process is forked from the
   state ``hygiene.py``'s parent has (``twisted.plugin``, its warm-up modules, the plugin
@@ -33,6 +35,8 @@ the build can fail naming the module.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import importlib.util
 import json
@@ -131,6 +135,8 @@ def _regenerate(name: str, folders: list[str], groups: list[Any], result: dict[s
 
 def _load_hygiene() -> ModuleType:
     """``hygiene.py``, next to this file, loaded by path (its ``__main__`` block does not run)."""
+    if "_pinfold_hygiene" in sys.modules:
+        return sys.modules["_pinfold_hygiene"]
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hygiene.py")
     spec = importlib.util.spec_from_file_location("_pinfold_hygiene", path)
     assert spec is not None and spec.loader is not None
@@ -221,6 +227,77 @@ class _Hygiene:
         return data
 
 
+class _Lister:
+    """A process forked before anything is imported here: it finds the plugin packages, then
+    lists the distributions.
+
+    Both only read files (``_common.plugin_packages``' scan of every ``__init__.py``, ~30 ms;
+    ``_common.list_distributions``, ~60 ms for 120 distributions) while this interpreter
+    imports Twisted: the same code on the same, untouched ``sys.path``, off this script's
+    critical path. The packages come back on a pipe (a length, then JSON: a process a plugin
+    forks may hold the pipe open), the distributions in a file. Without ``os.fork`` both are
+    done here, first.
+    """
+
+    def __init__(self, pid: int, fd: int, out: str | None) -> None:
+        self.pid, self.fd, self.out = pid, fd, out
+
+    @classmethod
+    def start(cls, args: list[str], out: str | None) -> _Lister | None:
+        """Fork the lister (``out``: where to list the distributions, None for no list).
+
+        None without ``os.fork``: the caller does it all itself.
+        """
+        if not hasattr(os, "fork"):
+            return None
+        path = list(sys.path)
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.close(read_fd)
+                data = json.dumps(common.plugin_packages(args)).encode()
+                message = len(data).to_bytes(8, "big") + data
+                while message:
+                    message = message[os.write(write_fd, message):]
+                os.close(write_fd)
+                if out is not None:
+                    common.write_result(out, {"distributions": common.list_distributions(path)})
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        return cls(pid, read_fd, out)
+
+    def packages(self) -> list[str] | None:
+        """The plugin packages the lister found; None if it died first (the caller scans)."""
+        head = _read_exactly(self.fd, 8)
+        data = _read_exactly(self.fd, int.from_bytes(head, "big")) if len(head) == 8 else b""
+        os.close(self.fd)
+        try:
+            found = json.loads(data)
+        except ValueError:
+            return None
+        return [str(name) for name in found] if isinstance(found, list) else None
+
+    def finish(self) -> list[dict[str, Any]] | None:
+        """Wait for the lister; its list, or None if it wrote none (the lock probe lists them)."""
+        with contextlib.suppress(ChildProcessError):  # a plugin module reaped it: still read
+            os.waitpid(self.pid, 0)
+        if self.out is None:
+            return None
+        try:
+            with open(self.out, encoding="utf-8") as fh:
+                listed: list[dict[str, Any]] = json.load(fh)["distributions"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return listed
+
+
 def main(argv: list[str]) -> None:
     """Regenerate, then write the result: caches written, old caches removed, errors."""
     out, args = argv[1], argv[2:]
@@ -231,20 +308,45 @@ def main(argv: list[str]) -> None:
             hygiene, args = (float(args[1]), int(args[2])), args[3:]
         else:
             distributions, args = True, args[1:]
-    packages = common.plugin_packages(args)
-    result: dict[str, Any] = {"packages": packages, "caches": [], "removed": [], "errors": [],
-                              "freshness": [], "hygiene": None}
     # What a fresh interpreter sees, before anything imported here could change it: a plugin
     # module may install an import hook or finder, and distributions() asks every finder.
-    if distributions:
+    scan = args[:1] != [shared.EXACTLY]
+    lister = (_Lister.start(args, f"{out}.distributions.json" if distributions else None)
+              if distributions or scan else None)
+    result: dict[str, Any] = {"packages": [], "caches": [], "removed": [], "errors": [],
+                              "freshness": [], "hygiene": None}
+    if distributions and lister is None:
         result["distributions"] = common.list_distributions(list(sys.path))
+    try:
+        _main(out, hygiene, args, lister, result)
+    finally:
+        if lister is not None:
+            listed = lister.finish()
+            if listed is not None:
+                result["distributions"] = listed
+    common.write_result(out, result)
+
+
+def _packages(args: list[str], lister: _Lister | None) -> list[str]:
+    """The plugin packages: the lister's (found while Twisted was imported here), or scanned here."""
+    found = lister.packages() if lister is not None else None
+    return common.plugin_packages(args) if found is None else found
+
+
+def _main(out: str, hygiene: tuple[float, int] | None, args: list[str], lister: _Lister | None,
+          result: dict[str, Any]) -> None:
+    """Regenerate (``main`` without the distributions); fills ``result``."""
     try:
         from twisted.python import log
     except ImportError as exc:
+        result["packages"] = _packages(args, lister)
         result["errors"].append({"module": "twisted", "path": "",
                                  "error": f"Twisted is not importable: {common.describe(exc)}"})
-        common.write_result(out, result)
         return
+    if hygiene is not None:
+        _load_hygiene().warm()  # what the helper starts from, whatever the packages are
+    packages = _packages(args, lister)
+    result["packages"] = packages
     # Forked before the observer below and before any plugin module is imported here.
     helper = (None if hygiene is None
               else _Hygiene.start(packages, *hygiene, f"{out}.hygiene.json", result))
@@ -261,6 +363,10 @@ def main(argv: list[str]) -> None:
     total = sum(len(modules) for _, got in found if got for _, modules in got[1])
     _say("MODULES", str(total * 2 if helper is not None else total))
     cost: dict[str, float] = {}
+    # No cyclic collection during the imports and getCache here (~20% of their time): what
+    # they produce does not depend on it, and this process ends right after (os._exit). The
+    # hygiene children, forked from the helper, collect as usual.
+    gc.disable()
     for name, got in found:
         if got is not None:
             _regenerate(name, *got, result, logged, cost)
@@ -272,7 +378,6 @@ def main(argv: list[str]) -> None:
         helper.go(not result["errors"], cost)
     if helper is not None:
         result["hygiene"] = helper.finish()
-    common.write_result(out, result)
 
 
 if __name__ == "__main__":

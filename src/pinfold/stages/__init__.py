@@ -1,4 +1,5 @@
-"""The build stages, in the order they run (the file names say it too).
+"""The build stages, numbered in the order they run, except that the scripts stage (s7) runs
+before the plugins stage (s6): see :mod:`pinfold.pipeline`.
 
 Each stage is one small class (a :class:`Stage`) with ``problems`` (checked for every
 stage before anything is touched), ``skip_reason`` and ``run``; the base class gives

@@ -1,17 +1,20 @@
 """Stage 6: Twisted plugin caches, regenerated at build time so they can never go stale.
 
 Runs after every install step (pip gives files the install time, so anything installed
-later would make a cache stale). Which packages: ``twisted.plugins`` when Twisted is
-installed, every package whose ``__init__`` calls ``pluginPackagePaths``, and those in
-``final.plugin_caches.packages``. Without this, the first ``getPlugins()`` of a consumer
-imports every plugin module, and one that imports the reactor breaks
-``installReactor`` (the seed bug). See :mod:`pinfold.plugincache` for freshness.
+later would make a cache stale), and after the scripts stage: nothing after it writes.
+Which packages: ``twisted.plugins`` when Twisted is installed, every package whose
+``__init__`` calls ``pluginPackagePaths``, and those in ``final.plugin_caches.packages``.
+Without this, the first ``getPlugins()`` of a consumer imports every plugin module, and one
+that imports the reactor breaks ``installReactor`` (the seed bug).
+See :mod:`pinfold.plugincache` for freshness.
 
 The same interpreter gathers what this build's probes would otherwise start interpreters
 (each importing Twisted again) for: the plugin-hygiene children, forked from it before it
 imports any plugin module and run once the caches are written, and the list of installed
 distributions for the lock probe. Both are kept in the stage's output for the probes stage.
-It also starts the pip-check, consumer-bootstrap and import probes early (see :meth:`PluginCaches.run`).
+It also starts the pip-check, consumer-bootstrap, import, script and command probes early (see
+:meth:`PluginCaches.run`); the scripts stage runs before this one so that the generated scripts'
+probes can start with them.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import ClassVar
 from ..errors import BuildError
 from ..plugincache import PluginPackages, regenerate, script_paths, twisted_installed
 from ..probes import Probe, run_probe
-from ..probes.environment import import_probe, pip_check_probe
+from ..probes.consumers import consumer_probes
+from ..probes.environment import pip_check_probe
 from ..probes.plugins import BOOTSTRAP, HYGIENE_TIMEOUT, bootstrap_probe
 from ..results import PluginCachesOutput
 from .base import Context, Stage
@@ -52,11 +56,12 @@ class PluginCaches(Stage):
 
     def run(self, ctx: Context) -> str:
         probes = ctx.spec.final.probes
-        # Probes whose evidence nothing between here and the probes stage can change (the
-        # scripts stage only writes bin/ and bin_dir) start now, so that they overlap this
-        # stage's single interpreter: pip-check (it reads the installed metadata only) at once;
-        # consumer-bootstrap and the `imports` (each a fresh interpreter, as always) as soon as
-        # every cache is written and final. The probes stage reports them.
+        # Probes whose evidence nothing between here and the probes stage can change (this is
+        # the last stage that writes: the scripts stage ran before it) start now, so that they
+        # overlap this stage's single interpreter: pip-check (it reads the installed metadata
+        # only) at once; consumer-bootstrap and the consumer probes (the `imports`, `scripts`
+        # and `commands`, and the generated scripts' probes: each a fresh process, as always)
+        # as soon as every cache is written and final. The probes stage reports them.
         # As many at a time as the probes stage runs (each mostly waits for its interpreter).
         pool = ThreadPoolExecutor(max_workers=max(4, 2 * (os.cpu_count() or 2)),
                                   thread_name_prefix="pinfold-probe")
@@ -97,9 +102,10 @@ class PluginCaches(Stage):
             if twisted:
                 self._start(ctx, pool, bootstrap_probe(ctx.runner, target, probes.reactor,
                                                        PluginPackages(packages, exact=True)))
-            if probes.enabled:  # a consumer's import may look its plugins up: after the caches
-                for module in dict.fromkeys(probes.imports):
-                    self._start(ctx, pool, import_probe(ctx.runner, ctx.target, module))
+            if probes.enabled:  # what a consumer runs may look its plugins up: after the caches
+                found = consumer_probes(ctx.runner, ctx.target, ctx.env_dir, ctx.spec)
+                for probe in sorted(found, key=lambda p: -p.weight):  # as run_probes orders them
+                    self._start(ctx, pool, probe)
 
         done = regenerate(ctx.runner, target, PluginPackages(ctx.spec.final.plugin_caches.packages),
                           hygiene=hygiene, distributions=probes.enabled and not extra,

@@ -8,6 +8,8 @@ for (they go through ``path``, so until the switch they run the current environm
 scripts) and only records the stale ones, launchers this env.yaml wrote (their header names
 it) that it no longer lists; the pipeline removes them once the new environment is switched
 in, so a failed build removes no launcher, and another env.yaml's launchers are never removed.
+It runs before the plugins stage (it writes no plugin folder), so that the plugins stage can
+start the scripts' probes as soon as the plugin caches are final.
 A launcher in ``bin_dir`` that pinfold did not write is bad input found before anything is
 built (exit 2); so are, right after install, a console script no installed distribution
 provides and a name already taken in ``bin/`` by a file pinfold did not write.

@@ -26,22 +26,14 @@ from typing import ClassVar
 
 from ..errors import ProbeError, Problem
 from ..plugincache import PluginPackages, script_paths, twisted_installed
-from ..probes import Probe, environment, files, plugins, run_probes, scripts
+from ..probes import Probe, environment, files, plugins, run_probes
+from ..probes.consumers import consumer_probes
 from ..probes.environment import Expected
 from ..record import read_record
 from ..results import ProbesOutput
 from .base import Context, Stage
 
 __all__ = ["Probes", "plan"]
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    out, n = name, 1
-    while out in taken:
-        n += 1
-        out = f"{name} #{n}"
-    taken.add(out)
-    return out
 
 
 def _expected(ctx: Context) -> Callable[[], Expected]:
@@ -102,22 +94,8 @@ def plan(ctx: Context, *, files_only: bool = False) -> list[Probe]:
         Probe("lock", partial(environment.lock_match, runner, target, _expected(ctx),
                               None if caches is None else caches.distributions), weight=2),
     ]
-    taken = {p.name for p in probes}
-    probes += [_started(ctx, environment.import_probe(runner, target, m, _unique(f"import {m}", taken)))
-               for m in options.imports]
-    for kind, items in (("script", options.scripts), ("command", options.commands)):
-        probes += [Probe(_unique(f"{kind} {' '.join(item.argv)}", taken),
-                         partial(environment.command, runner, ctx.env_dir, item.argv,
-                                 timeout=item.timeout, root=spec.root, script=kind == "script"))
-                   for item in items]
-    for gen in spec.scripts:
-        probes.append(Probe(_unique(f"script {gen.name}", taken),
-                            partial(scripts.resolves, runner, ctx.env_dir, gen)))
-        if gen.probe is not None:
-            argv = (gen.name, *gen.probe)
-            probes.append(Probe(_unique(f"script {' '.join(argv)}", taken),
-                                partial(environment.command, runner, ctx.env_dir, argv, timeout=60.0,
-                                        root=spec.root, script=True)))
+    # Named once for both stages (the plugins stage of a build starts them early).
+    probes += [_started(ctx, p) for p in consumer_probes(runner, target, ctx.env_dir, spec)]
     return probes
 
 
