@@ -44,7 +44,7 @@ from pinfold.render import probe_lines
 from pinfold.results import Progress
 from pinfold.runner import Runner, scrubbed_environ
 from pinfold.stages import Context
-from pinfold.stages.s6_plugins import PluginCaches
+from pinfold.stages.s7_plugins import PluginCaches
 from pinfold.target import Target, run_inside
 from tests.artifacts import Artifact, copy_real, make_wheel
 from tests.conftest import cli, write

@@ -21,7 +21,7 @@ from pinfold.index import ArtifactIndex
 from pinfold.pipeline import _prune_launchers
 from pinfold.runner import Runner
 from pinfold.stages.base import Context
-from pinfold.stages.s7_scripts import Scripts
+from pinfold.stages.s6_scripts import Scripts
 from tests.artifacts import Artifact, copy_real, make_wheel
 from tests.conftest import write
 

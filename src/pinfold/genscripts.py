@@ -14,7 +14,7 @@ hard-linked file of the previous environment is replaced, never written through.
 A launcher in ``bin_dir`` is a small ``/bin/sh`` script running ``<path>/bin/<name>``: it
 goes through ``path``, so it survives every rebuild and rollback. Files carry :data:`MARK`
 in their first lines; one without it is never replaced. Written by the scripts stage
-(:mod:`pinfold.stages.s7_scripts`), read back by the script probes (:mod:`pinfold.probes.scripts`).
+(:mod:`pinfold.stages.s6_scripts`), read back by the script probes (:mod:`pinfold.probes.scripts`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""The build stages, numbered in the order they run, except that the scripts stage (s7) runs
-before the plugins stage (s6): see :mod:`pinfold.pipeline`.
+"""The build stages, numbered in the order they run (see :mod:`pinfold.pipeline`).
 
 Each stage is one small class (a :class:`Stage`) with ``problems`` (checked for every
 stage before anything is touched), ``skip_reason`` and ``run``; the base class gives
@@ -18,8 +17,8 @@ from .s2_create import CloneCurrent, CreateFresh
 from .s3_install import ApplyPlan, InstallLock
 from .s4_develop import Develop, KeptDevelop
 from .s5_compile import Compile
-from .s6_plugins import PluginCaches
-from .s7_scripts import Scripts
+from .s6_scripts import Scripts
+from .s7_plugins import PluginCaches
 from .s8_probes import Probes
 
 __all__ = [

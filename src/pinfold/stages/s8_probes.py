@@ -48,7 +48,7 @@ def _expected(ctx: Context) -> Callable[[], Expected]:
 
 
 def _started(ctx: Context, probe: Probe) -> Probe:
-    """``probe``, or the same probe an earlier stage of this build started (see s6_plugins)."""
+    """``probe``, or the same probe an earlier stage of this build started (see s7_plugins)."""
     started = ctx.started_probes.pop(probe.name, None)
     return probe if started is None else replace(probe, started=started)
 
@@ -77,7 +77,7 @@ def plan(ctx: Context, *, files_only: bool = False) -> list[Probe]:
     if twisted_installed(ctx.env_dir, spec.develop):
         fresh = (partial(plugins.freshness_checked, caches) if caches is not None and caches.fresh
                  else partial(plugins.freshness, runner, plugin_target, packages))
-        # This build's plugins stage ran the hygiene children already (see s6_plugins).
+        # This build's plugins stage ran the hygiene children already (see s7_plugins).
         hygiene = (partial(plugins.hygiene_judged, caches.hygiene, options.allow_reactor_import)
                    if caches is not None and caches.hygiene is not None
                    else partial(plugins.hygiene, runner, plugin_target, packages,

@@ -1,4 +1,4 @@
-"""Stage 7: the generated scripts of ``scripts:`` in the environment's ``bin/``, and ``bin_dir`` launchers.
+"""Stage 6: the generated scripts of ``scripts:`` in the environment's ``bin/``, and ``bin_dir`` launchers.
 
 The scripts are part of the versioned environment, so they switch and roll back with it;
 an update's clone holds the previous build's scripts, and this stage removes those env.yaml

@@ -1,4 +1,4 @@
-"""Stage 6: Twisted plugin caches, regenerated at build time so they can never go stale.
+"""Stage 7: Twisted plugin caches, regenerated at build time so they can never go stale.
 
 Runs after every install step (pip gives files the install time, so anything installed
 later would make a cache stale), and after the scripts stage: nothing after it writes.
