@@ -497,8 +497,9 @@ class HashMemo:
             out: dict[str, _Known] = {}
             for rel, row in json_object(doc["files"]).items():
                 dev, ino, size, mtime, ctime, nlink, raw, norm, free = row
-                if not (all(type(n) is int for n in (dev, ino, size, mtime, ctime, nlink, free))
-                        and type(raw) is str and type(norm) in (str, type(None))):
+                # What is only compared for equality needs no check: another type never equals.
+                if not (type(nlink) is int and type(raw) is str and (norm is None or type(norm) is str)
+                        and free in (_THESE, _ANY, _CLEAN)):
                     return {}  # not what save() writes: trust none of it
                 if (free == _CLEAN and not covered) or free == _THESE:
                     norm, free = None, _THESE
