@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -25,7 +26,7 @@ from pinfold.envdir import Environments
 from pinfold.errors import ProbeError
 from pinfold.manifest import HASHES_FILE, HashMemo, Tokens, compare, read_manifest, scan
 from pinfold.record import read_digest
-from tests.artifacts import Artifact
+from tests.artifacts import Artifact, make_wheel
 from tests.conftest import write
 from tests.test_manifest import project, wheelhouse  # noqa: F401 (the fixture)
 
@@ -263,3 +264,41 @@ def test_an_update_still_catches_a_uv_cache_file_edited_in_place(
     assert "installed files differ from the wheels they came from" in str(info.value)
     assert "tool/__init__.py: its sha256 differs from the RECORD of its wheel" in str(info.value)
     assert (tmp_path / "env").resolve() == first.env_dir
+
+
+@pytest.mark.slow
+def test_a_killed_update_leaves_nothing_a_later_build_trusts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after its clone and install (its memo only in memory): the unfinished folder has
+    no hashes file, the next build removes it, and its update gives a fresh build's digest."""
+    from tests.test_lifecycle import new_dirs, start_build, wait_for
+
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "uv-cache"))
+    wh = tmp_path / "wheelhouse"
+    one = [make_wheel(wh, "a-pkg", "1.0", files={"a_pkg/__init__.py": "A = 1\n"}),
+           make_wheel(wh, "b-pkg", "1.0")]
+    two = make_wheel(wh, "b-pkg", "2.0")
+    write(tmp_path / "runtime.txt", "".join(a.pin() + "\n" for a in one))
+    base = "path: env\ninstaller: uv\nindex: {find_links: wheelhouse}\nrequirements: runtime.txt\n"
+    spec_file = write(tmp_path / "env.yaml", base)
+    old = build(load_spec(spec_file)).env_dir
+    assert (old / HASHES_FILE).is_file()
+    marker = tmp_path / "reached"
+    slow = f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(60)"
+    write(spec_file, base + f"final:\n  probes:\n    commands:\n      - [python, -c, {json.dumps(slow)}]\n")
+    write(tmp_path / "runtime.txt", one[0].pin() + "\n" + two.pin() + "\n")
+    proc = start_build(spec_file)
+    wait_for(marker.exists, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    [killed] = new_dirs(tmp_path, old)
+    assert not (killed / HASHES_FILE).exists()
+    assert sorted(p.name for p in killed.glob(".pinfold-*")) == [".pinfold-build"]
+    write(spec_file, base)
+    update = build(load_spec(spec_file))
+    assert update.plan is not None and update.plan.mode == "update"
+    assert not killed.exists() and (tmp_path / "env").resolve() == update.env_dir
+    fresh = build(load_spec(spec_file), fresh=True)
+    assert read_digest(update.env_dir) == read_digest(fresh.env_dir) is not None
+    manifest = read_manifest(update.env_dir)
+    assert manifest is not None and manifest.entries == scan(update.env_dir, manifest.tokens).entries
