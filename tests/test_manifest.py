@@ -24,6 +24,7 @@ from pinfold.envdir import MARKER, PENDING
 from pinfold.errors import ProbeError
 from pinfold.manifest import (
     BOOKKEEPING,
+    HASHES_FILE,
     MANIFEST_FILE,
     NOT_OWNED,
     Entry,
@@ -57,7 +58,7 @@ scripts:
 
 
 def test_bookkeeping_names_are_pinfolds() -> None:
-    assert {STATE_FILE, MANIFEST_FILE, MARKER, PENDING} == BOOKKEEPING
+    assert {STATE_FILE, MANIFEST_FILE, HASHES_FILE, MARKER, PENDING} == BOOKKEEPING
 
 
 def test_scan_compare_and_owners(tmp_path: Path) -> None:

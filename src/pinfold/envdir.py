@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .envlayout import site_packages
 from .errors import BuildError, SpecError
+from .manifest import HASHES_FILE, HashMemo, is_bookkeeping
 from .paths import write_atomic
 from .record import STATE_FILE, EnvRecord, read_record, write_record
 
@@ -243,34 +244,38 @@ class Environments:
         self.switch(older[-1])
         return current, older[-1]
 
-    def clone(self, src: Path, dst: Path) -> int:
+    def clone(self, src: Path, dst: Path, memo: HashMemo | None = None) -> int:
         """Copy ``src`` to ``dst`` as hard links, then rewrite the files that name ``src``.
 
         Hard links keep every unchanged file's inode (and mtime, so Twisted plugin caches
         stay fresh). pip, the plugin stage and byte-compilation replace files rather than
         write into them, so the previous environment is never changed through a link.
-        Only the scripts in bin/ and pyvenv.cfg hold the environment's own path; they are
-        written anew (new inodes). Returns the number of files linked.
+        Only the scripts in bin/ and pyvenv.cfg hold the environment's own path (and its
+        name: virtualenv's prompt); they are written anew (new inodes). With ``memo``, each
+        linked file whose identity is the one ``src``'s build recorded keeps its hashes
+        (:meth:`HashMemo.inherit`). Returns the number of files linked.
         """
         old, new = str(src), str(dst)
         prefix = old + os.sep
         count = 0
+        known = memo.inherit(src) if memo is not None else {}
         # Plain strings and os.scandir, no pathlib: this runs once per file of the environment
         # (16,000+ in the benchmark's) on every update, where pathlib's parsing doubled the cost.
-        stack = [(old, new, True)]
+        stack = [(old, new, "")]
         while stack:
-            source_dir, target_dir, top = stack.pop()
+            source_dir, target_dir, rel_dir = stack.pop()
+            top = not rel_dir
             with contextlib.suppress(FileExistsError):  # the top: made with its marker
                 os.mkdir(target_dir)
             with os.scandir(source_dir) as it:
                 entries = list(it)
             for entry in entries:
                 name = entry.name
-                if top and (name in (MARKER, STATE_FILE) or (
+                if top and (name in (MARKER, STATE_FILE, HASHES_FILE) or is_bookkeeping(name) or (
                         name.startswith(f".{STATE_FILE}.") and name.endswith(".tmp"))):
                     # The new directory has its own marker; its record is written when it is
                     # finished (a clone holding the old record would look finished if the
-                    # update were killed).
+                    # update were killed), its hashes once its files are scanned.
                     continue
                 target = os.path.join(target_dir, name)
                 if entry.is_symlink():  # a symlinked folder too: a link, never a tree to copy
@@ -279,17 +284,34 @@ class Environments:
                         link = new + link[len(old):]
                     os.symlink(link, target)
                 elif entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, target, False))
+                    stack.append((entry.path, target, f"{rel_dir}{name}/"))
                 else:
+                    carried = known.get(rel_dir + name) if known else None
+                    # The source's identity just before the link (the link changes its ctime).
+                    if carried is not None and memo is not None and not memo.unchanged(
+                            carried, os.lstat(entry.path)):
+                        carried = None
                     os.link(entry.path, target, follow_symlinks=False)
                     count += 1
+                    if carried is not None and memo is not None:
+                        memo.adopt(rel_dir + name, carried, os.lstat(target))
+        # virtualenv's prompt in the activate scripts is the directory's bare name: the new
+        # one's, as a fresh build writes it (the digest reads it as <env-name> only then).
+        # Only a name as new_dir() makes it (a time stamp): a short one could be any word.
+        prompt = src.name.encode() if len(src.name) >= 20 else None
         for path in [dst / "pyvenv.cfg", *(dst / "bin").iterdir()]:
             if path.is_symlink() or not path.is_file():
                 continue
             data = path.read_bytes()
-            if old.encode() in data:
+            named = prompt is not None and path.name.startswith("activate") and prompt in data
+            if old.encode() in data or named:
                 # A new inode: the previous environment's file (a hard link) stays as it was.
-                write_atomic(path, data.replace(old.encode(), new.encode()), like=path)
+                data = data.replace(old.encode(), new.encode())
+                if named and prompt is not None:
+                    data = data.replace(prompt, dst.name.encode())
+                write_atomic(path, data, like=path)
+        if memo is not None:
+            memo.settle(dst)
         return count
 
     def cleanup(self, *, keep: int = 3) -> Cleanup:

@@ -39,12 +39,20 @@ that depend on where and when a build ran are normalised, each one by an explici
 
 The check itself compares the raw bytes (sha256) and the full mode: nothing is normalised
 there. Excluded by rule, from both: pinfold's own bookkeeping files at the top of the
-environment (:data:`BOOKKEEPING`), and, in an environment built with ``compile: false``,
-``__pycache__`` folders (Python writes them on first import). Standard library only.
+environment (:data:`BOOKKEEPING` and its temporary files, :func:`is_bookkeeping`), and, in
+an environment built with ``compile: false``, ``__pycache__`` folders (Python writes them on
+first import).
+
+A build hashes each file once (:class:`HashMemo`): uv's RECORD check
+(:func:`record_differences`) and the final scan share what they read, and an update takes
+from the previous build's :data:`HASHES_FILE` the hashes of the files its clone carried
+over unchanged. Standard library only.
 """
 
 from __future__ import annotations
 
+import base64
+import csv
 import functools
 import hashlib
 import json
@@ -61,28 +69,40 @@ from .results import json_int, json_object, json_str
 
 __all__ = [
     "BOOKKEEPING",
+    "HASHES_FILE",
     "MANIFEST_FILE",
     "NOT_OWNED",
     "PYTHON_LINK",
     "PYVENV_INTERPRETER_KEYS",
     "Differences",
     "Entry",
+    "HashMemo",
+    "Identity",
     "Manifest",
     "Tokens",
     "compare",
     "digest",
+    "identity",
+    "is_bookkeeping",
     "read_manifest",
+    "record_differences",
     "scan",
     "write_manifest",
 ]
 
 #: The manifest's file name, beside the record (``pinfold.json``) in a finished environment.
 MANIFEST_FILE = "pinfold-manifest.json"
+#: Beside the manifest: the identity (:func:`identity`) each file had when the build's scan
+#: hashed it, so that the next update takes what it carries over unchanged from here
+#: instead of reading it again (:class:`HashMemo`). Never packed, never compared.
+HASHES_FILE = "pinfold-hashes.json"
 #: Top-level files that are pinfold's bookkeeping, not the environment: the record (written
-#: after the manifest, and rewritten by nothing but a build), the manifest itself, and the
-#: marker naming the directory (:data:`pinfold.envdir.MARKER`). Excluded from the manifest.
+#: after the manifest, and rewritten by nothing but a build), the manifest itself, the
+#: hashes beside it, and the marker naming the directory (:data:`pinfold.envdir.MARKER`).
+#: Excluded from the manifest.
 #: (``.pinfold-build`` and ``.pinfold-pending`` are :data:`pinfold.envdir.MARKER` and ``PENDING``.)
-BOOKKEEPING = frozenset({"pinfold.json", MANIFEST_FILE, ".pinfold-build", ".pinfold-pending"})
+BOOKKEEPING = frozenset({"pinfold.json", MANIFEST_FILE, HASHES_FILE, ".pinfold-build",
+                         ".pinfold-pending"})
 #: The group of files no ``RECORD`` lists.
 NOT_OWNED = "not owned by any distribution"
 #: The manifest file's layout version.
@@ -224,8 +244,15 @@ class Manifest:
                    tokens=Tokens(pairs), runtime_bytecode=bool(data.get("runtime_bytecode", False)))
 
 
+def is_bookkeeping(name: str) -> bool:
+    """Whether the top-level ``name`` is pinfold's: :data:`BOOKKEEPING`, or one of its
+    temporary files (``.pinfold-*.tmp``: an atomic write or a clock reading cut short by a
+    kill, e.g. of :data:`HASHES_FILE`, which is written into the finished environment)."""
+    return name in BOOKKEEPING or (name.startswith(".pinfold-") and name.endswith(".tmp"))
+
+
 def _excluded(rel: str, runtime_bytecode: bool) -> bool:
-    if rel in BOOKKEEPING:
+    if "/" not in rel and is_bookkeeping(rel):
         return True
     return runtime_bytecode and ("/__pycache__/" in f"/{rel}")
 
@@ -284,6 +311,15 @@ def _shebang(match: re.Match[bytes]) -> bytes:
 
 def _normalise(rel: str, data: bytes, tokens: Tokens) -> bytes | None:
     """The bytes the digest hashes for file ``rel``, or None when they are the bytes themselves."""
+    special = _by_kind(rel, data, tokens)
+    if special is not None:
+        return special
+    return tokens.apply(data) if tokens.needed(data) else None
+
+
+def _by_kind(rel: str, data: bytes, tokens: Tokens) -> bytes | None:
+    """The bytes the digest hashes by the rule of the file's kind, or None for a plain file
+    (only the tokens apply to it)."""
     if rel.endswith(".pyc"):
         return data[:8]  # magic number and flags: see the module docs
     if rel.endswith(".dist-info/RECORD"):
@@ -298,7 +334,7 @@ def _normalise(rel: str, data: bytes, tokens: Tokens) -> bytes | None:
         return tokens.apply(_PYVENV_COMMAND.sub(rb"\1<tool-python>\3", data, count=1))
     if rel.endswith(".dist-info/uv_cache.json"):
         return tokens.apply(_UV_TIMESTAMP.sub(b'"timestamp":null', data))
-    return tokens.apply(data) if tokens.needed(data) else None
+    return None
 
 
 def _read(full: str, size: int) -> bytes:
@@ -316,10 +352,271 @@ def _read(full: str, size: int) -> bytes:
 
 def _hash_file(full: str, rel: str, tokens: Tokens, size: int = 0) -> tuple[str, str]:
     """(sha256 of the bytes, sha256 of their normalised form or "")."""
-    data = _read(full, size)
+    raw, norm, _ = _hash_data(rel, _read(full, size), tokens, _needles(tokens.pairs))
+    return raw, norm
+
+
+#: How a memo's normalised hash depends on the tokens (:class:`HashMemo`): computed for
+#: these tokens only; for any tokens (a ``.pyc``: its first 8 bytes); or a plain file whose
+#: bytes hold none of the strings searched (``""`` for any tokens whose strings each hold one).
+_THESE, _ANY, _CLEAN = 0, 1, 2
+
+
+def _hash_data(rel: str, data: bytes, tokens: Tokens, searched: tuple[bytes, ...]) -> tuple[str, str, int]:
+    """(sha256 of ``data``, sha256 of its normalised form or "", how that depends on the tokens).
+
+    ``searched`` must hold, for each of the tokens' strings, a part of it: bytes that hold
+    none of ``searched`` hold none of the tokens' strings.
+    """
     raw = hashlib.sha256(data).hexdigest()
-    norm = _normalise(rel, data, tokens)
-    return raw, "" if norm is None or norm == data else hashlib.sha256(norm).hexdigest()
+    special = _by_kind(rel, data, tokens)
+    if special is not None:
+        norm = "" if special == data else hashlib.sha256(special).hexdigest()
+        return raw, norm, _ANY if rel.endswith(".pyc") else _THESE
+    if not any(needle in data for needle in searched):
+        return raw, "", _CLEAN
+    plain = tokens.apply(data) if tokens.needed(data) else data
+    return raw, "" if plain == data else hashlib.sha256(plain).hexdigest(), _THESE
+
+
+#: A file's identity (:func:`identity`): while it holds, the bytes are the ones hashed.
+Identity = tuple[int, int, int, int, int]
+
+
+def identity(info: os.stat_result) -> Identity:
+    """(device, inode, size, mtime, ctime) of an ``lstat``: every write, truncation, chmod,
+    replacement or new hard link changes it (the ctime: ``os.utime`` cannot set it back)."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _fs_clock(folder: Path) -> int:
+    """The file system's time now: the ctime of a file made (and removed) in ``folder``.
+
+    A change made after this call gets a ctime no smaller than it (the clock of the file
+    system, not this process's, which may differ: NFS, coarse timestamps). So a file whose
+    ctime is strictly older than it, and whose identity is unchanged later, was not changed
+    since the call: git's "racily clean" rule.
+    """
+    tmp = os.path.join(folder, f".pinfold-clock.{os.getpid()}.{os.urandom(3).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        return os.fstat(fd).st_ctime_ns
+    finally:
+        os.close(fd)
+        os.unlink(tmp)
+
+
+# A memo's record of one file: identity, hard-link count, sha256, normalised hash (None:
+# not known for these tokens), how the normalised hash depends on the tokens.
+_Known = tuple[Identity, int, str, "str | None", int]
+
+
+class HashMemo:
+    """One build's hashes of its files, so that no byte is hashed twice, nor a file an update
+    carried over unchanged hashed again.
+
+    Relative path -> the file's :func:`identity` when it was read and what reading it found.
+    A record is kept only when the file's ctime is strictly older than the file system's
+    clock taken before the ``lstat`` (:func:`_fs_clock`): a change in the same clock tick as
+    the read would otherwise leave the identity as it was. A lookup answers only while the
+    identity is the same. The normalised hash is kept only when it holds for this build's
+    tokens (see :meth:`inherit`). The scan saves what it found beside the manifest
+    (:data:`HASHES_FILE`); an update's clone reads it back (:meth:`inherit`, :meth:`adopt`).
+    """
+
+    def __init__(self, tokens: Tokens) -> None:
+        self.tokens = tokens
+        # Besides the tokens' strings: the first 4 characters of the directory's name (its
+        # year). The next build's directory name starts with them too (within the year), so a
+        # file found free of them here is free of that name as well: see inherit().
+        name = next((text for text, fixed in tokens.pairs if fixed == "<env-name>"), "")
+        texts = [text for text, _ in tokens.pairs] + ([name[:4]] if len(name) >= 4 else [])
+        self.searched: tuple[bytes, ...] = _needles(tuple((t, "") for t in texts))
+        self._known: dict[str, _Known] = {}
+        self._adopted: list[tuple[str, _Known]] = []
+        self._cleanup = (0, 0)  # inherit(): the recording build's cleanup, on its clock
+        #: Relative paths of the files read (in order), and how many lookups were answered.
+        self.read: list[str] = []
+        self.reused = 0
+
+    def lookup(self, rel: str, info: os.stat_result, *, normalised: bool = True) -> tuple[str, str] | None:
+        """(sha256, normalised hash) recorded for ``rel`` with this identity, or None."""
+        known = self._known.get(rel)
+        if known is None or known[0] != identity(info) or (normalised and known[3] is None):
+            return None
+        self.reused += 1
+        return known[2], known[3] or ""
+
+    def hash(self, rel: str, full: str, info: os.stat_result, since: int) -> tuple[str, str]:
+        """Read the file (``info`` its ``lstat`` taken after the clock ``since``), hash it, and
+        keep the result while the file is unchanged."""
+        raw, norm, free = _hash_data(rel, _read(full, info.st_size), self.tokens, self.searched)
+        self.read.append(rel)
+        self.put(rel, info, raw, norm, free, since)
+        return raw, norm
+
+    def put(self, rel: str, info: os.stat_result, raw: str, norm: str | None, free: int, since: int) -> None:
+        """Keep what reading ``rel`` found (``info`` its ``lstat`` before the read, taken after
+        the file system clock ``since``); a file changed in that clock tick is not kept."""
+        if info.st_ctime_ns < since:
+            self._known[rel] = (identity(info), info.st_nlink, raw, norm, free)
+        else:
+            self._known.pop(rel, None)
+
+    def clock(self, folder: Path) -> int:
+        """The file system's clock now (see :func:`_fs_clock`), for :meth:`hash` and :meth:`put`."""
+        return _fs_clock(folder)
+
+    # -- across an update ----------------------------------------------------------------
+
+    def inherit(self, src: Path) -> dict[str, _Known]:
+        """What the build of the finished environment ``src`` recorded (its :data:`HASHES_FILE`),
+        with each normalised hash kept only where it holds for this memo's tokens; {} when
+        there is none or it is not ``src``'s own.
+
+        Raw hashes never depend on the tokens. A ``.pyc``'s normalised hash neither. A plain
+        file found free of every string ``src``'s build searched has ``""`` here too when each
+        string this build searches holds one of those (this build's directory is in the same
+        ``<path>.d``, its name starts with the same year; the stable path, the folder of
+        env.yaml and the develop trees are checked, not assumed): it then holds none of this
+        build's tokens. Every other normalised hash is read again.
+        """
+        try:
+            doc = json_object(json.loads((src / HASHES_FILE).read_bytes()))
+            if doc.get("schema") != SCHEMA:
+                return {}
+            here = os.stat(src)
+            if doc.get("dir") != [here.st_dev, here.st_ino]:  # a copy: not this directory's
+                return {}
+            since, until = doc["cleanup"]
+            if not (type(since) is int and type(until) is int):
+                return {}
+            self._cleanup = (since, until)
+            old = tuple(os.fsencode(json_str(s)) for s in doc["searched"])
+            covered = all(any(o in s for o in old) for s in self.searched)
+            out: dict[str, _Known] = {}
+            for rel, row in json_object(doc["files"]).items():
+                dev, ino, size, mtime, ctime, nlink, raw, norm, free = row
+                # What is only compared for equality needs no check: another type never equals.
+                if not (type(nlink) is int and type(raw) is str and (norm is None or type(norm) is str)
+                        and free in (_THESE, _ANY, _CLEAN)):
+                    return {}  # not what save() writes: trust none of it
+                if (free == _CLEAN and not covered) or free == _THESE:
+                    norm, free = None, _THESE
+                out[rel] = ((dev, ino, size, mtime, ctime), nlink, raw, norm, free)
+            return out
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    def unchanged(self, known: _Known, info: os.stat_result) -> bool:
+        """Whether the file ``known`` (from :meth:`inherit`) describes, ``info`` its ``lstat``
+        now, still holds the bytes it had: the same identity, or the same but for a ctime
+        within the cleanup of the build that recorded it, with fewer hard links than then.
+
+        That cleanup removed older environments, whose names of these inodes changed their
+        ctimes (nothing can tell that apart from a write in the same moment that also set
+        the mtime back: the one window, as long as that cleanup, where a change is missed).
+        """
+        now = identity(info)
+        if now == known[0]:
+            return True
+        since, until = self._cleanup
+        return now[:4] == known[0][:4] and info.st_nlink < known[1] and since <= now[4] < until
+
+    def adopt(self, rel: str, known: _Known, info: os.stat_result) -> None:
+        """A file the clone hard-linked: ``known`` (from :meth:`inherit`) held for the source
+        just before the link (its identity was checked), ``info`` is the new link's ``lstat``
+        (the link changed the ctime). Kept once :meth:`settle` has the clock after the clone."""
+        if identity(info)[:4] == known[0][:4]:
+            self._adopted.append((rel, (identity(info), info.st_nlink, known[2], known[3], known[4])))
+
+    def settle(self, folder: Path) -> int:
+        """Keep the adopted records whose new ctime is older than the file system's clock now
+        (the clone is done): a later change gives a newer one. Returns how many were kept."""
+        since = _fs_clock(folder)
+        kept = 0
+        for rel, known in self._adopted:
+            if known[0][4] < since:
+                self._known[rel] = known
+                kept += 1
+        self._adopted.clear()
+        return kept
+
+    def save(self, env_dir: Path, rels: Iterable[str], *, since: int) -> None:
+        """Write :data:`HASHES_FILE` into ``env_dir``: the records of ``rels`` (what its scan
+        found), and the file system clock before (``since``) and now, after the build's
+        cleanup, which may have removed older environments sharing these files' inodes (a
+        removed hard link changes the ctime too; see :meth:`unchanged`)."""
+        files: dict[str, list[object]] = {}
+        for rel in rels:
+            known = self._known.get(rel)
+            if known is not None:
+                files[rel] = [*known[0], known[1], known[2], known[3], known[4]]
+        here = os.stat(env_dir)
+        doc = {"schema": SCHEMA, "dir": [here.st_dev, here.st_ino], "cleanup": [since, _fs_clock(env_dir)],
+               "searched": [os.fsdecode(s) for s in self.searched], "files": files}
+        write_atomic(env_dir / HASHES_FILE, json.dumps(doc, separators=(",", ":")).encode())
+
+
+def _record_rows(site: str) -> list[tuple[str, str]]:
+    """(path, urlsafe-base64 sha256) of every file a ``RECORD`` in ``site`` lists with a sha256."""
+    out = []
+    for name in sorted(os.listdir(site)):
+        record = os.path.join(site, name, "RECORD")
+        if not name.endswith(".dist-info") or not os.path.isfile(record):
+            continue
+        with open(record, newline="", encoding="utf-8", errors="replace") as fh:
+            for row in csv.reader(fh):
+                if len(row) < 2 or not row[1].startswith("sha256=") or row[0].startswith(("../", "/")):
+                    continue
+                out.append((os.path.normpath(os.path.join(site, row[0])), row[1][len("sha256="):]))
+    return out
+
+
+def record_differences(site: Path, env_dir: Path,
+                       memo: HashMemo | None = None) -> tuple[int, list[tuple[str, str]]]:
+    """Check every file the ``RECORD`` files of ``site`` (inside ``env_dir``) list against its
+    sha256 there: (how many files were checked, (path, what differs) sorted by path).
+
+    With ``memo``, a file whose identity it recorded is not read again, and what is read is
+    recorded (with its normalised hash: the final scan takes it).
+    """
+    rows = _record_rows(str(site))
+    base = str(env_dir) + os.sep
+    since = memo.clock(env_dir) if memo is not None else 0
+    tokens = memo.tokens if memo is not None else Tokens()
+    searched = memo.searched if memo is not None else ()
+
+    def one(row: tuple[str, str]) -> tuple[str, str, os.stat_result | None, str, str | None, int]:
+        """(path, error, lstat, sha256, normalised, free) of one row, read if need be."""
+        full, _ = row
+        rel = full[len(base):] if full.startswith(base) else ""
+        try:
+            info = os.lstat(full)
+            if memo is not None and rel and (known := memo.lookup(rel, info, normalised=False)):
+                return full, "", None, known[0], None, 0
+            data = _read(full, info.st_size)
+        except OSError as exc:
+            return full, f"cannot read it ({exc.strerror})", None, "", None, 0
+        if memo is None or not rel or not stat.S_ISREG(info.st_mode):
+            return full, "", None, hashlib.sha256(data).hexdigest(), None, 0
+        raw, norm, free = _hash_data(rel, data, tokens, searched)
+        return full, "", info, raw, norm, free
+
+    # One thread: most files are small, and a pool of two (hashlib and os.read release the
+    # interpreter lock) measured twice as slow as one for site-packages's 9,400 files.
+    results = [one(row) for row in rows]
+    bad = []
+    for (full, want), (_, error, info, raw, norm, free) in zip(rows, results, strict=True):
+        if error:
+            bad.append((full, error))
+            continue
+        if info is not None and memo is not None:
+            memo.read.append(full[len(base):])
+            memo.put(full[len(base):], info, raw, norm, free, since)
+        if base64.urlsafe_b64encode(bytes.fromhex(raw)).rstrip(b"=").decode() != want:
+            bad.append((full, "its sha256 differs from the RECORD of its wheel"))
+    return len(rows), sorted(bad)
 
 
 def _canonical(name: str) -> str:
@@ -350,9 +647,14 @@ def owners(env_dir: Path) -> dict[str, str]:
 
 
 def scan(env_dir: Path, tokens: Tokens | None = None, *, runtime_bytecode: bool = False,
-         with_owners: bool = True) -> Manifest:
-    """The manifest of the tree at ``env_dir`` as it is now."""
-    tokens = tokens if tokens is not None else Tokens()
+         with_owners: bool = True, memo: HashMemo | None = None) -> Manifest:
+    """The manifest of the tree at ``env_dir`` as it is now.
+
+    With ``memo`` (a build's, made for the same tokens), a file whose identity is the one
+    the memo recorded is not read again, and what is read is recorded.
+    """
+    tokens = memo.tokens if memo is not None else tokens if tokens is not None else Tokens()
+    since = memo.clock(env_dir) if memo is not None else 0
     owned = owners(env_dir) if with_owners else {}
     entries: dict[str, Entry] = {}
     for rel, full, info in _walk(env_dir, runtime_bytecode):
@@ -366,7 +668,10 @@ def scan(env_dir: Path, tokens: Tokens | None = None, *, runtime_bytecode: bool 
                                  normalised="" if norm == os.fsencode(target)
                                  else hashlib.sha256(norm).hexdigest())
             continue
-        raw, norm_hash = _hash_file(full, rel, tokens, info.st_size)
+        if memo is None:
+            raw, norm_hash = _hash_file(full, rel, tokens, info.st_size)
+        else:
+            raw, norm_hash = memo.lookup(rel, info) or memo.hash(rel, full, info, since)
         entries[rel] = Entry(path=rel, kind="file", size=info.st_size, mode=stat.S_IMODE(info.st_mode),
                              sha256=raw, normalised=norm_hash, owner=owned.get(rel, ""))
     return Manifest(entries=entries, tokens=tokens, runtime_bytecode=runtime_bytecode)

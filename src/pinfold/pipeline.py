@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from .errors import BuildError, PinfoldError
 from .index import ArtifactIndex
 from .interpreter import Interpreter
 from .locking.needs import require_current_locks
-from .manifest import Tokens, scan, write_manifest
+from .manifest import HashMemo, Manifest, Tokens, scan, write_manifest
 from .paths import display_path
 from .record import EnvRecord, PythonRecord, Watch
 from .results import BuildResult, OnEvent, StageEvent, StageReport
@@ -142,6 +143,7 @@ def build(
             return _report(spec, plan.current, start, before)
         # The marker goes in first: it is what lets a later cleanup prove this folder pinfold's.
         envs.create(ctx.env_dir)
+        ctx.hashes = memo = HashMemo(_tokens(spec, ctx.env_dir))
         try:
             with _bytecode_outside(ctx):
                 # This plan's stages (it may differ from the first one); pre-flight has run.
@@ -163,14 +165,16 @@ def build(
                 plan=plan,
                 stages=tuple(reports),
                 outputs=ctx.outputs,
-                digest=_write_manifest(spec, ctx.env_dir),
+                digest=write_manifest(ctx.env_dir, manifest := _scan(spec, ctx.env_dir, memo)),
             )
             envs.finish(ctx.env_dir, record)
         except BaseException:
             # Nothing half-built stays behind; `path` still points at the previous environment.
             envs.discard(ctx.env_dir)
             raise
+        since = _clock(memo, ctx.env_dir)
         after = envs.cleanup()
+        _save_hashes(memo, ctx.env_dir, manifest, since)
         pruned = _prune_launchers(ctx.stale_launchers)
     return BuildResult(spec_file=spec.file, path=spec.path, env_dir=ctx.env_dir,
                        up_to_date=False, stages=tuple(reports),
@@ -209,11 +213,32 @@ def _prune_launchers(stale: list[Path]) -> list[str]:
     return warnings
 
 
-def _write_manifest(spec: Spec, env_dir: Path) -> str:
-    """Scan the finished tree and write its manifest; the record, written next, finishes both.
-    Returns the environment digest."""
-    tokens = Tokens.of(env_dir, path=spec.path, root=spec.root, develop=spec.develop)
-    return write_manifest(env_dir, scan(env_dir, tokens, runtime_bytecode=not spec.compile))
+def _tokens(spec: Spec, env_dir: Path) -> Tokens:
+    return Tokens.of(env_dir, path=spec.path, root=spec.root, develop=spec.develop)
+
+
+def _scan(spec: Spec, env_dir: Path, memo: HashMemo) -> Manifest:
+    """The finished tree's manifest (written next, then the record, which finishes both):
+    what ``memo`` holds for a file with the same identity is not read again."""
+    return scan(env_dir, runtime_bytecode=not spec.compile, memo=memo)
+
+
+def _clock(memo: HashMemo, env_dir: Path) -> int | None:
+    try:
+        return memo.clock(env_dir)
+    except OSError:
+        return None
+
+
+def _save_hashes(memo: HashMemo, env_dir: Path, manifest: Manifest, since: int | None) -> None:
+    """Beside the manifest of the environment just switched in, the identities its scan saw
+    (the next update's clone takes those files' hashes). After the cleanup: a removed
+    environment sharing inodes changed their ctimes (see HashMemo.save). Optional: a failure
+    (or a kill) leaves no file, and the next update reads every file."""
+    if since is None:
+        return
+    with contextlib.suppress(OSError):
+        memo.save(env_dir, (p for p, e in manifest.entries.items() if e.kind == "file"), since=since)
 
 
 def plan(spec: Spec, *, runner: Runner | None = None, fresh: bool = False) -> Plan:

@@ -14,11 +14,10 @@ with Pythons from 3.8 on (below pinfold's minimum target, interpreter.MIN_TARGET
   JSON document to ``RESULT.json``: output printed by plugins on import can never be
   mistaken for a result. The plugin scripts (regenerate, freshness, hygiene, bootstrap,
   importer) and distributions run this way.
-- Directly: ``python -I SCRIPT ARGS...``, for the two that work on files alone, print
-  lines and exit non-zero on failure: ``compile.py`` (the compile stage) and
-  ``record_hashes.py`` (uv's RECORD check). They run process pools, whose workers may
-  re-run the script by path (spawn, forkserver), without ``_launch.py``: so they need
-  nothing it loads (``record_hashes.py`` loads ``shared.py`` by path itself).
+- Directly: ``python -I SCRIPT ARGS...``, for the one that works on files alone, prints
+  lines and exits non-zero on failure: ``compile.py`` (the compile stage). It runs a process
+  pool, whose workers may re-run the script by path (spawn, forkserver), without
+  ``_launch.py``: so it needs nothing that loads.
 """
 
 from __future__ import annotations

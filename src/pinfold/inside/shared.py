@@ -3,7 +3,7 @@
 The one module of :mod:`pinfold.inside` that pinfold imports (``from pinfold.inside.shared
 import ...``). The inside scripts never import it: they run in the target interpreter,
 where pinfold is not importable, and load this file by path instead (``_launch.py`` as
-``_pinfold_shared``, ``record_hashes.py`` itself). So it must import nothing but the standard
+``_pinfold_shared``). So it must import nothing but the standard
 library and stay valid on every target Python (3.8+): no runtime use of newer syntax or
 builtin generics.
 """

@@ -28,8 +28,9 @@ the cache (uv's default; ``--link-mode copy`` costs 5 s more for the 300 MB benc
 environment on 2 cores). uv does not re-hash cached files, and a file of any environment
 edited in place (an editor keeping hard links) would change the cached file behind every
 later build; so after every install pinfold checks each installed file in site-packages
-against the RECORD hash of its wheel (``inside/record_hashes.py``, 0.4 s there) and fails naming
-the files that differ.
+against the RECORD hash of its wheel (:func:`pinfold.manifest.record_differences`, in pinfold's
+own process: what it reads the build's final scan does not read again, and an update reads
+only the files it did not carry over unchanged) and fails naming the files that differ.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ from typing import TYPE_CHECKING, ClassVar
 from ..envlayout import site_packages
 from ..errors import BuildError, CommandError, Problem
 from ..index import file_digest, index_environ, strip_credentials, url_credentials
-from ..inside import script
 from ..locks import Pin
+from ..manifest import HashMemo, record_differences
 from ..paths import display_path, write_atomic
 from ..runner import Runner
 from ..spec import Spec
@@ -126,11 +127,13 @@ class Uv:
     name: ClassVar[str] = "uv"
 
     def __init__(self, spec: Spec, runner: Runner, *, preflight: PreflightReport | None = None,
-                 on_step: OnStep | None = None) -> None:
+                 on_step: OnStep | None = None, hashes: HashMemo | None = None) -> None:
         self.spec = spec
         self.runner = runner
         self.preflight = preflight
         self.on_step = on_step
+        #: The build's hashes of its files, shared with the RECORD check (see _verify).
+        self.hashes = hashes
 
     def problems(self) -> list[str]:
         """Why pinfold's uv cannot be used (missing or too old), or nothing."""
@@ -250,19 +253,25 @@ class Uv:
             self._verify(python)
 
     def _verify(self, python: Path) -> None:
-        """Every installed file is still what its hashed wheel held (see the module doc)."""
-        sites = site_packages(python.parent.parent)
-        for site in sites:
+        """Every installed file is still what its hashed wheel held (see the module doc).
+
+        In pinfold's own process, with the build's hashes (:class:`HashMemo`): a file an
+        update carried over unchanged is not read again, and the final scan takes what is
+        read here instead of reading it once more.
+        """
+        env_dir = python.parent.parent
+        for site in site_packages(env_dir):
             try:
-                self.runner.run([python, "-I", "-B", script("record_hashes"), site],
-                                what="checking the installed files against their RECORD hashes")
-            except CommandError as exc:
-                lines = [ln for ln in exc.output.splitlines() if ": " in ln and ln.startswith("/")]
+                _, bad = record_differences(site, env_dir, self.hashes)
+            except OSError as exc:
+                raise BuildError(f"cannot check the installed files of {site}: "
+                                 f"{exc.strerror or exc}") from None
+            if bad:
                 raise BuildError(
                     "installed files differ from the wheels they came from (uv's cache was changed: "
                     "a file of an environment edited in place?)",
-                    [Problem(*ln.split(": ", 1)) for ln in lines[:20]],
-                    tip=f"remove {self.cache_dir()} (pinfold's uv cache) and build again") from None
+                    [Problem(path, why) for path, why in bad[:20]],
+                    tip=f"remove {self.cache_dir()} (pinfold's uv cache) and build again")
 
     def _explain(self, exc: CommandError) -> BuildError:
         """Turn uv's resolver text for an unlocked build dependency into one line per gap."""

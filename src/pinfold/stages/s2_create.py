@@ -43,5 +43,5 @@ class CloneCurrent(Stage):
         self.base = base
 
     def run(self, ctx: Context) -> str:
-        count = Environments(ctx.spec.path).clone(self.base, ctx.env_dir)
+        count = Environments(ctx.spec.path).clone(self.base, ctx.env_dir, ctx.hashes)
         return f"{ctx.env_dir.name}: {count} files hard-linked from {self.base.name}"

@@ -43,7 +43,7 @@ class InstallLock(_Installing):
     def run(self, ctx: Context) -> str:
         count = len(ctx.preflight.runtime) if ctx.preflight else len(ctx.spec.requirements.pins)
         installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight,
-                                  on_step=self.steps(ctx, count))
+                                  on_step=self.steps(ctx, count), hashes=ctx.hashes)
         self.progress(ctx, 0, count, unit="distributions", item=f"starting {installer.name}")
         installer.install_lock(ctx.env_python)
         return f"{count} distributions with {installer.name}"
@@ -58,7 +58,8 @@ class ApplyPlan(_Installing):
 
     def run(self, ctx: Context) -> str:
         installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight,
-                                  on_step=self.steps(ctx, len(self.plan.install)))
+                                  on_step=self.steps(ctx, len(self.plan.install)),
+                                  hashes=ctx.hashes)
         installer.uninstall(ctx.env_python, list(self.plan.remove))
         # The pins that apply to this interpreter (a lock for several targets may pin a name
         # once per target): pre-flight chose them.

@@ -20,7 +20,7 @@ class Develop(Stage):
 
     def run(self, ctx: Context) -> str:
         trees = list(ctx.spec.develop)
-        installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight)
+        installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight, hashes=ctx.hashes)
         installer.install_editable(ctx.env_python, trees)
         return ", ".join(t.name for t in trees)
 

@@ -1,0 +1,304 @@
+"""A build hashes each byte at most once, and an update does not hash again what it carried over.
+
+The build's :class:`~pinfold.manifest.HashMemo` keeps, per file, the identity (device, inode,
+size, mtime, ctime) it had when it was read; uv's RECORD check and the final scan share it,
+and an update's clone takes the previous build's record (``pinfold-hashes.json``) for the
+files whose identity is unchanged. The manifest must stay exactly what reading every file
+would give. The unit tests build small trees by hand; the real builds use pip and uv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+import pinfold.pipeline
+from pinfold import BuildError, build, check, load_spec
+from pinfold.envdir import Environments
+from pinfold.errors import ProbeError
+from pinfold.manifest import HASHES_FILE, HashMemo, Tokens, compare, read_manifest, scan
+from pinfold.record import read_digest
+from tests.artifacts import Artifact, make_wheel
+from tests.conftest import write
+from tests.test_manifest import project, wheelhouse  # noqa: F401 (the fixture)
+
+SITE = "lib/python3.11/site-packages"
+
+
+def settle(folder: Path) -> None:
+    """Wait until the file system's clock has moved past every ctime under ``folder`` (a memo
+    keeps no record of a file changed in the clock tick it was read in)."""
+    newest = max(os.lstat(os.path.join(d, f)).st_ctime_ns for d, _, fs in os.walk(folder) for f in fs)
+    for _ in range(200):
+        if HashMemo(Tokens()).clock(folder) > newest:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the file system clock does not move")
+
+
+def edit_in_place(path: Path, data: bytes) -> None:
+    """Write ``data`` (same size) into the file's own inode and set its mtime back."""
+    info = path.stat()
+    assert len(data) == info.st_size
+    with path.open("r+b") as fh:
+        fh.write(data)
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (info.st_ino, info.st_mtime_ns)
+
+
+def finished_env(envs: Environments, name: str) -> Path:
+    """A directory as a build leaves it, by hand: marker, files, the scan's hashes saved."""
+    env = envs.versions / name
+    envs.versions.mkdir(exist_ok=True)
+    envs.create(env)
+    write(env / "pyvenv.cfg", f"home = /usr/bin\ncommand = /usr/bin/python -m virtualenv {env}\n")
+    write(env / "bin" / "tool", f"#!{env}/bin/python\nimport tool\n")
+    write(env / SITE / "pkg" / "__init__.py", "x = 1\n")
+    write(env / SITE / "pkg" / "paths.py", f"HERE = {str(env)!r}\n")        # holds a token
+    write(env / SITE / "pkg" / "dated.py", "YEAR = '2024 edition'\n")     # the year of the name
+    (env / SITE / "pkg" / "__pycache__").mkdir()
+    (env / SITE / "pkg" / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(
+        b"\xa7\r\r\n\0\0\0\0" + str(env).encode() + b"code")
+    settle(env)
+    memo = HashMemo(Tokens.of(env, path=envs.path, root=envs.path.parent))
+    manifest = scan(env, memo=memo)
+    memo.save(env, manifest.entries, since=memo.clock(env))
+    write(env / "pinfold.json", "{}")  # finished (the clone never copies it)
+    return env
+
+
+# -- unit: trees made by hand ----------------------------------------------------------------
+
+
+def test_a_memo_reads_each_file_once_and_again_after_any_change(tmp_path: Path) -> None:
+    env = tmp_path / "p.d" / "20240101-000000000-aaaaaa"
+    write(env / "a.py", "a = 1\n")
+    write(env / "b.txt", f"built at {env}\n")
+    settle(env)
+    memo = HashMemo(Tokens.of(env, path=tmp_path / "p", root=tmp_path))
+    first = scan(env, memo=memo)
+    assert sorted(memo.read) == ["a.py", "b.txt"]
+    assert first.entries == scan(env, memo.tokens).entries  # exactly what reading gives
+    assert scan(env, memo=memo).entries == first.entries and sorted(memo.read) == ["a.py", "b.txt"]
+    # Written in place, same size, mtime set back: the ctime still moved.
+    edit_in_place(env / "a.py", b"a = 2\n")
+    settle(env)
+    again = scan(env, memo=memo)
+    assert memo.read[2:] == ["a.py"]
+    assert again.entries["a.py"].sha256 == hashlib.sha256(b"a = 2\n").hexdigest()
+    # A chmod is a change of the identity too (and of the entry's mode).
+    os.chmod(env / "b.txt", 0o600)
+    settle(env)
+    assert scan(env, memo=memo).entries == scan(env, memo.tokens).entries
+    assert memo.read[3:] == ["b.txt"]
+
+
+def test_a_file_changed_in_the_tick_it_was_read_is_not_kept(tmp_path: Path) -> None:
+    """No record of a file whose ctime is not older than the clock taken before its stat."""
+    env = tmp_path / "e"
+    write(env / "a.py", "a = 1\n")
+    memo = HashMemo(Tokens())
+    info = os.lstat(env / "a.py")
+    memo.put("a.py", info, "0" * 64, "", 0, since=info.st_ctime_ns)  # the same tick
+    assert memo.lookup("a.py", info) is None
+    memo.put("a.py", info, "0" * 64, "", 0, since=info.st_ctime_ns + 1)
+    assert memo.lookup("a.py", info) == ("0" * 64, "")
+
+
+def test_an_update_reads_only_what_it_could_not_carry(tmp_path: Path) -> None:
+    envs = Environments(tmp_path / "env")
+    old = finished_env(envs, "20240101-000000000-aaaaaa")
+    assert json.loads((old / HASHES_FILE).read_bytes())["files"]
+    edit_in_place(old / SITE / "pkg" / "__init__.py", b"x = 9\n")  # after the hashes were saved
+    new = envs.versions / "20240102-000000000-bbbbbb"
+    envs.create(new)
+    memo = HashMemo(Tokens.of(new, path=envs.path, root=envs.path.parent))
+    envs.clone(old, new, memo)
+    assert not (new / HASHES_FILE).exists()
+    settle(new)
+    manifest = scan(new, memo=memo)
+    assert sorted(memo.read) == sorted([
+        "pyvenv.cfg", "bin/tool",        # rewritten by the clone: new inodes
+        f"{SITE}/pkg/__init__.py",      # written in place in the previous environment
+        f"{SITE}/pkg/paths.py",         # held the previous directory's path (a token there)
+        f"{SITE}/pkg/dated.py",         # holds the year: might hold the new directory's name
+    ])  # the .pyc is carried: its digest form is its first 8 bytes, whatever the tokens
+    plain = scan(new, memo.tokens)
+    assert manifest.entries == plain.entries and manifest.digest == plain.digest
+    assert manifest.entries[f"{SITE}/pkg/__init__.py"].sha256 == hashlib.sha256(b"x = 9\n").hexdigest()
+    # The check still compares raw bytes, no memo: another in-place write is named.
+    edit_in_place(old / SITE / "pkg" / "__init__.py", b"x = 8\n")
+    assert list(compare(manifest, new).changed) == [f"{SITE}/pkg/__init__.py"]
+
+
+def test_hashes_are_trusted_only_in_their_own_finished_directory(tmp_path: Path) -> None:
+    envs = Environments(tmp_path / "env")
+    old = finished_env(envs, "20240101-000000000-aaaaaa")
+    memo = HashMemo(Tokens.of(old))
+    assert memo.inherit(old)
+    # A copy of the directory (cp -a: other inodes) brings the file along: not trusted.
+    other = envs.versions / "20240101-000000000-cccccc"
+    shutil.copytree(old, other, symlinks=True)
+    assert memo.inherit(other) == {}
+    # Cut short or not pinfold's: not trusted.
+    data = (old / HASHES_FILE).read_bytes()
+    (old / HASHES_FILE).write_bytes(data[: len(data) // 2])
+    assert memo.inherit(old) == {}
+    doc = json.loads(data)
+    doc["files"][f"{SITE}/pkg/__init__.py"][6] = 7
+    (old / HASHES_FILE).write_text(json.dumps(doc))
+    assert memo.inherit(old) == {}
+    # A kill during the write (it happens in the finished directory) leaves a temporary file:
+    # never in the manifest, never compared, never cloned.
+    (old / HASHES_FILE).write_bytes(data)
+    stray = old / f".{HASHES_FILE}.123.abcdef.tmp"
+    stray.write_bytes(data[:10])
+    (old / ".pinfold-clock.123.abcdef.tmp").write_bytes(b"")
+    before = scan(old)
+    assert not any(p.startswith(".pinfold-") for p in before.entries)
+    new = envs.versions / "20240102-000000000-bbbbbb"
+    envs.create(new)
+    envs.clone(old, new, HashMemo(Tokens.of(new)))
+    assert not list(new.glob(".pinfold-*.tmp"))
+
+
+# -- real builds -----------------------------------------------------------------------------
+
+
+class Recording(HashMemo):
+    """The build's memo, kept for the test to read (the build itself is not changed)."""
+
+    made: ClassVar[list[HashMemo]] = []
+
+    def __init__(self, tokens: Tokens) -> None:
+        super().__init__(tokens)
+        Recording.made.append(self)
+
+
+@pytest.fixture()
+def memos(monkeypatch: pytest.MonkeyPatch) -> list[HashMemo]:
+    Recording.made = []
+    monkeypatch.setattr(pinfold.pipeline, "HashMemo", Recording)
+    return Recording.made
+
+
+@pytest.fixture(params=["pip", "uv"])
+def installer(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+              monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path_factory.mktemp("uv-cache")))
+    return str(request.param)
+
+
+def lock_without(wh: tuple[Path, list[Artifact]], *names: str) -> str:
+    return "".join(f"{a.pin()}\n" for a in wh[1] if a.name not in names)
+
+
+@pytest.mark.slow
+def test_an_update_reads_only_what_changed_and_gives_the_fresh_digest(
+        tmp_path: Path, wheelhouse: tuple[Path, list[Artifact]], installer: str,  # noqa: F811
+        memos: list[HashMemo]) -> None:
+    spec_file = project(tmp_path, wheelhouse, installer, pins=lock_without(wheelhouse, "myplug"))
+    first = build(load_spec(spec_file))
+    if installer == "uv":  # the RECORD check's reads were not read again by the scan
+        assert len(memos[0].read) == len(set(memos[0].read))
+    project(tmp_path, wheelhouse, installer)  # the plugin is added: an update
+    update = build(load_spec(spec_file))
+    assert update.plan is not None and update.plan.mode == "update"
+    memo = memos[-1]
+    files = read_manifest(update.env_dir)
+    assert files is not None
+    for rel in memo.read:
+        data = (update.env_dir / rel).read_bytes()
+        why = (rel == "pyvenv.cfg" or rel.startswith("bin/") or "myplug" in rel
+               or "/twisted/plugins/" in rel                      # the regenerated plugin cache
+               or rel.endswith(("/RECORD", "/uv_cache.json", "/INSTALLER", "/direct_url.json"))
+               or any(s in data for s in memo.searched))           # tokens, or the year
+        assert why, f"{rel} was read again although the update carried it over"
+    assert len(memo.read) < len(files.entries) // 5, (len(memo.read), len(files.entries))
+    assert memo.reused > len(files.entries) // 2
+    # The same inputs from scratch: the same digest.
+    fresh = build(load_spec(spec_file), fresh=True)
+    assert read_digest(fresh.env_dir) == read_digest(update.env_dir) != read_digest(first.env_dir)
+    assert check(load_spec(spec_file), files_only=True).outputs.probe_results[0].status == "ok"
+
+
+@pytest.mark.slow
+def test_a_file_edited_in_place_with_its_mtime_set_back_is_read_again(
+        tmp_path: Path, wheelhouse: tuple[Path, list[Artifact]], memos: list[HashMemo]) -> None:  # noqa: F811
+    spec_file = project(tmp_path, wheelhouse, "pip", pins=lock_without(wheelhouse, "myplug"))
+    spec = load_spec(spec_file)
+    first = build(spec)
+    module = next(first.env_dir.glob("lib/*/site-packages/tool/__init__.py"))
+    rel = str(module.relative_to(first.env_dir))
+    edit_in_place(module, module.read_bytes().replace(b"return 0", b"return 1"))
+    with pytest.raises(ProbeError) as caught:  # `pinfold check` on the previous environment
+        check(spec, files_only=True)
+    assert rel in "\n".join(caught.value.results[0].evidence)
+    project(tmp_path, wheelhouse, "pip")
+    update = build(load_spec(spec_file))
+    assert rel in memos[-1].read
+    manifest = read_manifest(update.env_dir)
+    assert manifest is not None
+    assert manifest.entries[rel].sha256 == hashlib.sha256(module.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_an_update_still_catches_a_uv_cache_file_edited_in_place(
+        tmp_path: Path, wheelhouse: tuple[Path, list[Artifact]], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "own-uv-cache"))  # poisoned on purpose
+    spec_file = project(tmp_path, wheelhouse, "uv", pins=lock_without(wheelhouse, "myplug"))
+    first = build(load_spec(spec_file))
+    module = next(first.env_dir.glob("lib/*/site-packages/tool/__init__.py"))
+    edit_in_place(module, module.read_bytes().replace(b"return 0", b"return 1"))
+    project(tmp_path, wheelhouse, "uv")
+    with pytest.raises(BuildError) as info:
+        build(load_spec(spec_file))
+    assert "installed files differ from the wheels they came from" in str(info.value)
+    assert "tool/__init__.py: its sha256 differs from the RECORD of its wheel" in str(info.value)
+    assert (tmp_path / "env").resolve() == first.env_dir
+
+
+@pytest.mark.slow
+def test_a_killed_update_leaves_nothing_a_later_build_trusts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after its clone and install (its memo only in memory): the unfinished folder has
+    no hashes file, the next build removes it, and its update gives a fresh build's digest."""
+    from tests.test_lifecycle import new_dirs, start_build, wait_for
+
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "uv-cache"))
+    wh = tmp_path / "wheelhouse"
+    one = [make_wheel(wh, "a-pkg", "1.0", files={"a_pkg/__init__.py": "A = 1\n"}),
+           make_wheel(wh, "b-pkg", "1.0")]
+    two = make_wheel(wh, "b-pkg", "2.0")
+    write(tmp_path / "runtime.txt", "".join(a.pin() + "\n" for a in one))
+    base = "path: env\ninstaller: uv\nindex: {find_links: wheelhouse}\nrequirements: runtime.txt\n"
+    spec_file = write(tmp_path / "env.yaml", base)
+    old = build(load_spec(spec_file)).env_dir
+    assert (old / HASHES_FILE).is_file()
+    marker = tmp_path / "reached"
+    slow = f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(60)"
+    write(spec_file, base + f"final:\n  probes:\n    commands:\n      - [python, -c, {json.dumps(slow)}]\n")
+    write(tmp_path / "runtime.txt", one[0].pin() + "\n" + two.pin() + "\n")
+    proc = start_build(spec_file)
+    wait_for(marker.exists, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    [killed] = new_dirs(tmp_path, old)
+    assert not (killed / HASHES_FILE).exists()
+    assert sorted(p.name for p in killed.glob(".pinfold-*")) == [".pinfold-build"]
+    write(spec_file, base)
+    update = build(load_spec(spec_file))
+    assert update.plan is not None and update.plan.mode == "update"
+    assert not killed.exists() and (tmp_path / "env").resolve() == update.env_dir
+    fresh = build(load_spec(spec_file), fresh=True)
+    assert read_digest(update.env_dir) == read_digest(fresh.env_dir) is not None
+    manifest = read_manifest(update.env_dir)
+    assert manifest is not None and manifest.entries == scan(update.env_dir, manifest.tokens).entries
