@@ -82,7 +82,8 @@ MANIFEST_FILE = "pinfold-manifest.json"
 #: after the manifest, and rewritten by nothing but a build), the manifest itself, and the
 #: marker naming the directory (:data:`pinfold.envdir.MARKER`). Excluded from the manifest.
 #: (``.pinfold-build`` and ``.pinfold-pending`` are :data:`pinfold.envdir.MARKER` and ``PENDING``.)
-BOOKKEEPING = frozenset({"pinfold.json", MANIFEST_FILE, ".pinfold-build", ".pinfold-pending"})
+BOOKKEEPING = frozenset({"pinfold.json", MANIFEST_FILE, ".pinfold-build", ".pinfold-pending",
+                         ".pinfold-pyc-stamps"})
 #: The group of files no ``RECORD`` lists.
 NOT_OWNED = "not owned by any distribution"
 #: The manifest file's layout version.

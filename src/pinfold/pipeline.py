@@ -43,7 +43,8 @@ __all__ = ["BuildResult", "StageEvent", "StageReport", "build", "check", "gc", "
 def _stages(plan: Plan) -> list[Stage]:
     """The stages of a build: an update starts from a clone of the current environment."""
     if plan.mode == "update" and plan.current is not None:
-        return [Preflight(), CloneCurrent(plan.current), ApplyPlan(plan), KeptDevelop(), Compile(),
+        return [Preflight(), CloneCurrent(plan.current), ApplyPlan(plan), KeptDevelop(),
+                Compile(previous=plan.current),
                 PluginCaches(), Scripts(), Probes()]
     return [Preflight(), CreateFresh(), InstallLock(), Develop(), Compile(), PluginCaches(), Scripts(),
             Probes()]

@@ -8,11 +8,14 @@ core (``pinfold/inside/compile.py``: compileall's work, split by size into one b
 and develop and *before* the Twisted plugin caches: compiling writes only ``__pycache__``
 files, never a module, so a cache generated afterwards stays fresh.
 
-Updates clone the previous environment with hard links: only ``.pyc`` files whose header
-no longer matches their source are rewritten, and py_compile writes each to a temporary
-file and renames it over the old one, so a hard-linked ``.pyc`` is replaced, never written
-through into the previous environment. The develop trees are not compiled: they are the
-user's checkouts.
+Updates clone the previous environment with hard links. The previous build's stamps (its
+``.pinfold-pyc-stamps``: each source and pyc it found valid, by inode, size and mtime) spare
+reading the files the clone kept unchanged: only what the plan installed, and anything
+else whose source or pyc is no longer the very file stamped, is checked. Of those, only
+``.pyc`` files whose header no longer matches their source are rewritten, and py_compile
+writes each to a temporary file and renames it over the old one, so a hard-linked ``.pyc``
+is replaced, never written through into the previous environment. The develop trees are
+not compiled: they are the user's checkouts.
 
 The bytecode cache (:mod:`pinfold.pyccache`) provides what an earlier build compiled: each
 distribution installed from a pin pre-flight chose an artifact for is found by its
@@ -32,6 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
+from ..envdir import PYC_STAMPS
 from ..envlayout import site_packages
 from ..errors import BuildError, CommandError, Problem
 from ..inside import script
@@ -46,6 +50,10 @@ class Compile(Stage):
     """``<env python> -I pinfold/inside/compile.py <site-packages>...``."""
 
     name: ClassVar[str] = "compile"
+
+    def __init__(self, previous: Path | None = None) -> None:
+        #: An update's previous environment: its stamps spare re-checking what the clone kept.
+        self.previous = previous
 
     def skip_reason(self, ctx: Context) -> str | None:
         return None if ctx.spec.compile else "disabled (compile: false)"
@@ -67,7 +75,10 @@ class Compile(Stage):
             plan = Path(tmp) / "plan.json"
             plan.write_text(json.dumps(_cache_plan(ctx, sites)), encoding="utf-8")
             # -I: nothing from the caller's environment or the working directory gets in.
-            done = ctx.runner.run([ctx.env_python, "-I", script("compile"), "--plan", plan, *sites],
+            stamps: list[str | Path] = ["--stamps", ctx.env_dir / PYC_STAMPS]
+            if self.previous is not None:
+                stamps += ["--previous", self.previous / PYC_STAMPS]
+            done = ctx.runner.run([ctx.env_python, "-I", script("compile"), "--plan", plan, *stamps, *sites],
                                   what="byte-compiling the environment", check=False, on_line=line)
         lines = done.output.splitlines()
         if full := [ln.split(" ", 1)[1] for ln in lines if ln.startswith("NOSPACE ")]:
