@@ -12,20 +12,23 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pinfold import BuildError, BuildResult, PreflightError, build, load_spec
 from pinfold.errors import CommandError
 from pinfold.inside import script
-from pinfold.runner import Runner
+from pinfold.runner import Completed, Runner
 from pinfold.uptodate import up_to_date
 from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_wheel
 from tests.conftest import cli, installed, installer_calls, needs_unshare, write
@@ -567,3 +570,65 @@ def test_fetch_from_the_real_index_then_build_offline(tmp_path: Path) -> None:
         done = offline_cli(spec_file, "build")
         assert done.returncode == 0, done.stderr
         assert installed(tmp_path / "env")["stevedore"] == "3.5.2"
+
+
+class OutputRunner(Runner):
+    """The real runner, keeping each command's output (the RECORD check's count is in it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outputs: list[tuple[tuple[str, ...], str]] = []
+
+    def run(self, argv: Sequence[str | Path], **kwargs: Any) -> Completed:
+        done = super().run(argv, **kwargs)
+        self.outputs.append((done.argv, done.output))
+        return done
+
+
+def record_check(runner: OutputRunner) -> tuple[int, int]:
+    """(files hashed, files proven unchanged) of the build's one RECORD check."""
+    (out,) = [o for argv, o in runner.outputs if any(a.endswith("record_hashes.py") for a in argv)]
+    match = re.search(r"(\d+) files checked, 0 differ \((\d+) unchanged", out)
+    assert match, out
+    return int(match[1]), int(match[2])
+
+
+@pytest.mark.slow
+def test_uv_update_hashes_what_it_installed_and_what_changed(tmp_path: Path, wheelhouse: Wheelhouse,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """An update with uv hashes the files it installed and, of the distributions the plan
+    keeps, only what is not provably the previous environment's untouched file: a file
+    edited in place (so in uv's cache too) is still caught."""
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "own-uv-cache"))  # poisoned on purpose
+    keep = [a for a in wheelhouse.runtime if a.name in ("pbr", "setuptools")]
+    one = [a for a in wheelhouse.runtime if a.name == "plain-wheel"]
+    spec_file = make_project(tmp_path, wheelhouse, installer="uv", runtime=lock_text([*keep, *one]))
+    two = [make_wheel(tmp_path / "wheelhouse", "plain-wheel", "2.0")]
+    build(load_spec(spec_file))
+    # The first build extracted uv's cache after it began: its files are proven by the next
+    # build that hashes them, for the builds after that.
+    time.sleep(2.1)
+    write(tmp_path / "runtime.txt", lock_text([*keep, *two]))
+    build(load_spec(spec_file))
+    time.sleep(2.1)
+    write(tmp_path / "runtime.txt", lock_text([*keep, *one]))
+    runner = OutputRunner()
+    third = build(load_spec(spec_file), runner=runner)
+    assert third.plan is not None and third.plan.mode == "update"
+    site = next(third.env_dir.glob("lib/python*/site-packages"))
+    # The files in site-packages its RECORD hashes (a console script's ../../../bin/ is not).
+    records = {d.name: sum(1 for line in (d / "RECORD").read_text().splitlines()
+                           if ",sha256=" in line and not line.startswith("../"))
+               for d in site.glob("*.dist-info")}
+    hashed, unchanged = record_check(runner)
+    moved = records.pop("plain_wheel-1.0.dist-info")
+    assert (hashed, unchanged) == (moved, sum(records.values())), records
+    module = next(site.glob("pbr/version.py"))
+    assert module.read_bytes()[:1] != b"X"
+    with module.open("r+b") as fh:  # in place, as an editor that keeps hard links writes
+        fh.write(b"X")
+    write(tmp_path / "runtime.txt", lock_text([*keep, *two]))
+    with pytest.raises(BuildError) as info:
+        build(load_spec(spec_file))
+    assert "pbr/version.py: its sha256 differs from the RECORD of its wheel" in str(info.value)
+    assert (tmp_path / "env").resolve() == third.env_dir

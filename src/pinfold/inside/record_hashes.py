@@ -1,6 +1,7 @@
 """Check installed files against their wheels' RECORD hashes; run with the environment's Python.
 
-Usage: ``python -I -B record_hashes.py <site-packages>``. Prints one line per file whose sha256
+Usage: ``python -I -B record_hashes.py <site-packages> [--kept <previous site-packages> <ns>
+<dist-info>...]`` (an update: see :func:`main`). Prints one line per file whose sha256
 differs from its RECORD entry (or cannot be read) and exits 1 if there is any.
 
 The uv backend installs by hard-linking files out of uv's cache, and uv does not re-hash
@@ -69,18 +70,58 @@ def _check(chunk: list[tuple[str, str]]) -> list[str]:
     return bad
 
 
-def main(site: str) -> int:
-    """Check every RECORD of ``site``; print each difference and a count; the exit status."""
+def _kept(site: str, previous: str, before: int, names: list[str]) -> set[str]:
+    """The files of the dist-infos ``names`` that are provably the previous environment's,
+    untouched since before its build began: the same inode at the same path in ``previous``
+    (the clone's hard link, not something the installer put there) and an mtime before
+    ``before`` (an in-place write since would have set a later one). That build checked
+    them, or proved them so in turn; an update need not hash them again."""
+    out = set()
+    for name in names:
+        record = os.path.join(site, name, "RECORD")
+        try:
+            with open(record, newline="", encoding="utf-8") as fh:
+                rows = list(csv.reader(fh))
+        except OSError:
+            continue
+        for row in rows:
+            if not row or row[0].startswith(("../", "/")):
+                continue
+            path = os.path.join(site, row[0])
+            try:
+                info, old = os.stat(path), os.stat(os.path.join(previous, row[0]))
+            except OSError:
+                continue
+            if info.st_ino == old.st_ino and info.st_dev == old.st_dev and info.st_mtime_ns < before:
+                out.add(path)
+    return out
+
+
+def main(site: str, kept: list[str] | None = None) -> int:
+    """Check every RECORD of ``site``; print each difference and a count; the exit status.
+
+    ``kept`` (an update): ``[<previous site-packages>, <before, ns>, <dist-info>...]``: those
+    distributions' files that are provably the previous environment's (see :func:`_kept`)
+    are not hashed again.
+    """
     entries = _entries(site)
+    proven = _kept(site, kept[0], int(kept[1]), kept[2:]) if kept else set()
+    unchanged = len(entries)
+    entries = [e for e in entries if e[0] not in proven]
+    unchanged -= len(entries)
     workers = os.cpu_count() or 1
-    chunks = [entries[i::workers * 4] for i in range(workers * 4)]
-    with ProcessPoolExecutor(workers) as pool:
-        bad = sorted(line for lines in pool.map(_check, chunks) for line in lines)
+    if len(entries) < 500:  # an update's few files: starting workers would cost more than hashing
+        bad = sorted(_check(entries))
+    else:
+        chunks = [entries[i::workers * 4] for i in range(workers * 4)]
+        with ProcessPoolExecutor(workers) as pool:
+            bad = sorted(line for lines in pool.map(_check, chunks) for line in lines)
     for line in bad:
         print(line)
-    print(f"{len(entries)} files checked, {len(bad)} differ", file=sys.stderr)
+    print(f"{len(entries)} files checked, {len(bad)} differ ({unchanged} unchanged since the "
+          "previous build)", file=sys.stderr)
     return 1 if bad else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], sys.argv[3:] if sys.argv[2:3] == ["--kept"] else None))

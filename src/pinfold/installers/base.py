@@ -44,8 +44,9 @@ class Installer(Protocol):
         """Install the runtime lock into the environment of ``python``, hashes required."""
         ...
 
-    def install_pins(self, python: Path, pins: list[Pin]) -> None:
-        """Install just these pins (an update): ``--no-deps``, hashes required."""
+    def install_pins(self, python: Path, pins: list[Pin], *, previous: Path | None = None) -> None:
+        """Install just these pins (an update): ``--no-deps``, hashes required. ``previous``:
+        the environment this one was cloned from (what the plan keeps is its files)."""
         ...
 
     def uninstall(self, python: Path, names: list[str]) -> None:

@@ -86,8 +86,9 @@ class Pip:
         with requirements_file(self.spec.requirements) as reqs:
             self._install(python, ["--require-hashes", "-r", str(reqs)], what="installing the runtime lock")
 
-    def install_pins(self, python: Path, pins: list[Pin]) -> None:
-        """Install just these pins (an update): no resolving, hashes required."""
+    def install_pins(self, python: Path, pins: list[Pin], *, previous: Path | None = None) -> None:
+        """Install just these pins (an update): no resolving, hashes required (``previous``
+        is not needed: pip checks what it installs, and installs nothing from a shared cache)."""
         if not pins:
             return
         with pins_file(pins) as reqs:

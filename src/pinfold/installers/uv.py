@@ -47,6 +47,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from ..envdir import MARKER
 from ..envlayout import site_packages
 from ..errors import BuildError, CommandError, Problem
 from ..index import file_digest, index_environ, strip_credentials, url_credentials
@@ -65,6 +69,10 @@ __all__ = ["MIN_UV", "Uv", "uv_cache_root", "uv_steps"]
 
 #: The oldest uv these guarantees were verified with (0.13.9 is pinned).
 MIN_UV = "0.13"
+
+#: Files written less than this before a build began may share their mtime with a write
+#: made just after (the file system clock's granularity): never taken as unchanged.
+RACY_NS = 2_000_000_000
 
 #: Fixed for every uv call: never fetch a Python, no progress bars in captured output.
 _UV_ENV = {"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "UV_NO_CONFIG": "1"}
@@ -118,6 +126,25 @@ def _uv_binary() -> str:
         return find_uv_bin()
     except (ImportError, FileNotFoundError):
         return str(Path(sys.executable).with_name("uv"))
+
+
+def _started(env_dir: Path | None) -> int | None:
+    """When the build of ``env_dir`` began (its marker's mtime, ns) less the file system
+    clock's racy window; None when it is not known (no marker: an earlier pinfold's)."""
+    if env_dir is None:
+        return None
+    try:
+        return (env_dir / MARKER).lstat().st_mtime_ns - RACY_NS
+    except OSError:
+        return None
+
+
+def _dist_pin(dist_info: str) -> str:
+    """``name==version`` (name canonical) of a ``<name>-<version>.dist-info`` folder name."""
+    name, _, version = dist_info[: -len(".dist-info")].rpartition("-")
+    with contextlib.suppress(InvalidVersion):
+        version = str(Version(version))
+    return f"{canonicalize_name(name)}=={version}"
 
 
 class Uv:
@@ -225,7 +252,8 @@ class Uv:
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         return path
 
-    def _uv(self, python: Path, *args: str, what: str, index: bool = True, verify: bool = True) -> None:
+    def _uv(self, python: Path, *args: str, what: str, index: bool = True, verify: bool = True,
+            previous: Path | None = None, moved: tuple[str, ...] = ()) -> None:
         argv = [_uv_binary(), "pip", *args, "--python", str(python), "--no-config",
                 "--no-python-downloads", "--cache-dir", str(self.cache_dir())]
         env = {**_UV_ENV, **index_environ(self.spec.index), **self._index_environ()}
@@ -247,15 +275,27 @@ class Uv:
             except CommandError as exc:
                 raise self._explain(exc) from None
         if verify:
-            self._verify(python)
+            self._verify(python, previous, moved)
 
-    def _verify(self, python: Path) -> None:
-        """Every installed file is still what its hashed wheel held (see the module doc)."""
-        sites = site_packages(python.parent.parent)
-        for site in sites:
+    def _verify(self, python: Path, previous: Path | None = None, moved: tuple[str, ...] = ()) -> None:
+        """Every installed file is still what its hashed wheel held (see the module doc).
+
+        An update (``previous``: the environment it was cloned from; ``moved``: the pins it
+        installed, ``name==version``) hashes what it installed, and of the distributions
+        the plan kept only the files that are not provably the previous environment's,
+        untouched since before that build began (``inside/record_hashes.py`` says how):
+        that build checked them, or proved them so in turn.
+        """
+        env_dir = python.parent.parent
+        before = _started(previous)
+        for site in site_packages(env_dir):
+            argv: list[str | Path] = [python, "-I", "-B", script("record_hashes"), site]
+            if previous is not None and before is not None:
+                kept = [d.name for d in site.iterdir() if d.name.endswith(".dist-info")
+                        and _dist_pin(d.name) not in moved]
+                argv += ["--kept", previous / site.relative_to(env_dir), str(before), *sorted(kept)]
             try:
-                self.runner.run([python, "-I", "-B", script("record_hashes"), site],
-                                what="checking the installed files against their RECORD hashes")
+                self.runner.run(argv, what="checking the installed files against their RECORD hashes")
             except CommandError as exc:
                 lines = [ln for ln in exc.output.splitlines() if ": " in ln and ln.startswith("/")]
                 raise BuildError(
@@ -289,13 +329,14 @@ class Uv:
             self._uv(python, "install", "--require-hashes", "-r", str(reqs),
                      what="installing the runtime lock", verify=not self.spec.develop)
 
-    def install_pins(self, python: Path, pins: list[Pin]) -> None:
+    def install_pins(self, python: Path, pins: list[Pin], *, previous: Path | None = None) -> None:
         """Install just these pins (an update): no resolving, hashes required."""
         if not pins:
             return
         with pins_file(pins) as reqs:
             self._uv(python, "install", "--no-deps", "--require-hashes", "-r", str(reqs),
-                     what="installing the changed pins")
+                     what="installing the changed pins", previous=previous,
+                     moved=tuple(str(p) for p in pins))
 
     def uninstall(self, python: Path, names: list[str]) -> None:
         """Remove distributions (pins dropped from the lock)."""

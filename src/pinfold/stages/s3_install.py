@@ -65,7 +65,7 @@ class ApplyPlan(_Installing):
         applying = ctx.preflight.runtime if ctx.preflight is not None else ctx.spec.requirements.pins
         by_name = {p.name: p for p in applying}
         moved = [by_name[canonicalize_name(split_pin(p)[0])] for p in self.plan.install]
-        installer.install_pins(ctx.env_python, moved)
+        installer.install_pins(ctx.env_python, moved, previous=self.plan.current)
         parts = [f"+{p}" for p in self.plan.install] + [f"-{n}" for n in self.plan.remove]
         changed = " ".join(parts) if parts else "no distribution changed"
         return f"update with {installer.name}: {changed}"
