@@ -17,16 +17,17 @@ from .pip import Pip
 from .uv import Uv
 
 if TYPE_CHECKING:
+    from ..interpreter import Interpreter
     from ..preflight import PreflightReport
 
 __all__ = ["Installer", "OnStep", "installer_for", "pins_file"]
 
 
 def installer_for(spec: Spec, runner: Runner, *, preflight: PreflightReport | None = None,
-                  on_step: OnStep | None = None) -> Installer:
+                  on_step: OnStep | None = None, interpreter: Interpreter | None = None) -> Installer:
     """The backend env.yaml asks for. ``preflight`` (the artifacts pre-flight chose) is what
-    the uv backend offers uv as its only index; pip does not need it. ``on_step`` hears how
-    far an install is."""
+    the uv backend offers uv as its only index; with ``interpreter`` the pip backend keys
+    its wheel cache by both. ``on_step`` hears how far an install is."""
     if spec.installer == "uv":
         return Uv(spec, runner, preflight=preflight, on_step=on_step)
-    return Pip(spec, runner, on_step=on_step)
+    return Pip(spec, runner, on_step=on_step, preflight=preflight, interpreter=interpreter)
