@@ -25,6 +25,8 @@ import pytest
 from pinfold import BuildError, BuildResult, PreflightError, build, load_spec
 from pinfold.errors import CommandError
 from pinfold.inside import script
+from pinfold.pyccache import cache_info, prune
+from pinfold.record import read_record
 from pinfold.runner import Runner
 from pinfold.uptodate import up_to_date
 from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_wheel
@@ -147,8 +149,10 @@ def test_hermetic_build_offline(tmp_path: Path, wheelhouse: Wheelhouse, installe
 
 
 @pytest.mark.slow
-def test_compile_false_leaves_no_bytecode(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+def test_compile_false_leaves_no_bytecode(tmp_path: Path, wheelhouse: Wheelhouse,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """pip installs with --no-compile: with `compile: false` nothing writes a .pyc."""
+    monkeypatch.setenv("PINFOLD_CACHE_DIR", str(tmp_path / "cache"))  # empty: nothing to link outside
     spec_file = make_project(tmp_path, wheelhouse, extra_yaml="compile: false\n")
     result = build(load_spec(spec_file))
     skipped = {s.name: s.detail for s in result.stages if s.status == "skipped"}
@@ -609,3 +613,47 @@ def test_fetch_from_the_real_index_then_build_offline(tmp_path: Path) -> None:
         done = offline_cli(spec_file, "build")
         assert done.returncode == 0, done.stderr
         assert installed(tmp_path / "env")["stevedore"] == "3.5.2"
+
+
+def pip_commands(runner: Runner) -> list[str]:
+    """The pip subcommands (install, wheel, ...) a build ran."""
+    return [argv[argv.index(a) + 1] for argv in installer_calls(runner)
+            for a in argv if Path(a).name == "__pip-runner__.py"]
+
+
+@pytest.mark.slow
+def test_pip_builds_each_sdist_once_per_build_lock(tmp_path: Path, wheelhouse: Wheelhouse,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip: the wheels of the sdists are built once, kept in pinfold's wheel cache and installed
+    from there by later builds (same bytes: same digest); a cached wheel whose bytes changed
+    is not used but built again."""
+    monkeypatch.setenv("PINFOLD_CACHE_DIR", str(tmp_path / "cache"))
+    spec_file = make_project(tmp_path, wheelhouse, installer="pip")
+    runner = Runner()
+    first = build(load_spec(spec_file), runner=runner)
+    assert pip_commands(runner)[:2] == ["wheel", "install"], runner.history
+    entries = sorted((tmp_path / "cache" / "wheels").glob("*/src-*"))
+    assert len(entries) == 3, entries  # legacy-proj, pbr-proj, plain-sdist
+    info = cache_info()
+    assert info.wheels == 3 and info.wheel_bytes > 0 and info.size > info.pyc_bytes + info.digest_bytes
+    runner = Runner()
+    second = build(load_spec(spec_file), runner=runner, fresh=True)
+    assert "wheel" not in pip_commands(runner), runner.history
+    assert installed(second.env_dir) == installed(first.env_dir)
+    first_record, second_record = read_record(first.env_dir), read_record(second.env_dir)
+    assert first_record is not None and second_record is not None
+    assert first_record.digest == second_record.digest
+    # A cached wheel changed behind pinfold's back: not offered, built again, entry replaced.
+    (wheel,) = (w for e in entries for w in e.glob("plain_sdist-*.whl"))
+    tampered = wheel.read_bytes() + b"\0"
+    wheel.write_bytes(tampered)
+    runner = Runner()
+    third = build(load_spec(spec_file), runner=runner, fresh=True)
+    assert pip_commands(runner)[:2] == ["wheel", "install"], runner.history
+    assert installed(third.env_dir)["plain-sdist"] == "3.0"
+    third_record = read_record(third.env_dir)
+    assert third_record is not None and third_record.digest == first_record.digest
+    assert wheel.read_bytes() != tampered  # the entry was written anew
+    # `pinfold cache prune` bounds the wheels too.
+    prune(0)
+    assert cache_info().wheels == 0 and not list((tmp_path / "cache" / "wheels").glob("*/src-*"))

@@ -43,7 +43,8 @@ from pinfold.record import STATE_FILE
 from pinfold.render import probe_lines
 from pinfold.results import Progress
 from pinfold.runner import Runner, scrubbed_environ
-from pinfold.stages import Context
+from pinfold.stages import Context, Preflight
+from pinfold.stages.s5_compile import _cache_plan
 from pinfold.stages.s7_plugins import PluginCaches
 from pinfold.target import Target, run_inside
 from tests.artifacts import Artifact, copy_real, make_wheel
@@ -556,6 +557,45 @@ def test_without_bytecode_the_final_stages_share_a_cache_outside_the_environment
     assert list(temp.iterdir()) == []
     assert statuses(check(load_spec(spec))) == CHECK_PROBES
     assert list(result.env_dir.rglob("*.pyc")) == [] and list(temp.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_without_bytecode_the_final_stages_start_from_the_bytecode_cache(
+        wheels: Wheels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`compile: false` after a build with bytecode of the same artifacts: the compile stage
+    links the cached pycs into the final stages' folder outside the environment (checked
+    like any link), the imports there read them instead of compiling, and the environment
+    still gets no .pyc."""
+    monkeypatch.setenv("PINFOLD_CACHE_DIR", str(tmp_path / "cache"))
+    dists = [*wheels.twisted, wheels.reactorplug, wheels.myapp]
+    alone = build(load_spec(project(tmp_path / "cold", wheels, dists, "compile: false\n" + GOOD_FINAL)))
+    assert {s.name: s.detail for s in alone.stages}["compile"] == "disabled (compile: false)"
+    build(load_spec(project(tmp_path / "with", wheels, dists, GOOD_FINAL)))  # fills the cache
+    result = build(load_spec(project(tmp_path / "p", wheels, dists, "compile: false\n" + GOOD_FINAL)))
+    detail = {s.name: s.detail for s in result.stages}["compile"]
+    linked = int(detail.split("linked ")[1].split(" ")[0])
+    assert detail.startswith("compile: false, none in the environment") and linked > 100, detail
+    assert all(p.status != "fail" for p in result.outputs.probe_results)
+    assert list(result.env_dir.rglob("*.pyc")) == []
+    # The same linking into a folder of the test's, then an import there: read, not compiled.
+    outside = tmp_path / "outside"
+    sites = sorted(result.env_dir.glob("lib/python*/site-packages"))
+    spec = load_spec(tmp_path / "p" / "env.yaml")
+    ctx = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=result.env_dir)
+    Preflight().run(ctx)  # what the compile stage's plan is made from
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(_cache_plan(ctx, sites)))
+    done = subprocess.run([str(result.env_dir / "bin" / "python"), "-I", str(script("compile")), "--plan",
+                           str(plan), "--outside", str(outside)], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith(f"linked {linked} of "), done.stdout
+    defer = next(outside.rglob("twisted/internet/defer.*.pyc"))
+    before = defer.stat()
+    assert before.st_nlink > 1  # a link to the cache entry
+    run_inside(Runner(), Target(result.env_dir / "bin" / "python", outside), "importer",
+               ["twisted.internet.defer"], what="import")
+    after = defer.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert list(result.env_dir.rglob("*.pyc")) == []
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from pinfold import build, check, load_spec
-from pinfold.envdir import MARKER, PENDING
+from pinfold.envdir import MARKER, PENDING, PYC_STAMPS
 from pinfold.errors import ProbeError
 from pinfold.manifest import (
     BOOKKEEPING,
@@ -58,7 +58,7 @@ scripts:
 
 
 def test_bookkeeping_names_are_pinfolds() -> None:
-    assert {STATE_FILE, MANIFEST_FILE, HASHES_FILE, MARKER, PENDING} == BOOKKEEPING
+    assert {STATE_FILE, MANIFEST_FILE, HASHES_FILE, MARKER, PENDING, PYC_STAMPS} == BOOKKEEPING
 
 
 def test_scan_compare_and_owners(tmp_path: Path) -> None:

@@ -9,8 +9,11 @@ a wheel replaced by other bytes of the same size and mtime is hashed again.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
+import py_compile
+import re
 import shutil
 import subprocess
 import sys
@@ -23,8 +26,9 @@ from pinfold import build, load_spec
 from pinfold.index import DigestCache, sha256_of
 from pinfold.inside import script
 from pinfold.pyccache import MANIFEST, cache_info, distributions, parse_size, prune
+from tests.artifacts import make_wheel
 from tests.conftest import write
-from tests.test_build import Wheelhouse, make_project, wheelhouse  # noqa: F401 (a fixture)
+from tests.test_build import Wheelhouse, lock_text, make_project, wheelhouse  # noqa: F401 (a fixture)
 from tests.test_json_schema import run as run_json
 
 TAG = sys.implementation.cache_tag
@@ -254,3 +258,72 @@ def test_second_build_compiles_nothing(tmp_path: Path, wheelhouse: Wheelhouse,  
     assert check_all(str(second.env_dir / "bin" / "python"), site) > 0
     # sdist-built wheels too: keyed by the sdist's hash and the build lock.
     assert any(p.name.startswith("src-") for p in (tmp_path / "cache" / "pyc").glob("*/*"))
+
+
+def _compile_counts(detail: str) -> tuple[int, int, int, int, int]:
+    """(compiled, total, from the cache, kept, unchanged) of the compile stage's detail."""
+    match = re.match(r"compiled (\d+) of (\d+) files \((\d+) from the bytecode cache, (\d+) kept"
+                     r"(?:, (\d+) of them unchanged since the previous build)?\)", detail)
+    assert match, detail
+    compiled, total, linked, kept, unchanged = match.groups()
+    return int(compiled), int(total), int(linked), int(kept), int(unchanged or 0)
+
+
+@pytest.mark.slow
+def test_an_update_reads_only_what_changed(tmp_path: Path, wheelhouse: Wheelhouse,  # noqa: F811
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An update's compile stage skips the files the previous build stamped and the clone kept;
+    it checks what the plan installed and what changed since (a source written in place, a
+    pyc replaced by a foreign one with the stamped mtime), and every .pyc ends valid."""
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "uv-cache"))
+    spec_file = make_project(tmp_path, wheelhouse, installer="pip")
+    first = build(load_spec(spec_file))
+    # Stamped only once older than the file system clock's racy window: the first build's
+    # compiled files are stamped by the next build that checks them.
+    time.sleep(2.1)
+    newer = make_wheel(tmp_path / "wheelhouse", "plain-wheel", "2.0")
+    old_lock = (tmp_path / "runtime.txt").read_text()
+    kept = [a for a in wheelhouse.runtime if a.name != "plain-wheel"]
+    write(tmp_path / "runtime.txt", lock_text([*kept, newer]))
+    second = build(load_spec(spec_file))
+    assert second.plan is not None and second.plan.mode == "update"
+    _, total, _, _, unchanged = _compile_counts({s.name: s.detail for s in second.stages}["compile"])
+    assert unchanged == 0  # everything the first build compiled was too new to be stamped
+    time.sleep(2.1)
+    site = next(second.env_dir.glob("lib/python*/site-packages"))
+    # A source of a distribution the plan keeps, written in place (same size, new mtime)...
+    edited = next(p for p in sorted((site / "pbr").glob("*.py")) if b"# " in p.read_bytes())
+    data = edited.read_bytes()
+    at = data.index(b"# ") + 2
+    edited.write_bytes(data[:at] + (b"X" if data[at:at + 1] != b"X" else b"Y") + data[at + 1:])
+    # ...another written in place with its mtime set back (the stamp alone would not see it:
+    # the clone's proof, by ctime, does)...
+    hidden = next(p for p in sorted((site / "pbr").glob("*.py")) if p != edited and b"# " in p.read_bytes())
+    kept_times = hidden.stat()
+    data = hidden.read_bytes()
+    at = data.index(b"# ") + 2
+    hidden.write_bytes(data[:at] + (b"X" if data[at:at + 1] != b"X" else b"Y") + data[at + 1:])
+    os.utime(hidden, ns=(kept_times.st_atime_ns, kept_times.st_mtime_ns))
+    # ...and a pyc replaced by a foreign one (a timestamp pyc) given the stamped mtime.
+    other = next(p for p in sorted((site / "setuptools").glob("*.py")) if p != edited)
+    cfile = Path(importlib.util.cache_from_source(str(other)))
+    before = cfile.stat()
+    foreign = cfile.with_name("foreign.tmp")
+    py_compile.compile(str(other), str(foreign), invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+    os.utime(foreign, ns=(before.st_mtime_ns, before.st_mtime_ns))
+    os.replace(foreign, cfile)
+    write(tmp_path / "runtime.txt", old_lock)
+    third = build(load_spec(spec_file))
+    assert third.plan is not None and third.plan.mode == "update"
+    detail = {s.name: s.detail for s in third.stages}["compile"]
+    compiled, total3, linked, still, unchanged = _compile_counts(detail)
+    failed = sum(1 for w in third.warnings if w.startswith("not byte-compiled: "))
+    # Not read: all but plain-wheel's one file (moved by the plan), the two edited sources,
+    # the replaced pyc, and the files that do not compile (never stamped).
+    assert total3 == total and unchanged == total - 4 - failed, (third.stages, failed)
+    assert compiled >= 1 and compiled + linked + still == total - failed
+    env_site = next(third.env_dir.glob("lib/python*/site-packages"))
+    assert check_all(str(third.env_dir / "bin" / "python"), env_site) > 0
+    # The previous environment keeps its own (foreign) pyc: replaced in the clone, not written through.
+    assert cfile.read_bytes()[4:8] == b"\0\0\0\0"
+    assert first.env_dir.is_dir()

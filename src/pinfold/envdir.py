@@ -32,7 +32,7 @@ from .manifest import HASHES_FILE, HashMemo, is_bookkeeping
 from .paths import write_atomic
 from .record import STATE_FILE, EnvRecord, read_record, write_record
 
-__all__ = ["MARKER", "PENDING", "STATE_FILE", "Cleanup", "Environments", "damage", "is_marked"]
+__all__ = ["MARKER", "PENDING", "PYC_STAMPS", "STATE_FILE", "Cleanup", "Environments", "damage", "is_marked"]
 
 #: The file pinfold writes first into each versioned directory it creates: its proof of
 #: authorship. Nothing under ``<path>.d`` without it (or, for an environment of an earlier
@@ -42,6 +42,11 @@ MARKER = ".pinfold-build"
 #: writes the record before its probes (they read it), so a kill during them must not leave
 #: a directory that looks finished (rollback would switch to it). Removed before the switch.
 PENDING = ".pinfold-pending"
+#: The compile stage's stamps (``pinfold/inside/compile.py``): which sources and pycs it found
+#: valid, by inode, size and mtime. An update's compile stage reads the previous
+#: environment's; the clone does not carry it (an environment whose compile stage is
+#: skipped must not hold an older environment's).
+PYC_STAMPS = ".pinfold-pyc-stamps"
 #: The build lock, in ``<path>.d``.
 _LOCK = ".lock"
 
@@ -271,7 +276,7 @@ class Environments:
                 entries = list(it)
             for entry in entries:
                 name = entry.name
-                if top and (name in (MARKER, STATE_FILE, HASHES_FILE) or is_bookkeeping(name) or (
+                if top and (name in (MARKER, STATE_FILE, HASHES_FILE, PYC_STAMPS) or is_bookkeeping(name) or (
                         name.startswith(f".{STATE_FILE}.") and name.endswith(".tmp"))):
                     # The new directory has its own marker; its record is written when it is
                     # finished (a clone holding the old record would look finished if the

@@ -102,7 +102,7 @@ HASHES_FILE = "pinfold-hashes.json"
 #: Excluded from the manifest.
 #: (``.pinfold-build`` and ``.pinfold-pending`` are :data:`pinfold.envdir.MARKER` and ``PENDING``.)
 BOOKKEEPING = frozenset({"pinfold.json", MANIFEST_FILE, HASHES_FILE, ".pinfold-build",
-                         ".pinfold-pending"})
+                         ".pinfold-pending", ".pinfold-pyc-stamps"})
 #: The group of files no ``RECORD`` lists.
 NOT_OWNED = "not owned by any distribution"
 #: The manifest file's layout version.
@@ -434,6 +434,8 @@ class HashMemo:
         self.searched: tuple[bytes, ...] = _needles(tuple((t, "") for t in texts))
         self._known: dict[str, _Known] = {}
         self._adopted: list[tuple[str, _Known]] = []
+        # What settle() kept of the clone's files: path -> identity right after the link.
+        self._carried: dict[str, Identity] = {}
         self._cleanup = (0, 0)  # inherit(): the recording build's cleanup, on its clock
         #: Relative paths of the files read (in order), and how many lookups were answered.
         self.read: list[str] = []
@@ -538,9 +540,15 @@ class HashMemo:
         for rel, known in self._adopted:
             if known[0][4] < since:
                 self._known[rel] = known
+                self._carried[rel] = known[0]
                 kept += 1
         self._adopted.clear()
         return kept
+
+    def carried(self, rel: str, info: os.stat_result) -> bool:
+        """Whether ``rel`` (``info`` its ``lstat`` now) is a file the clone carried over, proven
+        unchanged since the previous build's scan, and unchanged since the clone too."""
+        return self._carried.get(rel) == identity(info)
 
     def save(self, env_dir: Path, rels: Iterable[str], *, since: int) -> None:
         """Write :data:`HASHES_FILE` into ``env_dir``: the records of ``rels`` (what its scan

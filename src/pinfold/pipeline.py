@@ -46,8 +46,8 @@ __all__ = ["BuildResult", "StageEvent", "StageReport", "build", "check", "gc", "
 def _stages(plan: Plan) -> list[Stage]:
     """The stages of a build: an update starts from a clone of the current environment."""
     if plan.mode == "update" and plan.current is not None:
-        return [Preflight(), CloneCurrent(plan.current), ApplyPlan(plan), KeptDevelop(), Compile(),
-                Scripts(), PluginCaches(), Probes()]
+        return [Preflight(), CloneCurrent(plan.current), ApplyPlan(plan), KeptDevelop(),
+                Compile(previous=plan.current), Scripts(), PluginCaches(), Probes()]
     # Scripts before PluginCaches: it writes only bin/ and bin_dir (no plugin folder), and the
     # plugins stage can then start the generated scripts' probes once the caches are final.
     return [Preflight(), CreateFresh(), InstallLock(), Develop(), Compile(), Scripts(), PluginCaches(),

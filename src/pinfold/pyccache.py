@@ -26,7 +26,8 @@ not reproducible only costs a recompile, never a wrong ``.pyc``.
 
 The folder (:func:`cache_root`) is ``$PINFOLD_CACHE_DIR``, else ``$XDG_CACHE_HOME/pinfold``
 or ``~/.cache/pinfold`` (beside pinfold's uv cache): ``pyc/`` is this cache, ``digests/``
-pre-flight's digests of local artifacts (:class:`pinfold.index.DigestCache`). It is bounded
+pre-flight's digests of local artifacts (:class:`pinfold.index.DigestCache`), ``wheels/`` the
+pip backend's wheels built from sdists (the same entry layout). It is bounded
 by ``pinfold cache prune`` (:func:`prune`), least recently used entries first.
 """
 
@@ -195,18 +196,22 @@ class CacheInfo:
     digest_bytes: int
     #: Killed or abandoned fills (``.tmp-*``/``.old-*`` folders): never read, removed by prune.
     leftovers: int
+    #: The pip backend's wheels built from sdists (``wheels/``, one entry per interpreter,
+    #: sdist and build lock: see :class:`pinfold.installers.pip.WheelCache`), and their size.
+    wheels: int = 0
+    wheel_bytes: int = 0
 
     @property
     def size(self) -> int:
         """Everything, in bytes."""
-        return self.pyc_bytes + self.digest_bytes
+        return self.pyc_bytes + self.digest_bytes + self.wheel_bytes
 
     def to_json(self) -> dict[str, object]:
         """The ``pinfold cache --json`` fields."""
         return {"root": str(self.root), "size": self.size, "entries": self.entries,
                 "pyc_bytes": self.pyc_bytes, "interpreters": list(self.interpreters),
                 "digests": self.digests, "digest_bytes": self.digest_bytes,
-                "leftovers": self.leftovers}
+                "leftovers": self.leftovers, "wheels": self.wheels, "wheel_bytes": self.wheel_bytes}
 
 
 def _digest_files(root: Path) -> list[Path]:
@@ -218,6 +223,7 @@ def cache_info(root: Path | None = None) -> CacheInfo:
     """What the cache folder (default :func:`cache_root`) holds."""
     root = root or cache_root()
     entries, leftovers = _entries(root / "pyc")
+    wheels, wheel_leftovers = _entries(root / "wheels")
     digests = _digest_files(root)
     digest_bytes = 0
     for path in digests:
@@ -227,7 +233,9 @@ def cache_info(root: Path | None = None) -> CacheInfo:
             continue
     return CacheInfo(root=root, entries=len(entries), pyc_bytes=sum(e.size for e in entries),
                      interpreters=tuple(sorted({e.path.parent.name for e in entries})),
-                     digests=len(digests), digest_bytes=digest_bytes, leftovers=len(leftovers))
+                     digests=len(digests), digest_bytes=digest_bytes,
+                     leftovers=len(leftovers) + len(wheel_leftovers), wheels=len(wheels),
+                     wheel_bytes=sum(e.size for e in wheels))
 
 
 def _remove(path: Path) -> None:
@@ -258,6 +266,8 @@ def prune(max_size: int, root: Path | None = None, *, now: float | None = None) 
     root = root or cache_root()
     now = time.time() if now is None else now
     entries, leftovers = _entries(root / "pyc")
+    wheels, wheel_leftovers = _entries(root / "wheels")
+    entries, leftovers = entries + wheels, leftovers + wheel_leftovers
     removed = freed = 0
     for leftover in leftovers:
         try:

@@ -22,9 +22,33 @@ compiled. An entry that was missing or failed a check is then written anew from 
 environment's ``.pyc`` files: into a ``.tmp-*`` folder, the manifest last, renamed into
 place (the first of two concurrent builds wins; the other discards its folder).
 
+``--outside DIR`` is for ``compile: false``: the cached pycs of the plan's sources are linked
+into DIR (the final stages' bytecode folder outside the environment, laid out as
+``sys.pycache_prefix`` lays it out), with the same checks; nothing is compiled or cached.
+
+``--stamps FILE`` (the compile stage passes ``<env>/.pinfold-pyc-stamps``) makes an update
+cheap: after a run, FILE names each source whose checked-hash pyc was found valid, with the
+identity (inode, size, mtime in ns) of the source and of the pyc as they were read, taken
+from the very file descriptors the check read; paths are relative to FILE's folder. With
+``--previous OLD`` (an update: the previous environment's stamp file; the clone hard-links
+every file, so inodes and mtimes are the previous environment's) a source whose two
+identities are still those OLD names is skipped: neither was replaced (a new inode) nor
+written in place (a new mtime), so the pair is still the one found valid, by this
+interpreter (OLD names it). The files OLD names are alive in the previous environment all
+through the build, so their inode numbers cannot be reused by a file installed meanwhile. Only files whose
+mtimes are at least :data:`RACY_NS` older than the run's start are stamped: within the file
+system clock's granularity a later write need not change the mtime (git's "racy" files), so
+what was just installed or compiled is checked again next time. The one change a stamp
+cannot see is an in-place write of the same size whose mtime is then set back by hand: so
+the compile stage passes as OLD only the stamps whose two files its clone also proved
+unchanged by their ctimes (``s5_compile._carried_stamps``); and the pyc is a checked-hash
+pyc, which Python checks against its source at every import. A stamp file of another interpreter or
+layout is ignored; it is written to a temporary name and renamed.
+
 Prints ``FAILED <path>: <error>`` for each file that does not compile (like pip, that is
 not an error of the build) and a ``compiled N of M files (L from the cache, K kept)``
-summary; exits 0 unless the compiler itself could not run, or 3 with a
+summary (``K kept, S of them unchanged since the previous build``: S skipped by the
+stamps); exits 0 unless the compiler itself could not run, or 3 with a
 ``NOSPACE <path>: ...`` line when the disk (or a quota) is full: that is the build's
 problem, not a file's, and is said as such. The cache never fails a build: a cache
 folder that cannot be read or written only means compiling.
@@ -48,6 +72,7 @@ import py_compile
 import shutil
 import struct
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -62,6 +87,10 @@ EVERY = 200
 MANIFEST = "MANIFEST.json"
 #: What a file's outcome was, in a worker's result.
 KEPT, LINKED, COMPILED, FAILED = "kept", "linked", "compiled", "failed"
+#: The stamp file's layout (its first line is this and the interpreter's key).
+STAMPS = "pinfold-pyc-stamps 1"
+#: Files changed less than this before a run are not stamped by it (see the module doc).
+RACY_NS = 2_000_000_000
 
 
 def _progress(count: int) -> None:
@@ -69,8 +98,13 @@ def _progress(count: int) -> None:
     sys.stderr.flush()
 
 
-def sources(folders: list[str]) -> list[tuple[int, str]]:
-    """Every ``.py`` file under ``folders`` (symlinked folders not followed), with its size."""
+def _ident(info: os.stat_result) -> str:
+    """A file's identity in a stamp: a replaced file has a new inode, a written one a new mtime."""
+    return f"{info.st_ino} {info.st_size} {info.st_mtime_ns}"
+
+
+def walk(folders: list[str]) -> list[tuple[int, str, os.stat_result]]:
+    """Every ``.py`` file under ``folders`` (symlinked folders not followed), with its stat."""
     out = []
     for folder in folders:
         for root, dirs, files in os.walk(folder):
@@ -79,10 +113,16 @@ def sources(folders: list[str]) -> list[tuple[int, str]]:
                 if name.endswith(".py"):
                     path = os.path.join(root, name)
                     try:
-                        out.append((os.stat(path).st_size, path))
+                        info = os.stat(path)
                     except OSError:
                         continue
+                    out.append((info.st_size, path, info))
     return out
+
+
+def sources(folders: list[str]) -> list[tuple[int, str]]:
+    """Every ``.py`` file under ``folders`` (symlinked folders not followed), with its size."""
+    return [(size, path) for size, path, _ in walk(folders)]
 
 
 def batches(files: list[tuple[int, str]], count: int) -> list[list[str]]:
@@ -117,6 +157,15 @@ def _read(path: str) -> bytes | None:
         return None
 
 
+def _head(path: str) -> tuple[bytes, os.stat_result] | None:
+    """A pyc's first 16 bytes and the identity of the very file they were read from."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16), os.fstat(fh.fileno())
+    except OSError:
+        return None
+
+
 def _place(cfile: str, data: bytes | None, link_from: str | None) -> None:
     """Put a pyc at ``cfile`` through a temporary name: a link to ``link_from``, else ``data``."""
     os.makedirs(os.path.dirname(cfile), exist_ok=True)
@@ -135,15 +184,23 @@ def _place(cfile: str, data: bytes | None, link_from: str | None) -> None:
         raise
 
 
-def _from_cache(cached: str, sha: str, source: bytes, cfile: str) -> bool:
-    """Link a cache entry's pyc into place when it passes the checks; False when it does not."""
-    data = _read(cached)
-    if data is None or len(data) < 16 or hashlib.sha256(data).hexdigest() != sha:
+def _from_cache(cached: str, sha: str, source: bytes, cfile: str) -> os.stat_result | bool:
+    """Link a cache entry's pyc into place when it passes the checks; False when it does not.
+
+    Linked: the identity of the file checked (the pyc in place is that inode); copied: True.
+    """
+    try:
+        with open(cached, "rb") as fh:
+            data, info = fh.read(), os.fstat(fh.fileno())
+    except OSError:
+        return False
+    if len(data) < 16 or hashlib.sha256(data).hexdigest() != sha:
         return False
     if struct.unpack("<L", data[4:8])[0] != CHECKED or not _matches(data[:16], source):
         return False
     try:
         _place(cfile, None, cached)
+        return info
     except OSError:
         try:  # another file system (or links not allowed): a copy of the checked bytes
             _place(cfile, data, None)
@@ -152,13 +209,22 @@ def _from_cache(cached: str, sha: str, source: bytes, cfile: str) -> bool:
     return True
 
 
-def compile_batch(work: list[tuple[str, str, str]]) -> tuple[list[tuple[str, str]], list[str]]:
+def _stamp(src: os.stat_result, pyc: os.stat_result, before: int) -> str:
+    """The stamp of a source and its valid pyc, or "" when either changed too recently."""
+    if max(src.st_mtime_ns, pyc.st_mtime_ns) > before:
+        return ""
+    return f"{_ident(src)}\t{_ident(pyc)}"
+
+
+def compile_batch(work: list[tuple[str, str, str]], before: int = -1,
+                  ) -> tuple[list[tuple[str, str, str]], list[str]]:
     """Make each file's pyc valid: kept, linked from the cache, or compiled.
 
     ``work`` holds (source, cached pyc or "", its sha256 or ""); returns each file's
-    outcome (source, kept/linked/compiled/failed) and the failure lines.
+    outcome (source, kept/linked/compiled/failed, its stamp or "") and the failure lines.
+    Stamps are made only for files whose mtimes are not after ``before`` (ns).
     """
-    outcomes: list[tuple[str, str]] = []
+    outcomes: list[tuple[str, str, str]] = []
     failed: list[str] = []
     for seen, (path, cached, sha) in enumerate(work, 1):
         if seen % EVERY == 0:
@@ -166,22 +232,26 @@ def compile_batch(work: list[tuple[str, str, str]]) -> tuple[list[tuple[str, str
         cfile = importlib.util.cache_from_source(path)
         try:
             with open(path, "rb") as fh:
+                # The identity of the very file read: a change after this shows in it.
+                src_info = os.fstat(fh.fileno())
                 source = fh.read()
         except OSError as exc:
             failed.append(f"FAILED {path}: {exc}")
-            outcomes.append((path, FAILED))
+            outcomes.append((path, FAILED, ""))
             continue
-        head = _read(cfile)
-        if head is not None and _matches(head[:16], source):
-            outcomes.append((path, KEPT))
+        head = _head(cfile)
+        if head is not None and _matches(head[0], source):
+            outcomes.append((path, KEPT, _stamp(src_info, head[1], before)))
             continue
-        if cached and _from_cache(cached, sha, source, cfile):
-            outcomes.append((path, LINKED))
+        if cached and (linked := _from_cache(cached, sha, source, cfile)):
+            stamp = _stamp(src_info, linked, before) if isinstance(linked, os.stat_result) else ""
+            outcomes.append((path, LINKED, stamp))
             continue
         try:
             py_compile.compile(path, cfile, doraise=True,
                                invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
-            outcomes.append((path, COMPILED))
+            # Written just now: never stamped (racy); the next run checks it and stamps it.
+            outcomes.append((path, COMPILED, ""))
             continue
         except py_compile.PyCompileError as exc:
             first = str(exc.msg).strip().splitlines()[-1] if str(exc.msg).strip() else exc.exc_type_name
@@ -190,12 +260,12 @@ def compile_batch(work: list[tuple[str, str, str]]) -> tuple[list[tuple[str, str
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 # Not this file's fault: every later file would fail the same way.
                 failed.append(f"{NO_SPACE} {path}: {exc.strerror}")
-                outcomes.append((path, FAILED))
+                outcomes.append((path, FAILED, ""))
                 break
             failed.append(f"FAILED {path}: {exc}")
         except ValueError as exc:
             failed.append(f"FAILED {path}: {exc}")
-        outcomes.append((path, FAILED))
+        outcomes.append((path, FAILED, ""))
     return outcomes, failed
 
 
@@ -266,36 +336,136 @@ def _fill(dist: _Dist) -> bool:
         return False
 
 
+def read_stamps(path: str) -> dict[str, str]:
+    """A stamp file's entries (path relative to its folder -> the two identities); {} when it
+    is missing, unreadable, or of another layout or interpreter."""
+    data = _read(path)
+    if data is None:
+        return {}
+    lines = data.decode("utf-8", "surrogateescape").split("\n")
+    if lines[0] != f"{STAMPS} {interpreter_key()}":
+        return {}
+    out = {}
+    for line in lines[1:]:
+        rel, tab, idents = line.partition("\t")
+        if tab:
+            out[rel] = idents
+    return out
+
+
+def write_stamps(path: str, stamps: dict[str, str]) -> None:
+    """Write the stamp file to a temporary name, then rename it into place."""
+    lines = [f"{STAMPS} {interpreter_key()}", *(f"{rel}\t{stamps[rel]}" for rel in sorted(stamps))]
+    _place(path, "\n".join(lines).encode("utf-8", "surrogateescape") + b"\n", None)
+
+
+def _unchanged(path: str, info: os.stat_result, stamp: str | None) -> bool:
+    """Whether a source and its pyc are both still the files a stamp names."""
+    if stamp is None:
+        return False
+    src, _, pyc = stamp.partition("\t")
+    if src != _ident(info):
+        return False
+    try:
+        return pyc == _ident(os.stat(importlib.util.cache_from_source(path)))
+    except OSError:
+        return False
+
+
+def outside(prefix: str, plan: dict[str, Any]) -> int:
+    """``--outside DIR`` (an environment built with ``compile: false``): link the bytecode
+    cache's pycs of the plan's sources into DIR, laid out as ``sys.pycache_prefix`` lays it
+    out, for the final stages' imports (``_launch.py --pycache DIR``); nothing is compiled,
+    nothing is written into the environment or the cache. The same checks as a link into
+    the environment: the cached file's sha256, and a checked-hash header for this source.
+    Prints ``linked N of M files``; returns how many were linked."""
+    root = str(plan.get("root", ""))
+    linked = total = 0
+    for item in plan.get("dists", []):
+        dist = _Dist(root, item)
+        total += len(dist.sources)
+        for source in dist.sources if dist.manifest else ():
+            rel = dist.rel_pyc(source)
+            if rel not in dist.manifest:
+                continue
+            data = _read(source)
+            if data is None:
+                continue
+            # What cache_from_source() gives with a prefix: the source's folder as the
+            # finder sees it (resolved, see _launch.py), under the prefix.
+            folder = os.path.dirname(os.path.realpath(source)).lstrip(os.sep)
+            name = os.path.basename(importlib.util.cache_from_source(source))
+            if _from_cache(os.path.join(dist.entry, rel), dist.manifest[rel], data,
+                           os.path.join(prefix, folder, name)):
+                linked += 1
+    print(f"linked {linked} of {total} files from the cache")
+    return linked
+
+
 def main(args: list[str]) -> int:
     """Make every pyc under the folders valid; print failures and a summary; the exit status."""
+    # Before any file is looked at: what changes after this may share its mtime with it.
+    before = time.time_ns() - RACY_NS
     plan: dict[str, Any] = {}
-    if args[:1] == ["--plan"]:
-        with open(args[1], encoding="utf-8") as fh:
-            plan = json.load(fh)
+    stamp_file = previous = prefix = ""
+    while args[:1] in (["--plan"], ["--stamps"], ["--previous"], ["--outside"]):
+        if args[0] == "--plan":
+            with open(args[1], encoding="utf-8") as fh:
+                plan = json.load(fh)
+        elif args[0] == "--stamps":
+            stamp_file = args[1]
+        elif args[0] == "--outside":
+            prefix = args[1]
+        else:
+            previous = args[1]
         args = args[2:]
-    files = sources(args)
+    if prefix:
+        outside(prefix, plan)
+        return 0
+    found = walk(args)
+    files = [(size, path) for size, path, _ in found]
     sys.stderr.write(f"FILES {len(files)}\n")
     sys.stderr.flush()
+    # Stamped paths are relative to the stamp file's folder: a clone has its own absolute path.
+    base = os.path.join(os.path.dirname(os.path.abspath(stamp_file)), "") if stamp_file else ""
+    old = read_stamps(previous) if stamp_file and previous else {}
+    stamps: dict[str, str] = {}
+    outcome: dict[str, str] = {}
+    for _, path, info in found:
+        rel = path[len(base):] if base and path.startswith(base) else None
+        if rel is not None and _unchanged(path, info, old.get(rel)):
+            outcome[path] = KEPT
+            stamps[rel] = old[rel]
+    skipped = len(outcome)
+    if skipped:
+        _progress(skipped)
     root = str(plan.get("root", ""))
     dists = [_Dist(root, item) for item in plan.get("dists", [])]
-    offer: dict[str, tuple[str, str]] = {}  # source -> (cached pyc, its sha256)
-    owner: dict[str, _Dist] = {}
-    for dist in dists:
-        for source in dist.sources:
-            owner[source] = dist
-            rel = dist.rel_pyc(source)
-            if rel in dist.manifest:
-                offer[source] = (os.path.join(dist.entry, rel), dist.manifest[rel])
-    work = {path: (path, *offer.get(path, ("", ""))) for _, path in files}
-    workers = max(1, min(os.cpu_count() or 1, len(files)))
-    parts = [[work[p] for p in b] for b in batches(files, workers) if b]
+    owner = {source: dist for dist in dists for source in dist.sources}
+    todo = [(size, path) for size, path in files if path not in outcome]
+
+    def offer(path: str) -> tuple[str, str, str]:  # (source, cached pyc, its sha256) or no pyc
+        dist = owner.get(path)
+        rel = dist.rel_pyc(path) if dist is not None else ""
+        if dist is None or rel not in dist.manifest:
+            return path, "", ""
+        return path, os.path.join(dist.entry, rel), dist.manifest[rel]
+
+    work = {path: offer(path) for _, path in todo}
+    # A worker per core, unless there is too little to do to pay for starting them.
+    workers = max(1, min(os.cpu_count() or 1, len(todo) // 100))
+    parts = [[work[p] for p in b] for b in batches(todo, workers) if b]
     if len(parts) <= 1:
-        results = [compile_batch(parts[0])] if parts else []
+        results = [compile_batch(parts[0], before)] if parts else []
     else:
         # fork: the workers need nothing but this module, already imported.
         with multiprocessing.get_context("fork").Pool(len(parts)) as pool:
-            results = pool.map(compile_batch, parts, chunksize=1)
-    outcome = {path: what for done, _ in results for path, what in done}
+            results = pool.starmap(compile_batch, [(part, before) for part in parts], chunksize=1)
+    for done, _ in results:
+        for path, what, stamp in done:
+            outcome[path] = what
+            if stamp and base and path.startswith(base) and "\n" not in path and "\t" not in path:
+                stamps[path[len(base):]] = stamp
     failed = sorted(line for _, lines in results for line in lines)
     added = 0
     if not any(line.startswith(NO_SPACE) for line in failed):
@@ -307,10 +477,18 @@ def main(args: list[str]) -> int:
                     os.utime(os.path.join(dist.entry, MANIFEST))
             elif all(s in outcome for s in dist.sources):
                 added += _fill(dist)
+        if stamp_file:
+            try:
+                write_stamps(stamp_file, stamps)
+            except OSError:
+                # No stamps only means the next run checks every file: never an error.
+                with contextlib.suppress(OSError):
+                    os.unlink(stamp_file)
     for line in failed:
         print(line)
     count = {w: sum(1 for v in outcome.values() if v == w) for w in (KEPT, LINKED, COMPILED)}
-    cache = f" ({count[LINKED]} from the cache, {count[KEPT]} kept)" if dists else ""
+    unchanged = f", {skipped} of them unchanged since the previous build" if skipped else ""
+    cache = f" ({count[LINKED]} from the cache, {count[KEPT]} kept{unchanged})" if dists else ""
     print(f"compiled {count[COMPILED]} of {len(files)} files{cache} with {len(parts)} workers")
     if added:
         print(f"CACHED {added}")

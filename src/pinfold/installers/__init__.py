@@ -17,6 +17,7 @@ from .pip import Pip
 from .uv import Uv
 
 if TYPE_CHECKING:
+    from ..interpreter import Interpreter
     from ..manifest import HashMemo
     from ..preflight import PreflightReport
 
@@ -24,10 +25,12 @@ __all__ = ["Installer", "OnStep", "installer_for", "pins_file"]
 
 
 def installer_for(spec: Spec, runner: Runner, *, preflight: PreflightReport | None = None,
-                  on_step: OnStep | None = None, hashes: HashMemo | None = None) -> Installer:
+                  on_step: OnStep | None = None, hashes: HashMemo | None = None,
+                  interpreter: Interpreter | None = None) -> Installer:
     """The backend env.yaml asks for. ``preflight`` (the artifacts pre-flight chose) is what
-    the uv backend offers uv as its only index; pip does not need it. ``on_step`` hears how
-    far an install is. ``hashes``: the build's (uv's RECORD check shares them)."""
+    the uv backend offers uv as its only index; with ``interpreter`` the pip backend keys
+    its wheel cache by both. ``on_step`` hears how far an install is. ``hashes``: the
+    build's (uv's RECORD check shares them)."""
     if spec.installer == "uv":
         return Uv(spec, runner, preflight=preflight, on_step=on_step, hashes=hashes)
-    return Pip(spec, runner, on_step=on_step)
+    return Pip(spec, runner, on_step=on_step, preflight=preflight, interpreter=interpreter)

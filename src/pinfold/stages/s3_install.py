@@ -43,7 +43,8 @@ class InstallLock(_Installing):
     def run(self, ctx: Context) -> str:
         count = len(ctx.preflight.runtime) if ctx.preflight else len(ctx.spec.requirements.pins)
         installer = installer_for(ctx.spec, ctx.runner, preflight=ctx.preflight,
-                                  on_step=self.steps(ctx, count), hashes=ctx.hashes)
+                                  on_step=self.steps(ctx, count), hashes=ctx.hashes,
+                                  interpreter=ctx.interpreter)
         self.progress(ctx, 0, count, unit="distributions", item=f"starting {installer.name}")
         installer.install_lock(ctx.env_python)
         return f"{count} distributions with {installer.name}"

@@ -8,11 +8,16 @@ core (``pinfold/inside/compile.py``: compileall's work, split by size into one b
 and develop and *before* the Twisted plugin caches: compiling writes only ``__pycache__``
 files, never a module, so a cache generated afterwards stays fresh.
 
-Updates clone the previous environment with hard links: only ``.pyc`` files whose header
-no longer matches their source are rewritten, and py_compile writes each to a temporary
-file and renames it over the old one, so a hard-linked ``.pyc`` is replaced, never written
-through into the previous environment. The develop trees are not compiled: they are the
-user's checkouts.
+Updates clone the previous environment with hard links. The previous build's stamps (its
+``.pinfold-pyc-stamps``: each source and pyc it found valid, by inode, size and mtime) spare
+reading the files the clone kept unchanged: a source is skipped when it and its pyc are
+still the very files stamped *and* the clone carried both over proven unchanged since the
+previous build's scan (their ctimes: :meth:`pinfold.manifest.HashMemo.carried`). What the
+plan installed, and anything else, is checked. Of those, only
+``.pyc`` files whose header no longer matches their source are rewritten, and py_compile
+writes each to a temporary file and renames it over the old one, so a hard-linked ``.pyc``
+is replaced, never written through into the previous environment. The develop trees are
+not compiled: they are the user's checkouts.
 
 The bytecode cache (:mod:`pinfold.pyccache`) provides what an earlier build compiled: each
 distribution installed from a pin pre-flight chose an artifact for is found by its
@@ -27,14 +32,17 @@ packages) does not fail the build; it is reported as a warning.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
+from ..envdir import PYC_STAMPS
 from ..envlayout import site_packages
 from ..errors import BuildError, CommandError, Problem
 from ..inside import script
+from ..manifest import HashMemo
 from ..pyccache import artifact_key, distributions, pyc_root
 from ..results import CompileOutput
 from .base import Context, Stage
@@ -47,13 +55,21 @@ class Compile(Stage):
 
     name: ClassVar[str] = "compile"
 
+    def __init__(self, previous: Path | None = None) -> None:
+        #: An update's previous environment: its stamps spare re-checking what the clone kept.
+        self.previous = previous
+
     def skip_reason(self, ctx: Context) -> str | None:
-        return None if ctx.spec.compile else "disabled (compile: false)"
+        if ctx.spec.compile or (ctx.pycache is not None and pyc_root().is_dir()):
+            return None
+        return "disabled (compile: false)"
 
     def run(self, ctx: Context) -> str:
         sites = site_packages(ctx.env_dir)
         if not sites:
             raise BuildError(f"{ctx.env_dir} has no site-packages to compile")
+        if not ctx.spec.compile:
+            return self._outside(ctx, sites)
         total, seen = 0, 0
 
         def line(text: str) -> None:  # the script's progress lines (see pinfold/inside/compile.py)
@@ -67,7 +83,13 @@ class Compile(Stage):
             plan = Path(tmp) / "plan.json"
             plan.write_text(json.dumps(_cache_plan(ctx, sites)), encoding="utf-8")
             # -I: nothing from the caller's environment or the working directory gets in.
-            done = ctx.runner.run([ctx.env_python, "-I", script("compile"), "--plan", plan, *sites],
+            stamps: list[str | Path] = ["--stamps", ctx.env_dir / PYC_STAMPS]
+            if self.previous is not None and ctx.hashes is not None and ctx.interpreter is not None:
+                previous = Path(tmp) / "previous-stamps"
+                if _carried_stamps(self.previous / PYC_STAMPS, previous, ctx.env_dir, ctx.hashes,
+                                   ctx.interpreter.abi):
+                    stamps += ["--previous", previous]
+            done = ctx.runner.run([ctx.env_python, "-I", script("compile"), "--plan", plan, *stamps, *sites],
                                   what="byte-compiling the environment", check=False, on_line=line)
         lines = done.output.splitlines()
         if full := [ln.split(" ", 1)[1] for ln in lines if ln.startswith("NOSPACE ")]:
@@ -84,6 +106,58 @@ class Compile(Stage):
         summary = summary.replace(" from the cache", " from the bytecode cache")
         note = f"; {len(failed)} file(s) do not compile (warnings)" if failed else ""
         return f"{summary} in {', '.join(s.relative_to(ctx.env_dir).as_posix() for s in sites)}{note}"
+
+
+    @staticmethod
+    def _outside(ctx: Context, sites: list[Path]) -> str:
+        """``compile: false``: what the bytecode cache holds of the environment's sources goes
+        into the final stages' bytecode folder outside it (their imports then compile only
+        the rest); nothing is written into the environment."""
+        assert ctx.pycache is not None
+        with tempfile.TemporaryDirectory(prefix="pinfold-compile-") as tmp:
+            plan = Path(tmp) / "plan.json"
+            plan.write_text(json.dumps(_cache_plan(ctx, sites)), encoding="utf-8")
+            done = ctx.runner.run([ctx.env_python, "-I", script("compile"), "--plan", plan,
+                                   "--outside", ctx.pycache],
+                                  what="linking cached bytecode for the final stages")
+        lines = done.output.splitlines()
+        summary = next((ln for ln in reversed(lines) if ln.startswith("linked ")), "linked")
+        return (f"compile: false, none in the environment; {summary.replace(' from the cache', '')} "
+                "from the bytecode cache for the final stages, outside it")
+
+
+def _carried_stamps(stamps: Path, out: Path, env_dir: Path, memo: HashMemo, cache_tag: str) -> bool:
+    """Write to ``out`` the previous build's stamps whose source and ``.pyc`` the clone carried
+    over provably unchanged (:meth:`HashMemo.carried`); False when there are none.
+
+    A stamp alone names files by inode, size and mtime, which an in-place write with the
+    mtime set back keeps; the clone's proof also holds the ctime, which nothing sets back
+    (see :class:`pinfold.manifest.HashMemo`). Only a pair both prove is skipped.
+    """
+    try:
+        lines = stamps.read_bytes().decode("utf-8", "surrogateescape").split("\n")
+    except OSError:
+        return False
+    kept = [lines[0]]
+    for line in lines[1:]:
+        rel, tab, _ = line.partition("\t")
+        if not tab:
+            continue
+        folder, _, name = rel.rpartition("/")
+        if not name.endswith(".py"):
+            continue
+        pyc = f"{folder}/__pycache__/{name[:-3]}.{cache_tag}.pyc" if folder else ""
+        try:
+            both = pyc and memo.carried(rel, os.lstat(env_dir / rel)) and memo.carried(
+                pyc, os.lstat(env_dir / pyc))
+        except OSError:
+            continue
+        if both:
+            kept.append(line)
+    if len(kept) == 1:
+        return False
+    out.write_bytes("\n".join(kept).encode("utf-8", "surrogateescape") + b"\n")
+    return True
 
 
 def _cache_plan(ctx: Context, sites: list[Path]) -> dict[str, object]:
