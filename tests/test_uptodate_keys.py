@@ -128,16 +128,21 @@ def test_interpreter_stamp_names_the_files_python_runs_as(tmp_path: Path,
         shutil.copy2(path, path.with_name("new"))
         os.replace(path.with_name("new"), path)
 
+    def moved(path: Path, target: Path) -> None:  # the link pointed at another executable
+        path.unlink()
+        path.symlink_to(target)
+
     other = exe.with_name("python3.98")
     other.write_bytes(exe.read_bytes())
-    for name, change in {
+    changes: dict[str, Callable[[], object]] = {
         "executable rewritten": lambda: rewritten(exe),
         "library rewritten": lambda: rewritten(lib),
         "pyvenv.cfg rewritten": lambda: rewritten(tmp_path / "venv" / "pyvenv.cfg"),
         "a pyvenv.cfg beside the executable": lambda: (exe.parent / "pyvenv.cfg").write_text("x\n"),
         "executable replaced": lambda: replaced(exe),
-        "link moved": lambda: (link.unlink(), link.symlink_to(other)),
-    }.items():
+        "link moved": lambda: moved(link, other),
+    }
+    for name, change in changes.items():
         stamp = uptodate.interpreter_stamp(str(link), [str(lib)])
         assert stamp is not None and uptodate.stamp_holds(str(link), stamp), name
         change()
