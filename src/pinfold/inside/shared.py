@@ -10,11 +10,9 @@ builtin generics.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Iterable
 
-__all__ = ["CACHE", "EXACTLY", "SECOND_NS", "file_sha256", "strictly_newer_mtime_ns"]
+__all__ = ["CACHE", "EXACTLY", "SECOND_NS", "strictly_newer_mtime_ns"]
 
 #: The plugin scripts' first argument for "exactly these plugin packages, do not scan".
 EXACTLY = "--exactly"
@@ -35,12 +33,3 @@ def strictly_newer_mtime_ns(cache_ns: int, module_ns: Iterable[int]) -> int:
     """
     newest = max(module_ns, default=-1)
     return max(cache_ns, (newest // SECOND_NS + 1) * SECOND_NS)
-
-
-def file_sha256(path: str | os.PathLike[str]) -> bytes:
-    """The sha256 digest of a file's bytes, read in 1 MiB blocks (raises :class:`OSError`)."""
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:  # hashlib.file_digest is 3.11+; targets may be older
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(block)
-    return sha.digest()
