@@ -26,7 +26,7 @@ from .runner import Runner
 from .target import Target, run_inside
 
 if TYPE_CHECKING:
-    from .spec import GeneratedScript
+    from .spec import GeneratedScript, Spec
 
 __all__ = [
     "CacheFile",
@@ -38,6 +38,7 @@ __all__ = [
     "check_freshness",
     "regenerate",
     "script_paths",
+    "skip_reason",
     "strictly_newer_mtime_ns",
     "twisted_installed",
 ]
@@ -71,6 +72,16 @@ def twisted_installed(env_dir: Path, develop: Sequence[Path] = ()) -> bool:
     roots = site_packages(env_dir)
     roots += [r for tree in develop for r in (tree, tree / "src")]
     return any((root / "twisted" / "plugin.py").is_file() for root in roots)
+
+
+def skip_reason(spec: Spec, env_dir: Path) -> str | None:
+    """Why the plugins stage does not run for ``spec`` in ``env_dir``, or None: it will."""
+    options = spec.final.plugin_caches
+    if not options.enabled:
+        return "disabled (final.plugin_caches.enabled is false)"
+    if not options.packages and not twisted_installed(env_dir, spec.develop):
+        return "Twisted is not installed and final.plugin_caches.packages lists nothing"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

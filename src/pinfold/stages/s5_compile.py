@@ -43,6 +43,7 @@ from ..envlayout import site_packages
 from ..errors import BuildError, CommandError, Problem
 from ..inside import script
 from ..manifest import HashMemo
+from ..plugincache import skip_reason as plugins_skip
 from ..pyccache import artifact_key, distributions, pyc_root
 from ..results import CompileOutput
 from .base import Context, Stage
@@ -60,7 +61,11 @@ class Compile(Stage):
         self.previous = previous
 
     def skip_reason(self, ctx: Context) -> str | None:
-        if ctx.spec.compile or (ctx.pycache is not None and pyc_root().is_dir()):
+        if ctx.spec.compile:
+            return None
+        # compile: false: cached bytecode outside the environment serves the plugins stage's
+        # imports (Twisted and every plugin module), when it runs and a cache exists.
+        if ctx.pycache is not None and plugins_skip(ctx.spec, ctx.env_dir) is None and pyc_root().is_dir():
             return None
         return "disabled (compile: false)"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..errors import BuildError
-from ..plugincache import PluginPackages, regenerate, script_paths, twisted_installed
+from ..plugincache import PluginPackages, regenerate, script_paths, skip_reason, twisted_installed
 from ..probes import Probe, run_probe
 from ..probes.consumers import consumer_probes
 from ..probes.environment import pip_check_probe
@@ -47,12 +47,7 @@ class PluginCaches(Stage):
     name: ClassVar[str] = "plugins"
 
     def skip_reason(self, ctx: Context) -> str | None:
-        options = ctx.spec.final.plugin_caches
-        if not options.enabled:
-            return "disabled (final.plugin_caches.enabled is false)"
-        if not options.packages and not twisted_installed(ctx.env_dir, ctx.spec.develop):
-            return "Twisted is not installed and final.plugin_caches.packages lists nothing"
-        return None
+        return skip_reason(ctx.spec, ctx.env_dir)
 
     def run(self, ctx: Context) -> str:
         probes = ctx.spec.final.probes
