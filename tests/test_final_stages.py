@@ -34,6 +34,7 @@ from pinfold.envdir import Environments
 from pinfold.errors import ProbeError
 from pinfold.index import ArtifactIndex
 from pinfold.inside import script
+from pinfold.inside.shared import BYTECODE_PLAN
 from pinfold.manifest import Tokens, scan, write_manifest
 from pinfold.plugincache import PluginPackages, check_freshness, strictly_newer_mtime_ns
 from pinfold.probes import ProbeResult, environment
@@ -563,9 +564,9 @@ def test_without_bytecode_the_final_stages_share_a_cache_outside_the_environment
 def test_without_bytecode_the_final_stages_start_from_the_bytecode_cache(
         wheels: Wheels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`compile: false` after a build with bytecode of the same artifacts: the compile stage
-    links the cached pycs into the final stages' folder outside the environment (checked
-    like any link), the imports there read them instead of compiling, and the environment
-    still gets no .pyc."""
+    offers the cached pycs to the final stages' folder outside the environment; an import
+    there links the one it needs (checked like any link: a changed entry is not used) instead
+    of compiling, nothing it does not import is linked, and the environment gets no .pyc."""
     monkeypatch.setenv("PINFOLD_CACHE_DIR", str(tmp_path / "cache"))
     dists = [*wheels.twisted, wheels.reactorplug, wheels.myapp]
     alone = build(load_spec(project(tmp_path / "cold", wheels, dists, "compile: false\n" + GOOD_FINAL)))
@@ -573,28 +574,36 @@ def test_without_bytecode_the_final_stages_start_from_the_bytecode_cache(
     build(load_spec(project(tmp_path / "with", wheels, dists, GOOD_FINAL)))  # fills the cache
     result = build(load_spec(project(tmp_path / "p", wheels, dists, "compile: false\n" + GOOD_FINAL)))
     detail = {s.name: s.detail for s in result.stages}["compile"]
-    linked = int(detail.split("linked ")[1].split(" ")[0])
-    assert detail.startswith("compile: false, none in the environment") and linked > 100, detail
+    offered = int(detail.split("the pycs of ")[1].split(" ")[0])
+    assert detail.startswith("compile: false, none in the environment") and offered > 100, detail
     assert all(p.status != "fail" for p in result.outputs.probe_results)
     assert list(result.env_dir.rglob("*.pyc")) == []
-    # The same linking into a folder of the test's, then an import there: read, not compiled.
-    outside = tmp_path / "outside"
+    # The same offer in a folder of the test's, then an import there: linked, not compiled.
     sites = sorted(result.env_dir.glob("lib/python*/site-packages"))
     spec = load_spec(tmp_path / "p" / "env.yaml")
     ctx = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=result.env_dir)
     Preflight().run(ctx)  # what the compile stage's plan is made from
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps(_cache_plan(ctx, sites)))
-    done = subprocess.run([str(result.env_dir / "bin" / "python"), "-I", str(script("compile")), "--plan",
-                           str(plan), "--outside", str(outside)], capture_output=True, text=True, check=True)
-    assert done.stdout.startswith(f"linked {linked} of "), done.stdout
-    defer = next(outside.rglob("twisted/internet/defer.*.pyc"))
-    before = defer.stat()
-    assert before.st_nlink > 1  # a link to the cache entry
-    run_inside(Runner(), Target(result.env_dir / "bin" / "python", outside), "importer",
-               ["twisted.internet.defer"], what="import")
-    after = defer.stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    entry = next((tmp_path / "cache").rglob("twisted/internet/__pycache__/defer.*.pyc"))
+
+    def import_defer(folder: Path) -> Path:
+        folder.mkdir()
+        (folder / BYTECODE_PLAN).write_text(json.dumps(_cache_plan(ctx, sites)))
+        run_inside(Runner(), Target(result.env_dir / "bin" / "python", folder), "importer",
+                   ["twisted.internet.defer"], what="import")
+        return next(folder.rglob("twisted/internet/defer.*.pyc"))
+
+    placed = import_defer(tmp_path / "outside")
+    assert placed.stat().st_ino == entry.stat().st_ino  # the cache entry's file, linked
+    linked = [p for p in (tmp_path / "outside").rglob("*.pyc") if p.stat().st_nlink > 1]
+    assert 0 < len(linked) < offered / 2  # what the import needed, not every file
+    assert not list((tmp_path / "outside").rglob("twisted/conch/*.pyc"))
+    # A changed entry (other bytes under the name its manifest hashes) is never linked.
+    changed = entry.with_name(entry.name + ".new")
+    changed.write_bytes(entry.read_bytes()[:16] + b"\0" * 64)
+    changed.replace(entry)
+    compiled = import_defer(tmp_path / "again")
+    assert compiled.stat().st_ino != entry.stat().st_ino and compiled.stat().st_nlink == 1
+    assert compiled.read_bytes() != entry.read_bytes()
     assert list(result.env_dir.rglob("*.pyc")) == []
 
 

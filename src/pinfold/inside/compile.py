@@ -22,10 +22,6 @@ compiled. An entry that was missing or failed a check is then written anew from 
 environment's ``.pyc`` files: into a ``.tmp-*`` folder, the manifest last, renamed into
 place (the first of two concurrent builds wins; the other discards its folder).
 
-``--outside DIR`` is for ``compile: false``: the cached pycs of the plan's sources are linked
-into DIR (the final stages' bytecode folder outside the environment, laid out as
-``sys.pycache_prefix`` lays it out), with the same checks; nothing is compiled or cached.
-
 ``--stamps FILE`` (the compile stage passes ``<env>/.pinfold-pyc-stamps``) makes an update
 cheap: after a run, FILE names each source whose checked-hash pyc was found valid, with the
 identity (inode, size, mtime in ns) of the source and of the pyc as they were read, taken
@@ -372,56 +368,21 @@ def _unchanged(path: str, info: os.stat_result, stamp: str | None) -> bool:
         return False
 
 
-def outside(prefix: str, plan: dict[str, Any]) -> int:
-    """``--outside DIR`` (an environment built with ``compile: false``): link the bytecode
-    cache's pycs of the plan's sources into DIR, laid out as ``sys.pycache_prefix`` lays it
-    out, for the final stages' imports (``_launch.py --pycache DIR``); nothing is compiled,
-    nothing is written into the environment or the cache. The same checks as a link into
-    the environment: the cached file's sha256, and a checked-hash header for this source.
-    Prints ``linked N of M files``; returns how many were linked."""
-    root = str(plan.get("root", ""))
-    linked = total = 0
-    for item in plan.get("dists", []):
-        dist = _Dist(root, item)
-        total += len(dist.sources)
-        for source in dist.sources if dist.manifest else ():
-            rel = dist.rel_pyc(source)
-            if rel not in dist.manifest:
-                continue
-            data = _read(source)
-            if data is None:
-                continue
-            # What cache_from_source() gives with a prefix: the source's folder as the
-            # finder sees it (resolved, see _launch.py), under the prefix.
-            folder = os.path.dirname(os.path.realpath(source)).lstrip(os.sep)
-            name = os.path.basename(importlib.util.cache_from_source(source))
-            if _from_cache(os.path.join(dist.entry, rel), dist.manifest[rel], data,
-                           os.path.join(prefix, folder, name)):
-                linked += 1
-    print(f"linked {linked} of {total} files from the cache")
-    return linked
-
-
 def main(args: list[str]) -> int:
     """Make every pyc under the folders valid; print failures and a summary; the exit status."""
     # Before any file is looked at: what changes after this may share its mtime with it.
     before = time.time_ns() - RACY_NS
     plan: dict[str, Any] = {}
-    stamp_file = previous = prefix = ""
-    while args[:1] in (["--plan"], ["--stamps"], ["--previous"], ["--outside"]):
+    stamp_file = previous = ""
+    while args[:1] in (["--plan"], ["--stamps"], ["--previous"]):
         if args[0] == "--plan":
             with open(args[1], encoding="utf-8") as fh:
                 plan = json.load(fh)
         elif args[0] == "--stamps":
             stamp_file = args[1]
-        elif args[0] == "--outside":
-            prefix = args[1]
         else:
             previous = args[1]
         args = args[2:]
-    if prefix:
-        outside(prefix, plan)
-        return 0
     found = walk(args)
     files = [(size, path) for size, path, _ in found]
     sys.stderr.write(f"FILES {len(files)}\n")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["CACHE", "EXACTLY", "SECOND_NS", "strictly_newer_mtime_ns"]
+__all__ = ["BYTECODE_PLAN", "CACHE", "EXACTLY", "SECOND_NS", "strictly_newer_mtime_ns"]
 
 #: The plugin scripts' first argument for "exactly these plugin packages, do not scan".
 EXACTLY = "--exactly"
@@ -20,6 +20,9 @@ EXACTLY = "--exactly"
 CACHE = "dropin.cache"
 #: What marks a package as a Twisted plugin package: its ``__init__`` extends ``__path__``.
 PLUGIN_MARK = b"pluginPackagePaths("
+#: In the final stages' bytecode folder of a ``compile: false`` build (``_launch.py --pycache``):
+#: what the bytecode cache holds for the environment's sources (the compile stage's plan).
+BYTECODE_PLAN = "pinfold-bytecode-plan.json"
 #: Nanoseconds per second: caches' mtimes are handled in ``st_mtime_ns``.
 SECOND_NS = 1_000_000_000
 

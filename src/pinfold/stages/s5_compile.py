@@ -42,6 +42,7 @@ from ..envdir import PYC_STAMPS
 from ..envlayout import site_packages
 from ..errors import BuildError, CommandError, Problem
 from ..inside import script
+from ..inside.shared import BYTECODE_PLAN
 from ..manifest import HashMemo
 from ..plugincache import skip_reason as plugins_skip
 from ..pyccache import artifact_key, distributions, pyc_root
@@ -115,20 +116,17 @@ class Compile(Stage):
 
     @staticmethod
     def _outside(ctx: Context, sites: list[Path]) -> str:
-        """``compile: false``: what the bytecode cache holds of the environment's sources goes
-        into the final stages' bytecode folder outside it (their imports then compile only
-        the rest); nothing is written into the environment."""
+        """``compile: false``: the final stages' bytecode folder, outside the environment, gets
+        the plan of what the bytecode cache holds of the environment's sources; their imports
+        link each cached pyc in as they need it, checked first (``inside/_launch.py``), and
+        compile only the rest. Nothing is written into the environment, no interpreter started."""
         assert ctx.pycache is not None
-        with tempfile.TemporaryDirectory(prefix="pinfold-compile-") as tmp:
-            plan = Path(tmp) / "plan.json"
-            plan.write_text(json.dumps(_cache_plan(ctx, sites)), encoding="utf-8")
-            done = ctx.runner.run([ctx.env_python, "-I", script("compile"), "--plan", plan,
-                                   "--outside", ctx.pycache],
-                                  what="linking cached bytecode for the final stages")
-        lines = done.output.splitlines()
-        summary = next((ln for ln in reversed(lines) if ln.startswith("linked ")), "linked")
-        return (f"compile: false, none in the environment; {summary.replace(' from the cache', '')} "
-                "from the bytecode cache for the final stages, outside it")
+        plan = _cache_plan(ctx, sites)
+        (ctx.pycache / BYTECODE_PLAN).write_text(json.dumps(plan), encoding="utf-8")
+        dists = plan.get("dists", [])
+        count = sum(len(d["sources"]) for d in dists) if isinstance(dists, list) else 0
+        return (f"compile: false, none in the environment; the bytecode cache offers the final "
+                f"stages the pycs of {count} files (linked outside it as their imports need them)")
 
 
 def _carried_stamps(stamps: Path, out: Path, env_dir: Path, memo: HashMemo, cache_tag: str) -> bool:
