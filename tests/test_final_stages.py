@@ -572,9 +572,24 @@ def test_without_bytecode_the_final_stages_start_from_the_bytecode_cache(
     alone = build(load_spec(project(tmp_path / "cold", wheels, dists, "compile: false\n" + GOOD_FINAL)))
     assert {s.name: s.detail for s in alone.stages}["compile"] == "disabled (compile: false)"
     build(load_spec(project(tmp_path / "with", wheels, dists, GOOD_FINAL)))  # fills the cache
+    entry = next((tmp_path / "cache").rglob("twisted/internet/__pycache__/defer.*.pyc"))
+    seen: dict[str, object] = {}
+    regenerate = PluginCaches.run
+
+    def looked(stage: PluginCaches, ctx: Context) -> str:
+        # The build's own bytecode folder, before the build removes it: the plan the compile
+        # stage wrote, and what the plugins stage's imports placed there.
+        detail = regenerate(stage, ctx)
+        assert ctx.pycache is not None
+        seen["plan"] = (ctx.pycache / BYTECODE_PLAN).is_file()
+        seen["defer"] = {p.stat().st_ino for p in ctx.pycache.rglob("twisted/internet/defer.*.pyc")}
+        return detail
+
+    monkeypatch.setattr(PluginCaches, "run", looked)
     result = build(load_spec(project(tmp_path / "p", wheels, dists, "compile: false\n" + GOOD_FINAL)))
+    assert seen == {"plan": True, "defer": {entry.stat().st_ino}}  # linked from the cache entry
     detail = {s.name: s.detail for s in result.stages}["compile"]
-    offered = int(detail.split("the pycs of ")[1].split(" ")[0])
+    offered = int(detail.split("(of up to ")[1].split(" ")[0])
     assert detail.startswith("compile: false, none in the environment") and offered > 100, detail
     assert all(p.status != "fail" for p in result.outputs.probe_results)
     assert list(result.env_dir.rglob("*.pyc")) == []
@@ -583,7 +598,6 @@ def test_without_bytecode_the_final_stages_start_from_the_bytecode_cache(
     spec = load_spec(tmp_path / "p" / "env.yaml")
     ctx = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=result.env_dir)
     Preflight().run(ctx)  # what the compile stage's plan is made from
-    entry = next((tmp_path / "cache").rglob("twisted/internet/__pycache__/defer.*.pyc"))
 
     def import_defer(folder: Path) -> Path:
         folder.mkdir()

@@ -32,79 +32,99 @@ import runpy
 import sys
 from types import CodeType
 
+#: The flags of a checked-hash pyc (PEP 552: hash-based, checked against its source), the
+#: only kind the bytecode cache holds (compile.py's ``CHECKED``).
+_CHECKED = 0b11
+
 
 class _Offer:
     """What the bytecode cache holds for the environment's sources (the plan in the bytecode
-    folder), placed there one pyc at a time as the imports need them."""
+    folder), placed there one pyc at a time as the imports need them.
+
+    The entry layout must stay compile.py's: ``<root>/<cache_tag>-<magic hex>/<key>/`` (its
+    ``interpreter_key()``), each pyc where the environment keeps it (its ``_Dist.rel_pyc``).
+    """
 
     def __init__(self, plan: str) -> None:
-        self.plan = plan
+        # Imported now, not in place(): that runs with the bytecode folder as the pycache
+        # prefix, where a standard library module imported for the first time would be
+        # compiled into it instead of read from its own __pycache__.
+        import hashlib
+        import json
+        import struct
+
+        self._hashlib, self._json, self._struct = hashlib, json, struct
+        self.plan: str = plan
         self._sources: dict[str, tuple[str, str]] | None = None  # real source -> (entry, rel pyc)
         self._manifests: dict[str, dict[str, str]] = {}
 
     def _load(self) -> dict[str, tuple[str, str]]:
-        import json
-
         sources: dict[str, tuple[str, str]] = {}
+        tag = sys.implementation.cache_tag
         try:
             with open(self.plan, encoding="utf-8") as fh:
-                plan = json.load(fh)
-            folder = f"{sys.implementation.cache_tag}-{importlib.util.MAGIC_NUMBER.hex()}"
+                plan = self._json.load(fh)
+            folder = f"{tag}-{importlib.util.MAGIC_NUMBER.hex()}"
             for item in plan["dists"]:
                 real = os.path.realpath(str(item["site"]))
                 entry = os.path.join(str(plan["root"]), folder, str(item["key"]))
                 for rel in item["sources"]:
-                    # The entry's layout is the environment's (compile.py's rel_pyc, no prefix).
                     head, name = os.path.split(str(rel))
-                    pyc = os.path.join(head, "__pycache__", f"{name[:-3]}.{sys.implementation.cache_tag}.pyc")
+                    pyc = os.path.join(head, "__pycache__", f"{name[:-3]}.{tag}.pyc")
                     sources[os.path.join(real, str(rel))] = (entry, pyc)
         except (OSError, ValueError, KeyError, TypeError):
             return {}  # no plan (or not one of ours): every module is compiled as usual
         return sources
 
     def _manifest(self, entry: str) -> dict[str, str]:
-        import json
-
         if entry not in self._manifests:
             try:
                 with open(os.path.join(entry, "MANIFEST.json"), encoding="utf-8") as fh:
-                    files = json.load(fh)["files"]
+                    files = self._json.load(fh)["files"]
             except (OSError, ValueError, KeyError, TypeError):
                 files = {}
             self._manifests[entry] = files if isinstance(files, dict) else {}
         return self._manifests[entry]
 
+    def _valid(self, data: bytes, sha: str, source: bytes) -> bool:
+        """The entry's bytes (its manifest's sha256), a checked-hash pyc of this very source."""
+        return (self._hashlib.sha256(data).hexdigest() == sha and len(data) >= 16
+                and data[:4] == importlib.util.MAGIC_NUMBER
+                and self._struct.unpack("<L", data[4:8])[0] == _CHECKED
+                and data[8:16] == importlib.util.source_hash(source))
+
     def place(self, source: str, cfile: str) -> None:
         """Put the cached pyc of ``source`` at ``cfile`` when there is none yet and it passes
         the checks; anything wrong only means the import compiles it."""
+        if os.path.exists(cfile):  # placed (or compiled) by this or another final stage
+            return
         if self._sources is None:
             self._sources = self._load()
         found = self._sources.get(os.path.realpath(source))
-        if found is None or os.path.exists(cfile):
+        if found is None:
             return
-        import hashlib
-        import struct
-
         entry, rel = found
         sha = self._manifest(entry).get(rel)
-        cached = os.path.join(entry, rel)
-        try:
-            with open(cached, "rb") as fh:
-                data = fh.read()
-            with open(source, "rb") as fh:
-                text = fh.read()
-        except OSError:
+        if sha is None:
             return
-        if (sha is None or hashlib.sha256(data).hexdigest() != sha or len(data) < 16
-                or data[:4] != importlib.util.MAGIC_NUMBER or struct.unpack("<L", data[4:8])[0] != 0b11
-                or data[8:16] != importlib.util.source_hash(text)):
-            return  # not a checked-hash pyc of this source, or not the entry's bytes
+        cached = os.path.join(entry, rel)
         tmp = f"{cfile}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         try:
             os.makedirs(os.path.dirname(cfile), exist_ok=True)
             try:
+                # Linked first, then the link's bytes checked: what is checked is what is placed,
+                # even if the entry is replaced meanwhile.
                 os.link(cached, tmp)
-            except OSError:  # another file system: a copy of the checked bytes
+                linked = True
+            except OSError:
+                linked = False  # another file system: a copy of the checked bytes
+            with open(tmp if linked else cached, "rb") as fh:
+                data = fh.read()
+            with open(source, "rb") as fh:
+                text = fh.read()
+            if not self._valid(data, sha, text):
+                raise OSError("not the entry's pyc of this source")
+            if not linked:
                 with open(tmp, "wb") as fh:
                     fh.write(data)
             os.replace(tmp, cfile)  # several interpreters may place the same file: one wins
@@ -123,7 +143,8 @@ def _cache_outside(prefix: str, plan: str) -> None:
     class CachedOutside(machinery.SourceFileLoader):
         def get_code(self, fullname: str) -> CodeType | None:
             # cache_from_source() and the write check read these two at call time; get_code
-            # only reads and compiles (it imports nothing), so the switch is short and local.
+            # and place() only read, link and compile (they import nothing), so the switch
+            # is short and local.
             saved = sys.pycache_prefix, sys.dont_write_bytecode
             sys.pycache_prefix, sys.dont_write_bytecode = prefix, False
             try:

@@ -125,8 +125,8 @@ class Compile(Stage):
         (ctx.pycache / BYTECODE_PLAN).write_text(json.dumps(plan), encoding="utf-8")
         dists = plan.get("dists", [])
         count = sum(len(d["sources"]) for d in dists) if isinstance(dists, list) else 0
-        return (f"compile: false, none in the environment; the bytecode cache offers the final "
-                f"stages the pycs of {count} files (linked outside it as their imports need them)")
+        return (f"compile: false, none in the environment; the final stages take cached pycs "
+                f"(of up to {count} files) outside it as their imports need them")
 
 
 def _carried_stamps(stamps: Path, out: Path, env_dir: Path, memo: HashMemo, cache_tag: str) -> bool:
