@@ -122,7 +122,10 @@ class Compile(Stage):
         compile only the rest. Nothing is written into the environment, no interpreter started."""
         assert ctx.pycache is not None
         plan = _cache_plan(ctx, sites)
-        (ctx.pycache / BYTECODE_PLAN).write_text(json.dumps(plan), encoding="utf-8")
+        try:
+            (ctx.pycache / BYTECODE_PLAN).write_text(json.dumps(plan), encoding="utf-8")
+        except OSError as exc:  # the cache never fails a build: the final stages compile it all
+            return f"compile: false, none in the environment; no cached bytecode offered ({exc.strerror})"
         dists = plan.get("dists", [])
         count = sum(len(d["sources"]) for d in dists) if isinstance(dists, list) else 0
         return (f"compile: false, none in the environment; the final stages take cached pycs "
