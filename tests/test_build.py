@@ -410,6 +410,23 @@ def test_second_build_is_a_noop_without_pip(tmp_path: Path, wheelhouse: Wheelhou
 
 
 @pytest.mark.slow
+def test_a_build_from_a_wheelhouse_folder_loads_no_url_or_lock_machinery(tmp_path: Path,
+                                                                         wheelhouse: Wheelhouse) -> None:
+    """Structural, not timed: a full build from a folder never imports what only a URL index
+    (urllib.request and with it http.client and ssl, html.parser), `pinfold lock` (its
+    `lock` step, `build`) or a pylock.toml (packaging.pylock) needs."""
+    spec_file = make_project(tmp_path, wheelhouse)
+    heavy = ("urllib.request", "http.client", "ssl", "html.parser", "netrc", "pinfold.locking.lock",
+             "build", "packaging.pylock")
+    probe = ("import sys; from pinfold.cli import main; code = main(['build', sys.argv[1]]); "
+             f"print(code, sorted(m for m in {heavy!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe, str(spec_file)], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "0 []", done.stdout + done.stderr
+    assert "is up to date" not in done.stderr
+
+
+@pytest.mark.slow
 def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: Path,
                                                                      wheelhouse: Wheelhouse) -> None:
     """`pinfold build` with nothing changed skips validation (no interpreter run while its files

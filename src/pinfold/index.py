@@ -16,21 +16,15 @@ Pre-flight, which checks the locks against all this, is :mod:`pinfold.preflight`
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import html.parser
-import http.client
-import netrc
 import os
-import ssl
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -43,10 +37,18 @@ from packaging.utils import (
 from packaging.version import Version
 
 from .errors import PreflightError, Problem
-from .paths import display_path
+from .paths import display_path, file_url_path
 from .pyccache import cache_root
 from .runner import redact
 from .spec import IndexSpec
+
+if TYPE_CHECKING:
+    import http.client
+    import urllib.request
+
+# urllib.request (with http.client, email and ssl), netrc and html.parser are imported where
+# a URL is opened or a page read: a build from a wheelhouse folder never needs them, and
+# they are a tenth of its start-up.
 
 __all__ = [
     "ArtifactIndex",
@@ -89,6 +91,8 @@ def url_credentials(url: str) -> tuple[str, str] | None:
         return urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
     if not parts.hostname:
         return None
+    import netrc
+
     path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
     try:
         found = netrc.netrc(path).authenticators(parts.hostname)
@@ -167,39 +171,46 @@ def parse_filename(filename: str) -> tuple[NormalizedName, Version, frozenset[Ta
 
 def no_proxy_opener() -> urllib.request.OpenerDirector:
     """A URL opener that ignores proxy variables: pinfold reads only the user's own index."""
+    import urllib.request
+
     # The local index only: no proxy from the environment may sit in between.
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class _IndexAuth(urllib.request.BaseHandler):
-    """Sends the index's credentials (basic auth) with every request to the index's host.
+def _index_auth(netloc: str, credentials: tuple[str, str]) -> urllib.request.BaseHandler:
+    """A handler that sends the index's credentials (basic auth) with every request to ``netloc``.
 
     Sent at once rather than after a 401, as pip does once it has them: a server that
     lists without a login but refuses downloads (pypiserver ``-a download``) works too.
     """
+    import base64
+    import urllib.request
 
-    def __init__(self, netloc: str, credentials: tuple[str, str]) -> None:
-        self.netloc = netloc
-        user, password = credentials
-        self.header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    header = "Basic " + base64.b64encode("{}:{}".format(*credentials).encode()).decode("ascii")
 
-    def _add(self, request: urllib.request.Request) -> urllib.request.Request:
-        if urllib.parse.urlsplit(request.full_url).netloc == self.netloc:
-            request.add_unredirected_header("Authorization", self.header)
-        return request
+    class IndexAuth(urllib.request.BaseHandler):
+        def _add(self, request: urllib.request.Request) -> urllib.request.Request:
+            if urllib.parse.urlsplit(request.full_url).netloc == netloc:
+                request.add_unredirected_header("Authorization", header)
+            return request
 
-    http_request = _add
-    https_request = _add
+        http_request = _add
+        https_request = _add
+
+    return IndexAuth()
 
 
 def index_opener(index: IndexSpec) -> urllib.request.OpenerDirector:
     """The opener for the spec's own index: no proxy, ``index.cert`` as the trust store
     (when given), and the URL's or the netrc file's credentials for its host."""
+    import ssl
+    import urllib.request
+
     handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
     if index.cert is not None:
         handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=index.cert)))
     if index.url and (credentials := url_credentials(index.url)) is not None:
-        handlers.append(_IndexAuth(urllib.parse.urlsplit(strip_credentials(index.url)).netloc, credentials))
+        handlers.append(_index_auth(urllib.parse.urlsplit(strip_credentials(index.url)).netloc, credentials))
     return urllib.request.build_opener(*handlers)
 
 
@@ -213,6 +224,9 @@ def upstream_opener(url: str | None = None) -> urllib.request.OpenerDirector:
     certificate; ``http(s)_proxy`` and ``no_proxy`` choose the proxy. ``url``'s credentials
     (or the netrc file's, for its host) are sent to its host, as for the spec's own index.
     """
+    import ssl
+    import urllib.request
+
     env = os.environ
     cafile = env.get("PIP_CERT") or env.get("REQUESTS_CA_BUNDLE") or None
     context = ssl.create_default_context(cafile=cafile)
@@ -222,7 +236,7 @@ def upstream_opener(url: str | None = None) -> urllib.request.OpenerDirector:
     handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler(),
                                                   urllib.request.HTTPSHandler(context=context)]
     if url and (credentials := url_credentials(url)) is not None:
-        handlers.append(_IndexAuth(urllib.parse.urlsplit(strip_credentials(url)).netloc, credentials))
+        handlers.append(_index_auth(urllib.parse.urlsplit(strip_credentials(url)).netloc, credentials))
     return urllib.request.build_opener(*handlers)
 
 
@@ -251,6 +265,9 @@ def remote_size(url: str, *, timeout: float = 60,
 
     For a progress line only: any failure, or an answer without a length, is None.
     """
+    import http.client
+    import urllib.request
+
     request = urllib.request.Request(url, method="HEAD")  # noqa: S310 (the index's own URLs)
     try:
         with (opener or no_proxy_opener()).open(request, timeout=timeout) as resp:
@@ -285,12 +302,6 @@ def _hash_url(opener: urllib.request.OpenerDirector, url: str, algos: list[str],
 def _plain_filename(filename: str) -> bool:
     """Whether a (percent-decoded) link target is a file name and nothing else."""
     return bool(filename) and filename not in (".", "..") and not any(c in filename for c in "/\\\0")
-
-
-def _file_url_path(url: str) -> Path | None:
-    """The local path of a ``file:`` URL, or None for any other URL."""
-    parsed = urllib.parse.urlparse(url)
-    return Path(urllib.request.url2pathname(parsed.path)) if parsed.scheme == "file" else None
 
 
 class DigestCache:
@@ -368,11 +379,13 @@ class IndexFile:
         """Where the artifact is on this machine (a find-links file or a ``file:`` URL), or None."""
         if "://" not in self.location:
             return Path(self.location)
-        return _file_url_path(self.location)
+        return file_url_path(self.location)
 
 
 def _hrefs(body: str) -> list[str]:
     """The ``href`` of every anchor of a PEP 503 page."""
+    import html.parser
+
     hrefs: list[str] = []
 
     class Links(html.parser.HTMLParser):
@@ -395,7 +408,7 @@ class ArtifactIndex:
     def __init__(self, spec: IndexSpec, *, opener: urllib.request.OpenerDirector | None = None,
                  digest_cache: DigestCache | None = None) -> None:
         self.spec = spec
-        self.opener = opener or index_opener(spec)
+        self._opener = opener
         #: ``index.url`` without credentials (the opener sends them): every URL read, kept
         #: and shown is built from this one.
         self.url = strip_credentials(spec.url) if spec.url else None
@@ -406,6 +419,13 @@ class ArtifactIndex:
         self._pages: dict[NormalizedName, list[IndexFile]] = {}
         #: Links of a page that were ignored: their file name is not a plain name.
         self._rejected: dict[NormalizedName, list[str]] = {}
+
+    @property
+    def opener(self) -> urllib.request.OpenerDirector:
+        """The opener for the URL index: made when a URL is first read (never, for folders)."""
+        if self._opener is None:
+            self._opener = index_opener(self.spec)
+        return self._opener
 
     def describe(self) -> str:
         """The index as the user named it, for messages."""
@@ -419,6 +439,8 @@ class ArtifactIndex:
         error, a timeout or a 5xx answer (with a short pause), each try bounded by
         ``index.timeout``; the last error is raised (HTTPError, URLError or OSError).
         """
+        import urllib.request
+
         headers = {"Accept": accept} if accept else {}
         for attempt in range(self.spec.retries + 1):
             request = urllib.request.Request(url, headers=headers)  # noqa: S310 (scheme checked in spec)
@@ -446,7 +468,7 @@ class ArtifactIndex:
         if not url:
             return
         shown = redact(self.spec.url or url)
-        folder = _file_url_path(url)
+        folder = file_url_path(url)
         why = None
         if folder is not None:
             if not folder.is_dir():
@@ -489,7 +511,7 @@ class ArtifactIndex:
         shown = redact(self.spec.url or self.url)
         what = f"the project page of {name}"
         try:
-            folder = _file_url_path(page)
+            folder = file_url_path(page)
             if folder is not None:
                 path = folder / "index.html"
                 body = path.read_text(encoding="utf-8") if path.is_file() else ""
@@ -587,6 +609,8 @@ class ArtifactIndex:
     def prefetch(self, names: Iterable[NormalizedName]) -> None:
         """Warm the URL index pages in parallel (one request per project)."""
         if self.spec.url:
+            from concurrent.futures import ThreadPoolExecutor
+
             todo = sorted(set(names) - self._pages.keys())
             with ThreadPoolExecutor(8) as pool:
                 self._pages.update(zip(todo, pool.map(self._read_page, todo), strict=True))

@@ -11,12 +11,14 @@ import os
 import shutil
 import stat
 import sys
+import urllib.parse
 from pathlib import Path
 
 __all__ = [
     "MAX_TEXT_BYTES",
     "display_path",
     "env_path",
+    "file_url_path",
     "find_python",
     "path_problem",
     "read_bytes",
@@ -32,6 +34,20 @@ MAX_TEXT_BYTES = 32 * 1024 * 1024
 #: Longest path and path component Linux accepts (PATH_MAX, NAME_MAX).
 _PATH_MAX = 4096
 _NAME_MAX = 255
+
+
+def file_url_path(url: str) -> Path | None:
+    """The local path a ``file:`` URL names, or None for any other URL.
+
+    What ``urllib.request.url2pathname`` gives on POSIX (the path, percent-decoded), without
+    importing ``urllib.request``: http.client, ssl and email come with it, a tenth of a
+    build's start-up, and a build from a wheelhouse folder never opens a URL.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "file":
+        return None
+    path = urllib.parse.unquote(parts.path, encoding=sys.getfilesystemencoding(), errors="surrogateescape")
+    return Path(path)
 
 
 def display_path(path: Path) -> str:

@@ -22,18 +22,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.markers import Marker
-from packaging.pylock import Package, Pylock, PylockValidationError
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from .errors import Problem
+
+if TYPE_CHECKING:
+    from packaging.pylock import Package
 
 __all__ = ["HASH_LENGTHS", "Artifact", "LockedPackage", "PylockFile", "is_pylock", "read_pylock",
            "render_pylock"]
@@ -165,6 +166,11 @@ def _package(pkg: Package, index: int, base: Path, problems: list[tuple[int, str
 
 def read_pylock(text: str, base: Path, shown: str) -> tuple[PylockFile, list[Problem]]:
     """Parse a pylock's ``text`` (its folder is ``base``); return it and every problem found."""
+    # Here, not at the top: every build imports this module, few read a pylock.toml.
+    import tomllib
+
+    from packaging.pylock import Pylock, PylockValidationError
+
     empty = PylockFile((), {})
     try:
         data = tomllib.loads(text)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import urllib.parse
-import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ from packaging.version import InvalidVersion, Version
 from ..errors import CommandError
 from ..interpreter import inspect_interpreter
 from ..locks import Lock, Pin, split_pin
-from ..paths import display_path
+from ..paths import display_path, file_url_path
 from ..record import STATE_FILE, EnvRecord
 from ..runner import Runner
 from ..target import Target, neutral_dir, run_inside
@@ -107,10 +105,8 @@ def _version(text: str) -> Version | str:
 
 
 def _tree(url: str) -> Path | None:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "file":
-        return None
-    return Path(urllib.request.url2pathname(parts.path)).resolve()
+    path = file_url_path(url)
+    return None if path is None else path.resolve()
 
 
 def _within(location: str, trees: set[Path]) -> bool:

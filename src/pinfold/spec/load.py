@@ -33,8 +33,6 @@ import keyword
 import os
 import re
 import sys
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +43,7 @@ import yaml
 from ..errors import Problem, SpecError
 from ..locks import Lock, parse_lock
 from ..needs import NeedsSpec, read_needs
-from ..paths import display_path, env_path, find_python, path_problem, read_text, reason
+from ..paths import display_path, env_path, file_url_path, find_python, path_problem, read_text, reason
 from .model import (
     SCHEMA_VERSION,
     FinalSpec,
@@ -220,8 +218,8 @@ class _Loader:
         url = url.rstrip("/") + "/"
         if url.startswith("file://") and self.strict:
             # A local index can be checked now; an http(s) one answers (or not) at pre-flight.
-            folder = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
-            if not folder.is_dir():
+            folder = file_url_path(url)
+            if folder is None or not folder.is_dir():
                 self.read.error(node, "index.url", f"{url!r}: the folder {folder} does not exist")
                 return None
         return url
