@@ -27,7 +27,8 @@ not reproducible only costs a recompile, never a wrong ``.pyc``.
 The folder (:func:`cache_root`) is ``$PINFOLD_CACHE_DIR``, else ``$XDG_CACHE_HOME/pinfold``
 or ``~/.cache/pinfold`` (beside pinfold's uv cache): ``pyc/`` is this cache, ``digests/``
 pre-flight's digests of local artifacts (:class:`pinfold.index.DigestCache`), ``wheels/`` the
-pip backend's wheels built from sdists (the same entry layout). It is bounded
+pip backend's wheels built from sdists (the same entry layout), ``venv/`` the create stage's
+virtualenv templates (:mod:`pinfold.venvcache`). It is bounded
 by ``pinfold cache prune`` (:func:`prune`), least recently used entries first.
 """
 
@@ -200,23 +201,46 @@ class CacheInfo:
     #: sdist and build lock: see :class:`pinfold.installers.pip.WheelCache`), and their size.
     wheels: int = 0
     wheel_bytes: int = 0
+    #: The create stage's virtualenv templates (``venv/``, one per interpreter: see
+    #: :mod:`pinfold.venvcache`), and their size.
+    templates: int = 0
+    template_bytes: int = 0
 
     @property
     def size(self) -> int:
         """Everything, in bytes."""
-        return self.pyc_bytes + self.digest_bytes + self.wheel_bytes
+        return self.pyc_bytes + self.digest_bytes + self.wheel_bytes + self.template_bytes
 
     def to_json(self) -> dict[str, object]:
         """The ``pinfold cache --json`` fields."""
         return {"root": str(self.root), "size": self.size, "entries": self.entries,
                 "pyc_bytes": self.pyc_bytes, "interpreters": list(self.interpreters),
                 "digests": self.digests, "digest_bytes": self.digest_bytes,
-                "leftovers": self.leftovers, "wheels": self.wheels, "wheel_bytes": self.wheel_bytes}
+                "leftovers": self.leftovers, "wheels": self.wheels, "wheel_bytes": self.wheel_bytes,
+                "templates": self.templates, "template_bytes": self.template_bytes}
 
 
 def _digest_files(root: Path) -> list[Path]:
     folder = root / "digests"
     return [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+
+
+def _template_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """The virtualenv templates (``venv/<key>.json``) and the temporary files of writes cut short."""
+    folder = root / "venv"
+    files = [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    return ([p for p in files if not p.name.startswith(".")],
+            [p for p in files if p.name.startswith(".") and p.name.endswith(".tmp")])
+
+
+def _sizes(paths: Iterable[Path]) -> int:
+    total = 0
+    for path in paths:
+        try:
+            total += path.stat().st_size
+        except OSError:
+            continue
+    return total
 
 
 def cache_info(root: Path | None = None) -> CacheInfo:
@@ -225,17 +249,13 @@ def cache_info(root: Path | None = None) -> CacheInfo:
     entries, leftovers = _entries(root / "pyc")
     wheels, wheel_leftovers = _entries(root / "wheels")
     digests = _digest_files(root)
-    digest_bytes = 0
-    for path in digests:
-        try:
-            digest_bytes += path.stat().st_size
-        except OSError:
-            continue
+    templates, template_leftovers = _template_files(root)
     return CacheInfo(root=root, entries=len(entries), pyc_bytes=sum(e.size for e in entries),
                      interpreters=tuple(sorted({e.path.parent.name for e in entries})),
-                     digests=len(digests), digest_bytes=digest_bytes,
-                     leftovers=len(leftovers) + len(wheel_leftovers), wheels=len(wheels),
-                     wheel_bytes=sum(e.size for e in wheels))
+                     digests=len(digests), digest_bytes=_sizes(digests),
+                     leftovers=len(leftovers) + len(wheel_leftovers) + len(template_leftovers),
+                     wheels=len(wheels), wheel_bytes=sum(e.size for e in wheels),
+                     templates=len(templates), template_bytes=_sizes(templates))
 
 
 def _remove(path: Path) -> None:
@@ -261,25 +281,31 @@ def prune(max_size: int, root: Path | None = None, *, now: float | None = None) 
     """Remove least recently used entries until the cache is at most ``max_size`` bytes.
 
     Stale leftovers of killed fills go first, always; when the bytecode alone is gone and
-    the digests still exceed the bound, they are dropped too (they are rebuilt by hashing).
+    the digests still exceed the bound, they are dropped too (they are rebuilt by hashing),
+    then the virtualenv templates (virtualenv makes them again).
     """
     root = root or cache_root()
     now = time.time() if now is None else now
     entries, leftovers = _entries(root / "pyc")
     wheels, wheel_leftovers = _entries(root / "wheels")
+    templates, template_leftovers = _template_files(root)
     entries, leftovers = entries + wheels, leftovers + wheel_leftovers
     removed = freed = 0
-    for leftover in leftovers:
+    for leftover in [*leftovers, *template_leftovers]:
         try:
-            # A fill in progress is a fresh .tmp-* folder: left alone.
-            busy = leftover.name.startswith(".tmp-") and now - leftover.stat().st_mtime < STALE_SECONDS
+            # A fill in progress is a fresh .tmp-* folder (or .tmp file): left alone.
+            busy = (leftover.name.startswith(".tmp-") or leftover.name.endswith(".tmp")) and \
+                now - leftover.stat().st_mtime < STALE_SECONDS
         except OSError:
             continue
         if not busy:
-            freed += _tree_size(leftover)
-            shutil.rmtree(leftover, ignore_errors=True)
+            freed += _tree_size(leftover) if leftover.is_dir() else _sizes([leftover])
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
             removed += 1
-    total = sum(e.size for e in entries) + cache_info(root).digest_bytes
+    total = sum(e.size for e in entries) + cache_info(root).digest_bytes + _sizes(templates)
     for entry in sorted(entries, key=lambda e: e.used):
         if total <= max_size:
             break
@@ -289,6 +315,15 @@ def prune(max_size: int, root: Path | None = None, *, now: float | None = None) 
         removed += 1
     if total > max_size:
         for path in _digest_files(root):
+            try:
+                size = path.stat().st_size
+                path.unlink()
+            except OSError:
+                continue
+            freed += size
+            total -= size
+    if total > max_size:
+        for path in templates:
             try:
                 size = path.stat().st_size
                 path.unlink()

@@ -254,7 +254,9 @@ def cache_lines(info: CacheInfo, *, removed: int | None = None, freed: int = 0) 
                  f"entr{'y' if info.entries == 1 else 'ies'} ({size_text(info.pyc_bytes)}){interps}, "
                  f"{info.digests} artifact digest(s)"
                  + (f", {info.wheels} wheel(s) built from sdists ({size_text(info.wheel_bytes)})"
-                    if info.wheels else ""))
+                    if info.wheels else "")
+                 + (f", {info.templates} virtualenv template(s) ({size_text(info.template_bytes)})"
+                    if info.templates else ""))
     if info.leftovers:
         lines.append(f"{info.leftovers} unfinished fill(s) (never used; "
                      "`pinfold cache prune` removes stale ones)")

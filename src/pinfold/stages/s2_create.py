@@ -3,15 +3,22 @@
 The environment then holds exactly the runtime lock (pip and setuptools only if the
 lock pins them); pinfold's own pip installs into it from outside. An update starts
 from a hard-link clone of the current environment instead.
+
+virtualenv's output depends on the interpreter and the destination only: once a build has
+proven that what it wrote relocates exactly (:mod:`pinfold.venvcache`), later builds write
+it from that template (milliseconds instead of virtualenv's 0.2-0.3 s).
 """
 
 from __future__ import annotations
 
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import ClassVar
 
 from ..envdir import Environments
+from ..manifest import BOOKKEEPING
+from ..venvcache import keep_template, template_key, written_from_template
 from .base import Context, Stage
 
 __all__ = ["CloneCurrent", "CreateFresh"]
@@ -23,14 +30,20 @@ class CreateFresh(Stage):
     name: ClassVar[str] = "create"
 
     def run(self, ctx: Context) -> str:
-        assert ctx.interpreter is not None
+        interp = ctx.interpreter
+        assert interp is not None
+        key = template_key(interp.executable, f"{interp.implementation} {interp.version} {interp.abi}",
+                           version("virtualenv"))
+        if written_from_template(key, ctx.env_dir):
+            return f"{ctx.env_dir.name} for {interp.executable} (virtualenv's, from the template cache)"
         # virtualenv is a dependency of pinfold: it runs from pinfold's own interpreter.
         ctx.runner.run(
             [sys.executable, "-m", "virtualenv", "--quiet", "--no-seed", "--no-periodic-update",
-             "--python", ctx.interpreter.executable, str(ctx.env_dir)],
+             "--python", interp.executable, str(ctx.env_dir)],
             what="creating the virtualenv",
         )
-        return f"{ctx.env_dir.name} for {ctx.interpreter.executable}"
+        keep_template(key, ctx.env_dir, BOOKKEEPING)
+        return f"{ctx.env_dir.name} for {interp.executable}"
 
 
 class CloneCurrent(Stage):

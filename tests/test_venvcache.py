@@ -1,0 +1,117 @@
+"""The virtualenv template (pinfold/venvcache.py): virtualenv's own output, used once proven.
+
+Real virtualenv runs throughout: what a template writes must be, byte for byte, link for
+link and mode for mode, what virtualenv itself writes at that path.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from pinfold import build, load_spec
+from pinfold.manifest import BOOKKEEPING
+from pinfold.pyccache import cache_info, prune
+from pinfold.runner import Runner
+from pinfold.venvcache import keep_template, snapshot, template_key, template_path, written_from_template
+from tests.test_build import Wheelhouse, make_project, wheelhouse  # noqa: F401 (a fixture)
+
+PYTHON = str(Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test its own cache folder."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("PINFOLD_CACHE_DIR", str(root))
+    return root
+
+
+def virtualenv(env_dir: Path) -> None:
+    """What the create stage runs, into an existing folder (as the stage's marker makes it)."""
+    env_dir.mkdir(parents=True, exist_ok=True)
+    Runner().run([sys.executable, "-m", "virtualenv", "--quiet", "--no-seed", "--no-periodic-update",
+                  "--python", PYTHON, str(env_dir)], what="virtualenv")
+
+
+def folder(tmp_path: Path, where: str, stamp: str) -> Path:
+    """A folder named as builds name them (long enough to be the prompt and nothing else)."""
+    return tmp_path / where / f"20261202-{stamp}-abcdef"
+
+
+def test_a_template_is_used_only_once_proven_and_writes_what_virtualenv_writes(tmp_path: Path) -> None:
+    key = template_key(PYTHON, "test", version("virtualenv"))
+    first = folder(tmp_path, "one", "000000001")
+    virtualenv(first)
+    assert keep_template(key, first, BOOKKEEPING) == "unproven"
+    unproven = folder(tmp_path, "two", "000000002")
+    unproven.mkdir(parents=True)
+    assert not written_from_template(key, unproven)
+    assert list(unproven.iterdir()) == []  # nothing written from an unproven template
+    virtualenv(unproven)
+    assert keep_template(key, unproven, BOOKKEEPING) == "proven"
+
+    # Another folder, another path length: written from the template, then compared with what
+    # virtualenv itself writes at that very path.
+    third = folder(tmp_path, "three/deeper", "000000003")
+    third.mkdir(parents=True)
+    assert written_from_template(key, third)
+    ours = snapshot(third, BOOKKEEPING)
+    assert ours is not None and "pyvenv.cfg" in ours and ours["bin/python"] == ("l", 0, PYTHON)
+    assert str(third) in ours["bin/activate"][2] and third.name in ours["bin/activate"][2]
+    assert str(first) not in json.dumps(ours) and first.name not in json.dumps(ours)
+    shutil.rmtree(third)
+    virtualenv(third)
+    assert snapshot(third, BOOKKEEPING) == ours
+
+    # A path a shell would quote: virtualenv's own, never the template.
+    quoted = tmp_path / "with space" / "20261202-000000004-abcdef"
+    quoted.mkdir(parents=True)
+    assert not written_from_template(key, quoted) and list(quoted.iterdir()) == []
+
+    info = cache_info()
+    assert info.templates == 1 and info.template_bytes > 0 and info.size >= info.template_bytes
+    assert prune(0).info.templates == 0 and not template_path(key).exists()
+
+
+def test_a_template_that_does_not_relocate_is_refused(tmp_path: Path) -> None:
+    key = template_key(PYTHON, "test", version("virtualenv"))
+    first = folder(tmp_path, "one", "000000001")
+    virtualenv(first)
+    keep_template(key, first, BOOKKEEPING)
+    # As if virtualenv wrote something the relocation cannot account for (a path it
+    # derived, a time stamp): the next build's comparison must fail.
+    doc = json.loads(template_path(key).read_text())
+    doc["tree"]["pyvenv.cfg"][2] += "built-at = 1234\n"
+    template_path(key).write_text(json.dumps(doc))
+    second = folder(tmp_path, "two", "000000002")
+    virtualenv(second)
+    assert keep_template(key, second, BOOKKEEPING) == "refused"
+    third = folder(tmp_path, "three", "000000003")
+    third.mkdir(parents=True)
+    assert not written_from_template(key, third) and list(third.iterdir()) == []
+
+    # A template that cannot be read is no template: virtualenv runs.
+    evil = {"schema": 1, "state": "proven", "path": str(first), "tree": {"../evil": ["f", 0o644, ""]}}
+    template_path(key).write_text(json.dumps(evil))
+    assert not written_from_template(key, third) and list(third.iterdir()) == []
+
+
+def test_builds_write_the_empty_virtualenv_from_the_template_from_the_third_on(
+        tmp_path: Path, wheelhouse: Wheelhouse) -> None:  # noqa: F811 (the fixture)
+    spec = load_spec(make_project(tmp_path, wheelhouse))
+    details = []
+    digests = []
+    for _ in range(3):
+        result = build(spec, fresh=True)
+        details.append(next(s.detail for s in result.stages if s.name == "create"))
+        digests.append(json.loads((result.env_dir / "pinfold.json").read_text())["digest"])
+    assert ["from the template cache" in d for d in details] == [False, False, True], details
+    assert len(set(digests)) == 1, digests  # the same environment, byte for byte
