@@ -25,12 +25,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .envlayout import site_packages
 from .errors import BuildError, SpecError
-from .manifest import HASHES_FILE, HashMemo, is_bookkeeping
 from .paths import write_atomic
 from .record import STATE_FILE, EnvRecord, read_record, write_record
+
+if TYPE_CHECKING:
+    from .manifest import HashMemo
 
 __all__ = ["MARKER", "PENDING", "PYC_STAMPS", "STATE_FILE", "Cleanup", "Environments", "damage", "is_marked"]
 
@@ -260,6 +263,9 @@ class Environments:
         linked file whose identity is the one ``src``'s build recorded keeps its hashes
         (:meth:`HashMemo.inherit`). Returns the number of files linked.
         """
+        # Here, not at the top: the no-op fast path imports this module, and clones nothing.
+        from .manifest import HASHES_FILE, is_bookkeeping
+
         old, new = str(src), str(dst)
         prefix = old + os.sep
         count = 0
