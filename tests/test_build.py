@@ -416,7 +416,7 @@ def test_a_build_from_a_wheelhouse_folder_loads_no_url_or_lock_machinery(tmp_pat
     (urllib.request and with it http.client and ssl, html.parser), `pinfold lock` (its
     `lock` step, `build`) or a pylock.toml (packaging.pylock) needs."""
     spec_file = make_project(tmp_path, wheelhouse)
-    heavy = ("urllib.request", "http.client", "ssl", "html.parser", "netrc", "pinfold.locking.lock",
+    heavy = ("urllib.request", "http.client", "ssl", "html.parser", "netrc", "pinfold.locking.run",
              "build", "packaging.pylock")
     probe = ("import sys; from pinfold.cli import main; code = main(['build', sys.argv[1]]); "
              f"print(code, sorted(m for m in {heavy!r} if m in sys.modules))")
@@ -449,11 +449,11 @@ def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: P
 
     assert slow.up_to_date and timeless(quick) == timeless(slow)
 
-    # Structural, not timed: the CLI's no-op never imports the pipeline, the spec, packaging
-    # or rich (the live progress display).
+    # Structural, not timed: the CLI's no-op never imports the pipeline, the spec, packaging,
+    # rich (the live progress display), the manifest or subprocess (it starts nothing).
     probe = ("import sys; from pinfold.cli import main; code = main(['build', sys.argv[1]]); "
-             "print(code, sorted(m for m in ('pinfold.pipeline', 'pinfold.spec', 'packaging', 'rich') "
-             "if m in sys.modules))")
+             "print(code, sorted(m for m in ('pinfold.pipeline', 'pinfold.spec', 'packaging', 'rich', "
+             "'pinfold.manifest', 'subprocess') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe, str(spec_file)], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "0 []", done.stdout + done.stderr
