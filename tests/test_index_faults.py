@@ -308,3 +308,17 @@ def test_benchmark_runs_on_a_fresh_machine_with_one_round(tmp_path: Path, uv_cac
     assert "| pinfold pip, full build |" in done.stdout and "| plain uv, no-op |" in done.stdout
     assert sorted(p.name for p in (bench / "wheelhouse").iterdir()) == sorted(
         a.path.name for a in (one, two, moved))
+
+
+def test_an_index_cert_that_cannot_be_loaded_is_bad_input_not_a_network_error(tmp_path: Path) -> None:
+    """The certificates are loaded once, before any try: a file that is no PEM is env.yaml's
+    problem (exit 2, naming index.cert), not "cannot reach the index" after the retries."""
+    write(tmp_path / "ca.pem", "not a certificate\n")
+    write(tmp_path / "req.txt", "six==1.16.0 --hash=sha256:" + "0" * 64 + "\n")
+    spec = write(tmp_path / "env.yaml", "path: env\nrequirements: req.txt\nindex:\n"
+                                        "  url: https://127.0.0.1:9/simple/\n  cert: ca.pem\n  retries: 3\n")
+    code, _, err = cli("build", str(spec))
+    assert code == 2, err
+    assert "index.cert cannot be loaded" in err and "index.cert: " in err and "ca.pem" in err, err
+    assert "cannot reach" not in err and "Traceback" not in err, err
+    assert not (tmp_path / "env").exists() and not (tmp_path / "env.d").exists()

@@ -36,7 +36,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from .errors import PreflightError, Problem
+from .errors import PreflightError, Problem, SpecError
 from .paths import display_path, file_url_path
 from .pyccache import cache_root
 from .runner import redact
@@ -422,9 +422,19 @@ class ArtifactIndex:
 
     @property
     def opener(self) -> urllib.request.OpenerDirector:
-        """The opener for the URL index: made when a URL is first read (never, for folders)."""
+        """The opener for the URL index: made when a URL is first read (never, for folders).
+
+        A certificate file that cannot be loaded is bad input (:class:`SpecError`, ``index.cert``).
+        """
         if self._opener is None:
-            self._opener = index_opener(self.spec)
+            try:
+                self._opener = index_opener(self.spec)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                cert = display_path(self.spec.cert) if self.spec.cert else "the default trust store"
+                why = getattr(exc, "strerror", None) or str(exc)
+                raise SpecError("env.yaml's index.cert cannot be loaded; nothing was built",
+                                [Problem("index.cert", f"{cert}: {why}")],
+                                tip="point index.cert at a PEM file of the index's CA") from None
         return self._opener
 
     def describe(self) -> str:
@@ -441,11 +451,12 @@ class ArtifactIndex:
         """
         import urllib.request
 
+        opener = self.opener  # once, before the tries: a bad index.cert is not a network error
         headers = {"Accept": accept} if accept else {}
         for attempt in range(self.spec.retries + 1):
             request = urllib.request.Request(url, headers=headers)  # noqa: S310 (scheme checked in spec)
             try:
-                response: http.client.HTTPResponse = self.opener.open(request, timeout=self.spec.timeout)
+                response: http.client.HTTPResponse = opener.open(request, timeout=self.spec.timeout)
                 return response
             except urllib.error.HTTPError as exc:
                 if exc.code < 500 or attempt == self.spec.retries:
