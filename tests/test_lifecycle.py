@@ -31,6 +31,9 @@ def a_wheel(dest: Path, version: str) -> Artifact:
 @pytest.fixture()
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
+    # Its own cache folder: with a proven virtualenv template in a shared one, virtualenv
+    # would not run and the "create" kill point would land in the install stage instead.
+    monkeypatch.setenv("PINFOLD_CACHE_DIR", str(tmp_path / "cache"))
     wh = tmp_path / "wheelhouse"
     arts = [a_wheel(wh, "1.0"), make_wheel(wh, "b-pkg", "1.0"), make_wheel(wh, "c-pkg", "1.0")]
     a_wheel(wh, "2.0")

@@ -98,10 +98,50 @@ def test_a_template_that_does_not_relocate_is_refused(tmp_path: Path) -> None:
     third.mkdir(parents=True)
     assert not written_from_template(key, third) and list(third.iterdir()) == []
 
-    # A template that cannot be read is no template: virtualenv runs.
-    evil = {"schema": 1, "state": "proven", "path": str(first), "tree": {"../evil": ["f", 0o644, ""]}}
-    template_path(key).write_text(json.dumps(evil))
-    assert not written_from_template(key, third) and list(third.iterdir()) == []
+
+
+def test_a_template_virtualenv_could_not_have_written_is_not_used(tmp_path: Path) -> None:
+    """Whatever the cache file holds (tampered, corrupt), nothing is written outside the
+    folder or through a link, the build is not failed, and nothing is left behind."""
+    key = template_key(PYTHON, "test", version("virtualenv"))
+    first = folder(tmp_path, "one", "000000001")
+    virtualenv(first)
+    keep_template(key, first, BOOKKEEPING)
+    good = json.loads(template_path(key).read_text())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = folder(tmp_path, "target", "000000002")
+    target.mkdir(parents=True)
+
+    def tree_with(**changes: object) -> dict[str, object]:
+        tree = {**good["tree"], **changes}
+        return {**good, "state": "proven", "tree": {k: v for k, v in tree.items() if v is not None}}
+
+    hostile = {
+        "a path out of the folder": tree_with(**{"../evil": ["f", 0o644, ""]}),
+        "a file through a link": tree_with(include=["l", 0, str(outside)],
+                                           **{"include/evil": ["f", 0o644, "x"]}),
+        "a lone surrogate": tree_with(**{".gitignore": ["f", 0o644, "*\ud800"]}),
+        "a NUL": tree_with(**{".gitignore": ["f", 0o644, "*\u0000"]}),
+        "setuid": tree_with(**{".gitignore": ["f", 0o4755, "*"]}),
+        "a mode too large to set": tree_with(**{".gitignore": ["f", 1 << 70, "*"]}),
+        "no interpreter link": tree_with(**{"bin/python": None, "bin/python3": None, "bin/python3.11": None}),
+    }
+    for why, doc in hostile.items():
+        template_path(key).write_text(json.dumps(doc))  # a lone surrogate as \\ud800
+        assert not written_from_template(key, target), why
+        assert list(target.iterdir()) == [] and list(outside.iterdir()) == [], why
+    # The same checks pass for the template itself: it is used.
+    template_path(key).write_text(json.dumps({**good, "state": "proven"}))
+    assert written_from_template(key, target)
+    # A write that fails half-way (here: a file of the template already there) leaves
+    # nothing of it behind, the file that was there excepted.
+    shutil.rmtree(target)
+    target.mkdir()
+    (target / "pyvenv.cfg").write_text("mine\n")
+    assert not written_from_template(key, target)
+    assert [p.name for p in target.iterdir()] == ["pyvenv.cfg"]
+    assert (target / "pyvenv.cfg").read_text() == "mine\n"
 
 
 def test_builds_write_the_empty_virtualenv_from_the_template_from_the_third_on(

@@ -331,4 +331,5 @@ def prune(max_size: int, root: Path | None = None, *, now: float | None = None) 
                 continue
             freed += size
             total -= size
+            removed += 1
     return PruneResult(removed=removed, freed=freed, info=cache_info(root))

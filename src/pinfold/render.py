@@ -247,7 +247,7 @@ def cache_lines(info: CacheInfo, *, removed: int | None = None, freed: int = 0) 
     """``pinfold cache info`` (and after ``prune``, what it removed): what the cache holds."""
     lines = []
     if removed is not None:
-        lines.append(f"removed {removed} bytecode entr{'y' if removed == 1 else 'ies'}, "
+        lines.append(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}, "
                      f"freed {size_text(freed)}")
     interps = f" for {', '.join(info.interpreters)}" if info.interpreters else ""
     lines.append(f"{_shown(info.root)}: {size_text(info.size)}: {info.entries} bytecode "

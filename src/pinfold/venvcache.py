@@ -2,8 +2,9 @@
 
 ``virtualenv --no-seed`` takes 0.2-0.3 s (its own imports, plug-in discovery, the
 interpreter's inspection) to write a dozen small text files and three links. Its output is
-a pure function of the target interpreter, virtualenv's version, the interpreter running it
-(``pyvenv.cfg``'s ``command`` line), the umask and the destination's path (in
+a pure function of the target interpreter (its version and its files' identities), the
+versions of virtualenv and of what it uses, the interpreter running it (``pyvenv.cfg``'s
+``command`` line), the umask and the destination's path (in
 ``pyvenv.cfg`` and the ``activate*`` scripts, as the path and as the folder's bare name:
 virtualenv's prompt). So the create stage keeps what virtualenv wrote as a *template*
 (``<cache_root>/venv/<key>.json``) and writes later environments from it, the path and
@@ -22,6 +23,7 @@ virtualenv runs; the cache never fails a build.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -60,14 +62,26 @@ Snapshot = dict[str, Entry]
 
 
 def _umask() -> int:
+    """The process's umask, read without setting it (a child started meanwhile by another
+    thread would inherit a changed one); set and restored only where Linux does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
-def template_key(python: str, identity: str, virtualenv_version: str) -> str:
-    """What virtualenv's output depends on besides the destination, as one digest."""
-    parts = [str(TEMPLATE_SCHEMA), sys.executable, python, identity, virtualenv_version, oct(_umask())]
+def template_key(python: str, identity: str, tools: str) -> str:
+    """What virtualenv's output depends on besides the destination, as one digest: the
+    target interpreter (``python`` and ``identity``: its version and the identities of its
+    files), the virtualenv that writes it and what that uses (``tools``: their versions),
+    the interpreter running it (``pyvenv.cfg``'s ``command``) and the umask (the modes)."""
+    parts = [str(TEMPLATE_SCHEMA), sys.executable, python, identity, tools, oct(_umask())]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
@@ -137,6 +151,10 @@ def _read(key: str) -> dict[str, object] | None:
 
 
 def _tree(data: dict[str, object]) -> Snapshot | None:
+    """The template's tree, or None unless it is one virtualenv could have written: paths
+    inside the folder whose every parent is a folder of the tree (never a link: nothing is
+    written through one), plain permission bits, text that is UTF-8 and holds no NUL, and
+    at least ``pyvenv.cfg`` and ``bin/python``."""
     raw = data.get("tree")
     if not isinstance(raw, dict):
         return None
@@ -147,9 +165,22 @@ def _tree(data: dict[str, object]) -> Snapshot | None:
         kind, mode, text = entry
         if kind not in ("d", "f", "l") or not isinstance(mode, int) or not isinstance(text, str):
             return None
+        if not 0 <= mode <= 0o777 or "\0" in rel or "\0" in text:
+            return None
         if rel.startswith("/") or {"", ".", ".."} & set(rel.split("/")):
             return None
+        try:
+            text.encode("utf-8")
+            rel.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate
+            return None
         out[rel] = (kind, mode, text)
+    for rel in out:
+        parent = rel.rpartition("/")[0]
+        if parent and out.get(parent, ("",))[0] != "d":
+            return None
+    if out.get("pyvenv.cfg", ("",))[0] != "f" or out.get("bin/python", ("",))[0] != "l":
+        return None
     return out
 
 
@@ -179,31 +210,32 @@ def written_from_template(key: str, env_dir: Path) -> bool:
     tree = _tree(data)
     if tree is None or not _plain(old) or not _plain(new):
         return False
-    made: list[str] = []
+    made: list[tuple[str, str]] = []
     try:
         for rel, (kind, mode, text) in _entries(relocated(tree, old, new)):
             full = os.path.join(new, rel)
             if kind == "d":
                 os.mkdir(full)
+                made.append((kind, full))
                 os.chmod(full, mode)
             elif kind == "l":
                 os.symlink(text, full)
+                made.append((kind, full))
             else:
                 fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                made.append((kind, full))
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(text.encode("utf-8"))
                 os.chmod(full, mode)
-            made.append(full)
-    except OSError:
-        # Undo what was written (deepest first): virtualenv then makes the whole of it.
-        for full in reversed(made):
-            try:
-                if os.path.isdir(full) and not os.path.islink(full):
+    except (OSError, ValueError, OverflowError):
+        # Undo what was made (deepest first; unlink and rmdir follow no link): virtualenv then
+        # writes the whole of it, into a folder holding only what it held before.
+        for kind, full in reversed(made):
+            with contextlib.suppress(OSError):
+                if kind == "d":
                     os.rmdir(full)
                 else:
                     os.unlink(full)
-            except OSError:
-                pass
         return False
     return True
 
