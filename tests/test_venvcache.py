@@ -20,18 +20,11 @@ from pinfold.pyccache import cache_info, prune
 from pinfold.runner import Runner
 from pinfold.venvcache import keep_template, snapshot, template_key, template_path, written_from_template
 from tests.test_build import Wheelhouse, make_project, wheelhouse  # noqa: F401 (a fixture)
+from tests.test_pyccache import own_cache  # noqa: F401 (every test its own cache folder)
 
 PYTHON = str(Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}")
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test its own cache folder."""
-    root = tmp_path / "cache"
-    monkeypatch.setenv("PINFOLD_CACHE_DIR", str(root))
-    return root
 
 
 def virtualenv(env_dir: Path) -> None:

@@ -233,6 +233,20 @@ def _template_files(root: Path) -> tuple[list[Path], list[Path]]:
             [p for p in files if p.name.startswith(".") and p.name.endswith(".tmp")])
 
 
+def _unlink_all(paths: Iterable[Path]) -> tuple[int, int]:
+    """Remove these files: (how many were removed, their bytes)."""
+    count = size = 0
+    for path in paths:
+        try:
+            bytes_ = path.stat().st_size
+            path.unlink()
+        except OSError:
+            continue
+        count += 1
+        size += bytes_
+    return count, size
+
+
 def _sizes(paths: Iterable[Path]) -> int:
     total = 0
     for path in paths:
@@ -313,23 +327,12 @@ def prune(max_size: int, root: Path | None = None, *, now: float | None = None) 
         total -= entry.size
         freed += entry.size
         removed += 1
-    if total > max_size:
-        for path in _digest_files(root):
-            try:
-                size = path.stat().st_size
-                path.unlink()
-            except OSError:
-                continue
-            freed += size
-            total -= size
-    if total > max_size:
-        for path in templates:
-            try:
-                size = path.stat().st_size
-                path.unlink()
-            except OSError:
-                continue
-            freed += size
-            total -= size
-            removed += 1
+    # Then what is rebuilt cheaply: the digests (by hashing), the templates (by virtualenv).
+    for files in (_digest_files(root), templates):
+        if total <= max_size:
+            break
+        count, size = _unlink_all(files)
+        removed += count
+        freed += size
+        total -= size
     return PruneResult(removed=removed, freed=freed, info=cache_info(root))
