@@ -117,11 +117,6 @@ def walk(folders: list[str]) -> list[tuple[int, str, os.stat_result]]:
     return out
 
 
-def sources(folders: list[str]) -> list[tuple[int, str]]:
-    """Every ``.py`` file under ``folders`` (symlinked folders not followed), with its size."""
-    return [(size, path) for size, path, _ in walk(folders)]
-
-
 def batches(files: list[tuple[int, str]], count: int) -> list[list[str]]:
     """Split files into ``count`` batches of about equal total size (largest first)."""
     loads = [0] * count
