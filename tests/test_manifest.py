@@ -12,12 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pinfold import build, check, load_spec
 from pinfold.envdir import MARKER, PENDING, PYC_STAMPS
@@ -30,10 +34,12 @@ from pinfold.manifest import (
     Entry,
     Manifest,
     Tokens,
+    _by_kind,
     compare,
     digest,
     read_manifest,
     scan,
+    write_manifest,
 )
 from pinfold.record import STATE_FILE, read_digest, read_record
 from tests.artifacts import Artifact, copy_real, make_wheel
@@ -140,6 +146,45 @@ def test_an_unreadable_manifest_reads_as_none(tmp_path: Path) -> None:
     write(tmp_path / MANIFEST_FILE, '{"schema": 99}')
     assert read_manifest(tmp_path) is None
     assert read_digest(tmp_path) is None
+
+
+# Every character a path, link target or owner can hold (no surrogates: the digest encodes
+# paths as UTF-8, as they are on disk), quotes, backslashes and controls most of all.
+TEXT = st.text(st.one_of(st.sampled_from('"\\/\n\t\x00\x7f\u2028é😀'),
+                         st.characters(exclude_categories=("Cs",))), max_size=12)
+# As scan() makes them: a file has no target, a link no sha256.
+ENTRY = st.builds(
+    lambda path, link, size, mode, text, norm, owner: Entry(
+        path=path, kind="link" if link else "file", size=size, mode=mode, sha256="" if link else text,
+        target=text if link else "", normalised=norm, owner=owner),
+    TEXT, st.booleans(), st.integers(0, 2**63), st.integers(0, 0o7777), TEXT, TEXT, TEXT)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(entries=st.lists(ENTRY, max_size=6, unique_by=lambda e: e.path), bytecode=st.booleans())
+def test_the_manifest_file_is_json_with_one_line_per_entry(entries: list[Entry], bytecode: bool) -> None:
+    """write_manifest puts each row together itself (for speed): it must be exactly the JSON
+    encoder's text of that entry, and the whole file the manifest's own JSON."""
+    manifest = Manifest(entries={e.path: e for e in entries}, tokens=Tokens((("/x/env", "<env>"),)),
+                        runtime_bytecode=bytecode)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_manifest(Path(tmp), manifest)
+        text = (Path(tmp) / MANIFEST_FILE).read_text(encoding="ascii")
+    assert json.loads(text) == manifest.to_json()
+    one = json.JSONEncoder(sort_keys=True).encode
+    rows = [f"  {one(p)}: {one(manifest.entries[p].to_json())}" for p in sorted(manifest.entries)]
+    body = text.split('"files": {\n', 1)[1].split("\n }", 1)[0] if rows else ""
+    assert body == ",\n".join(rows)
+    assert Manifest.from_json(json.loads(text)).entries == manifest.entries
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(data=st.binary(max_size=60) | st.lists(
+    st.sampled_from([b",", b"\n", b"\r", b"\r\n", b"a", b"=", b"\x0c"]), max_size=30).map(b"".join))
+def test_record_normalisation_drops_the_last_two_fields_of_each_line(data: bytes) -> None:
+    """The rule, line by line (what the digest has always hashed), against _by_kind's one pass."""
+    lines = [re.sub(rb"^(.*),[^,\n]*,[^,\n]*$", rb"\1", line) for line in data.splitlines()]
+    assert _by_kind("x-1.dist-info/RECORD", data, Tokens()) == b"\n".join(lines) + b"\n"
 
 
 # -- real builds ---------------------------------------------------------------------------

@@ -225,11 +225,13 @@ class Manifest:
         """The environment digest (``sha256:<hex>``), see :func:`digest`."""
         return digest(self.entries.values())
 
-    def to_json(self) -> dict[str, Any]:
-        """The manifest file's content."""
-        return {"schema": SCHEMA, "digest": self.digest, "runtime_bytecode": self.runtime_bytecode,
-                "normalised": [{"text": t, "token": k} for t, k in self.tokens.pairs],
-                "files": {p: self.entries[p].to_json() for p in sorted(self.entries)}}
+    def to_json(self, *, files: bool = True) -> dict[str, Any]:
+        """The manifest file's content (without ``files``: all of it but the entries)."""
+        doc = {"schema": SCHEMA, "digest": self.digest, "runtime_bytecode": self.runtime_bytecode,
+               "normalised": [{"text": t, "token": k} for t, k in self.tokens.pairs]}
+        if files:
+            doc["files"] = {p: self.entries[p].to_json() for p in sorted(self.entries)}
+        return doc
 
     @classmethod
     def from_json(cls, data: object) -> Manifest:
@@ -295,7 +297,9 @@ _PYVENV_LINE = re.compile(rb"^([ \t]*(?:" + b"|".join(k.encode() for k in PYVENV
 _PYVENV_COMMAND = re.compile(rb"^([ \t]*command[ \t]*=[ \t]*)(.+?)( -m )", re.MULTILINE)
 #: A virtualenv's links to its interpreter (``bin/python3 -> python`` is relative: not normalised).
 PYTHON_LINK = re.compile(r"bin/python[0-9.]*")
-_RECORD_LINE = re.compile(rb"^(.*),[^,\n]*,[^,\n]*$")
+#: A RECORD line's path and its two last fields; MULTILINE, over the lines joined by "\n"
+#: (one pass over the file: a file's every line matched alone measured 5x slower).
+_RECORD_LINE = re.compile(rb"^(.*),[^,\n]*,[^,\n]*$", re.MULTILINE)
 #: The long-path trampoline of pip's and uv's scripts (distlib's form): its python is group 1.
 _TRAMPOLINE = re.compile(rb"""\A#!/bin/sh\n'''exec' (.+?) "\$0" "\$@"\n' '''\n""")
 #: The build-time field of uv's cache record of an installed distribution.
@@ -323,8 +327,9 @@ def _by_kind(rel: str, data: bytes, tokens: Tokens) -> bytes | None:
     if rel.endswith(".pyc"):
         return data[:8]  # magic number and flags: see the module docs
     if rel.endswith(".dist-info/RECORD"):
-        lines = data.splitlines()
-        data = b"\n".join(_RECORD_LINE.sub(rb"\1", line) for line in lines) + b"\n"
+        # Each line without its last two fields (sizes and hashes a rebuild may change), the
+        # line ends made "\n"; no line holds "\r" or "\n" then, so "^" and "$" are its ends.
+        data = _RECORD_LINE.sub(rb"\1", b"\n".join(data.splitlines())) + b"\n"
         return tokens.apply(data)
     if data.startswith(b"#!/bin/sh\n"):
         data = _TRAMPOLINE.sub(_shebang, data, count=1)
@@ -754,6 +759,25 @@ def compare(recorded: Manifest, env_dir: Path) -> Differences:
     )
 
 
+def _row(e: Entry) -> str:
+    """``  "<path>": {<Entry.to_json(), keys sorted>}`` as ``json.JSONEncoder(sort_keys=True)``
+    writes it (ASCII, the same escapes: every string goes through json's own quoting)."""
+    quote = _quote
+    middle = f'"normalised": {quote(e.normalised)}, ' if e.normalised else ""
+    if e.owner:
+        middle += f'"owner": {quote(e.owner)}, '
+    mode = f'"mode": "{e.mode:04o}"'  # an int's octal digits: nothing to escape
+    if e.kind == "link":
+        body = f'"kind": "link", {mode}, {middle}"size": {int(e.size)}, "target": {quote(e.target)}'
+    else:
+        body = f'"kind": "file", {mode}, {middle}"sha256": {quote(e.sha256)}, "size": {int(e.size)}'
+    return f"  {quote(e.path)}: {{{body}}}"
+
+
+#: json's string quoting for ``ensure_ascii`` (its C function where there is one).
+_quote = json.encoder.encode_basestring_ascii
+
+
 def read_manifest(env_dir: Path) -> Manifest | None:
     """The manifest recorded in ``env_dir``, or None (none, unreadable, or of an older pinfold)."""
     try:
@@ -765,13 +789,13 @@ def read_manifest(env_dir: Path) -> Manifest | None:
 def write_manifest(env_dir: Path, manifest: Manifest) -> str:
     """Write ``manifest`` into ``env_dir`` atomically (before the record, which finishes it);
     return its digest (computed once: it sorts and hashes every entry)."""
-    doc = manifest.to_json()
-    files = doc.pop("files")
+    doc = manifest.to_json(files=False)
     # One line per file, as json.dumps(indent=1) would nest it but with each entry on one
-    # line: indent forces json's pure-Python encoder (3x slower on 16,000 files); the
-    # entries go through the C one.
+    # line: indent forces json's pure-Python encoder (3x slower on 16,000 files), and so
+    # each row is put together here (_row) rather than encoded as a dict (twice as slow).
     one = json.JSONEncoder(sort_keys=True).encode
-    rows = ",\n".join(f"  {one(path)}: {one(files[path])}" for path in files)
+    entries = manifest.entries
+    rows = ",\n".join(_row(entries[path]) for path in sorted(entries))
     parts = {key: one(value) for key, value in doc.items()}
     parts["files"] = f"{{\n{rows}\n }}" if rows else "{}"
     text = "{\n" + ",\n".join(f" {one(key)}: {parts[key]}" for key in sorted(parts)) + "\n}\n"
