@@ -151,7 +151,7 @@ def test_an_unreadable_manifest_reads_as_none(tmp_path: Path) -> None:
 # Every character a path, link target or owner can hold (no surrogates: the digest encodes
 # paths as UTF-8, as they are on disk), quotes, backslashes and controls most of all.
 TEXT = st.text(st.one_of(st.sampled_from('"\\/\n\t\x00\x7f\u2028é😀'),
-                         st.characters(exclude_categories=("Cs",))), max_size=12)
+                         st.characters(exclude_categories=["Cs"])), max_size=12)
 # As scan() makes them: a file has no target, a link no sha256.
 ENTRY = st.builds(
     lambda path, link, size, mode, text, norm, owner: Entry(
