@@ -163,7 +163,7 @@ ENTRY = st.builds(
 @settings(max_examples=150, deadline=None, database=None)
 @given(entries=st.lists(ENTRY, max_size=6, unique_by=lambda e: e.path), bytecode=st.booleans())
 def test_the_manifest_file_is_json_with_one_line_per_entry(entries: list[Entry], bytecode: bool) -> None:
-    """write_manifest puts each row together itself (for speed): it must be exactly the JSON
+    """write_manifest takes each row from Entry.json_row (for speed): it must be exactly the JSON
     encoder's text of that entry, and the whole file the manifest's own JSON."""
     manifest = Manifest(entries={e.path: e for e in entries}, tokens=Tokens((("/x/env", "<env>"),)),
                         runtime_bytecode=bytecode)

@@ -159,6 +159,10 @@ def _needles(pairs: tuple[tuple[str, str], ...]) -> tuple[bytes, ...]:
 
 
 
+#: json's string quoting for ``ensure_ascii`` (its C function where there is one).
+_quote = json.encoder.encode_basestring_ascii
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Entry:
     """One file or symlink of an environment."""
@@ -196,6 +200,22 @@ class Entry:
         if self.owner:
             out["owner"] = self.owner
         return out
+
+    def json_row(self) -> str:
+        """``  "<path>": {<to_json(), keys sorted>}``: the manifest file's line for this entry,
+        exactly as ``json.JSONEncoder(sort_keys=True)`` writes it (every string through json's
+        own quoting), put together here because that is twice as fast on 16,000 entries.
+        Keep it beside :meth:`to_json`: tests hold the two equal."""
+        quote = _quote
+        middle = f'"normalised": {quote(self.normalised)}, ' if self.normalised else ""
+        if self.owner:
+            middle += f'"owner": {quote(self.owner)}, '
+        mode = f'"mode": "{self.mode:04o}"'  # an int's octal digits: nothing to escape
+        if self.kind == "link":
+            body = f'"kind": "link", {mode}, {middle}"size": {int(self.size)}, "target": {quote(self.target)}'
+        else:
+            body = f'"kind": "file", {mode}, {middle}"sha256": {quote(self.sha256)}, "size": {int(self.size)}'
+        return f"  {quote(self.path)}: {{{body}}}"
 
     @classmethod
     def from_json(cls, path: str, data: object) -> Entry:
@@ -759,25 +779,6 @@ def compare(recorded: Manifest, env_dir: Path) -> Differences:
     )
 
 
-def _row(e: Entry) -> str:
-    """``  "<path>": {<Entry.to_json(), keys sorted>}`` as ``json.JSONEncoder(sort_keys=True)``
-    writes it (ASCII, the same escapes: every string goes through json's own quoting)."""
-    quote = _quote
-    middle = f'"normalised": {quote(e.normalised)}, ' if e.normalised else ""
-    if e.owner:
-        middle += f'"owner": {quote(e.owner)}, '
-    mode = f'"mode": "{e.mode:04o}"'  # an int's octal digits: nothing to escape
-    if e.kind == "link":
-        body = f'"kind": "link", {mode}, {middle}"size": {int(e.size)}, "target": {quote(e.target)}'
-    else:
-        body = f'"kind": "file", {mode}, {middle}"sha256": {quote(e.sha256)}, "size": {int(e.size)}'
-    return f"  {quote(e.path)}: {{{body}}}"
-
-
-#: json's string quoting for ``ensure_ascii`` (its C function where there is one).
-_quote = json.encoder.encode_basestring_ascii
-
-
 def read_manifest(env_dir: Path) -> Manifest | None:
     """The manifest recorded in ``env_dir``, or None (none, unreadable, or of an older pinfold)."""
     try:
@@ -792,10 +793,10 @@ def write_manifest(env_dir: Path, manifest: Manifest) -> str:
     doc = manifest.to_json(files=False)
     # One line per file, as json.dumps(indent=1) would nest it but with each entry on one
     # line: indent forces json's pure-Python encoder (3x slower on 16,000 files), and so
-    # each row is put together here (_row) rather than encoded as a dict (twice as slow).
+    # each row is put together by Entry.json_row rather than encoded as a dict (twice as slow).
     one = json.JSONEncoder(sort_keys=True).encode
     entries = manifest.entries
-    rows = ",\n".join(_row(entries[path]) for path in sorted(entries))
+    rows = ",\n".join(entries[path].json_row() for path in sorted(entries))
     parts = {key: one(value) for key, value in doc.items()}
     parts["files"] = f"{{\n{rows}\n }}" if rows else "{}"
     text = "{\n" + ",\n".join(f" {one(key)}: {parts[key]}" for key in sorted(parts)) + "\n}\n"
