@@ -26,7 +26,7 @@ from pinfold import BuildError, BuildResult, PreflightError, build, load_spec
 from pinfold.errors import CommandError
 from pinfold.inside import script
 from pinfold.pyccache import cache_info, prune
-from pinfold.record import read_record
+from pinfold.record import read_digest, read_record
 from pinfold.runner import Runner
 from pinfold.uptodate import up_to_date
 from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_wheel
@@ -448,14 +448,22 @@ def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: P
         return {k: v for k, v in result.to_json().items() if k != "seconds"}
 
     assert slow.up_to_date and timeless(quick) == timeless(slow)
+    # The CLI renders the fast path's own answer (no result types imported): the same document.
+    code, out, _ = cli("build", "--json", str(spec_file))
+    shown = json.loads(out)
+    assert code == 0 and shown.pop("seconds") >= 0 and shown.pop("ok") is True
+    assert shown.pop("schema") == "pinfold/build/1" and shown.pop("digest") == read_digest(first.env_dir)
+    assert shown == timeless(slow) and shown["up_to_date"] is True
 
     # Structural, not timed: the CLI's no-op never imports the pipeline, the spec, packaging,
-    # rich (the live progress display), the manifest or subprocess (it starts nothing).
+    # rich (the live progress display), the manifest or subprocess (it starts nothing), nor the
+    # record's and results' types or `dataclasses` (it reads pinfold.json as JSON).
     probe = ("import sys; from pinfold.cli import main; code = main(['build', sys.argv[1]]); "
              "print(code, sorted(m for m in ('pinfold.pipeline', 'pinfold.spec', 'packaging', 'rich', "
-             "'pinfold.manifest', 'subprocess') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", probe, str(spec_file)], capture_output=True, text=True,
-                          check=True)
+             "'pinfold.manifest', 'subprocess', 'pinfold.record', 'pinfold.results', 'dataclasses') "
+             "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-I", "-c", probe, str(spec_file)], capture_output=True,
+                          text=True, check=True)
     assert done.stdout.strip() == "0 []", done.stdout + done.stderr
     assert "is up to date" in done.stderr
 
@@ -494,6 +502,23 @@ def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: P
     }.items():
         assert changed(edit, undo), name
         assert up_to_date(spec_file, Runner()) is not None, f"{name}: not restored"
+
+    # A record the fast path cannot read as the full path's reader would is not up to date:
+    # whatever of it the fast path uses is checked for its type, not trusted.
+    good = json.loads(state)
+    assert up_to_date(spec_file, Runner()) is not None
+    for name, broken in {
+        "not JSON": "{", "a list": "[1, 2]", "a newer schema": {**good, "schema": 99},
+        "a schema as text": {**good, "schema": "2"},
+        "no hashes": {k: v for k, v in good.items() if k != "hashes"},
+        "installed as text": {**good, "installed": "plain_wheel==1.0"},
+        "the interpreter as a number": {**good, "inputs": {**good["inputs"], "python": 3}},
+        "folders as text": {**good, "watch": {**good["watch"], "folders": "/"}},
+        "another pinfold": {**good, "pinfold": "0.0.1"},
+    }.items():
+        state_file.write_text(broken if isinstance(broken, str) else json.dumps(broken))
+        assert up_to_date(spec_file, Runner()) is None, name
+    state_file.write_text(state)
 
     # A stamp that no longer holds (one of its files has another identity): the interpreter is
     # asked, answers as recorded, and it is still a no-op.

@@ -118,3 +118,15 @@ def test_build_result_json_keeps_the_facts_shape() -> None:
     noop = BuildResult(spec_file=Path("/p/env.yaml"), path=Path("/p/env"), env_dir=Path("/p/env.d/2"),
                        up_to_date=True)
     assert noop.to_json()["facts"] == {}
+
+
+def test_the_fast_path_requires_every_key_the_reader_requires(tmp_path: Path) -> None:
+    """The no-op fast path reads pinfold.json as JSON (pinfold.uptodate): it must refuse a record
+    the full reader refuses for a missing key, and no more (schema, digest, packed: optional)."""
+    from pinfold.uptodate import RECORD_KEYS
+
+    written = record().to_json()
+    assert set(RECORD_KEYS) == set(written) - {"schema", "digest", "packed"}
+    for key in RECORD_KEYS:
+        (tmp_path / STATE_FILE).write_text(json.dumps({k: v for k, v in written.items() if k != key}))
+        assert read_record(tmp_path) is None, key

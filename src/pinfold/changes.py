@@ -22,7 +22,8 @@ import hashlib
 from pathlib import Path
 
 from ._version import __version__
-from .envdir import Environments, damage
+from .envdir import Environments
+from .envlayout import damage
 from .locks import split_pin
 from .record import EnvRecord, TreeState, read_record
 from .results import Plan

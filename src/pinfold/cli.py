@@ -16,7 +16,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
@@ -242,13 +241,16 @@ def _build_options(build: argparse.ArgumentParser) -> None:
                        help="write the probes' results as JUnit XML (one testcase per probe)")
 
 
-@dataclass(frozen=True, slots=True)
 class _Context:
     """What every command handler gets besides its arguments."""
 
-    out: _Output
-    stdout: IO[str]
-    runner: Runner
+    # A plain class, not a dataclass: see pinfold.errors.Problem.
+    __slots__ = ("out", "runner", "stdout")
+
+    def __init__(self, out: _Output, stdout: IO[str], runner: Runner) -> None:
+        self.out = out
+        self.stdout = stdout
+        self.runner = runner
 
     def spec(self, args: argparse.Namespace) -> Spec:
         """Read and validate env.yaml (the one place the CLI does)."""
@@ -280,14 +282,14 @@ def _init(args: argparse.Namespace, ctx: _Context) -> _Outcome:
 
 def _build(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     if not args.fresh:
-        from .uptodate import up_to_date  # lazy: the fast path itself, loaded only for build
+        from .uptodate import fresh  # lazy: the fast path itself, loaded only for build
 
-        # Nothing changed since the last build: answered without validating env.yaml again.
-        if (quick := up_to_date(args.spec, ctx.runner)) is not None:
-            _report_build(args, ctx.out, [r.to_json() for r in quick.outputs.probe_results], quick.warnings)
-            digest = _digest(quick.env_dir)
-            ctx.out.result(render.build_lines(quick, digest=digest))
-            return EXIT_OK, {**quick.to_json(), "digest": digest}
+        # Nothing changed since the last build: answered without validating env.yaml again,
+        # and rendered without the results' types (nothing ran: no probes, no warnings).
+        if (quick := fresh(args.spec, ctx.runner)) is not None:
+            _report_build(args, ctx.out, [], ())
+            ctx.out.result(render.up_to_date_lines(quick.path, quick.seconds, digest=quick.digest))
+            return EXIT_OK, {**quick.to_json(), "digest": quick.digest}
     from .pipeline import build  # lazy: see the note at the imports
 
     spec = ctx.spec(args)

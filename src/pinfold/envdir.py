@@ -22,20 +22,19 @@ import fcntl
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from .envlayout import site_packages
+from .envlayout import STATE_FILE
 from .errors import BuildError, SpecError
 from .paths import write_atomic
-from .record import STATE_FILE, EnvRecord, read_record, write_record
 
 if TYPE_CHECKING:
     from .manifest import HashMemo
+    from .record import EnvRecord
 
-__all__ = ["MARKER", "PENDING", "PYC_STAMPS", "STATE_FILE", "Cleanup", "Environments", "damage", "is_marked"]
+__all__ = ["MARKER", "PENDING", "PYC_STAMPS", "STATE_FILE", "Cleanup", "Environments", "is_marked"]
 
 #: The file pinfold writes first into each versioned directory it creates: its proof of
 #: authorship. Nothing under ``<path>.d`` without it (or, for an environment of an earlier
@@ -70,30 +69,13 @@ def is_marked(env_dir: Path) -> bool:
         return False
 
 
-@dataclass(frozen=True, slots=True)
-class Cleanup:
+class Cleanup(NamedTuple):  # not a dataclass: see pinfold.errors.Problem
     """What a cleanup removed, and what it left alone under ``<path>.d`` (named, with why)."""
 
     #: The directories removed (unfinished builds, old environments).
     removed: tuple[Path, ...] = ()
     #: One sentence per entry left alone: it is not provably pinfold's.
-    warnings: tuple[str, ...] = field(default=())
-
-
-def damage(env_dir: Path, installed: Sequence[str]) -> str | None:
-    """Why a finished environment is damaged (cheap file checks: no interpreter run), or None."""
-    if not (env_dir / "bin" / "python").exists():
-        return "its interpreter link is broken"
-    site = next(iter(site_packages(env_dir)), None)
-    if site is None:
-        return "it has no site-packages"
-
-    def norm(text: str) -> str:
-        return text.lower().replace("_", "-").replace(".", "-")
-
-    present = {norm(d.name[: -len(".dist-info")]) for d in site.iterdir() if d.name.endswith(".dist-info")}
-    missing = [p for p in installed if norm(p.replace("==", "-")) not in present]
-    return f"{', '.join(missing[:5])} no longer installed" if missing else None
+    warnings: tuple[str, ...] = ()
 
 
 class Environments:
@@ -119,7 +101,13 @@ class Environments:
             return False
         if os.path.lexists(env_dir / PENDING):  # placed, but its probes never passed
             return False
-        return is_marked(env_dir) or read_record(env_dir) is not None
+        if is_marked(env_dir):
+            return True
+        # Lazy: the record's reader and its types, which the no-op fast path does without
+        # (an environment of today's pinfold is marked).
+        from .record import read_record
+
+        return read_record(env_dir) is not None
 
     def current(self) -> Path | None:
         """The complete environment ``path`` points to, or None if there is none yet.
@@ -226,6 +214,8 @@ class Environments:
 
     def finish(self, env_dir: Path, record: EnvRecord) -> None:
         """Write the record (atomically), then point ``path`` at ``env_dir`` (atomically)."""
+        from .record import write_record  # lazy: see is_pinfolds
+
         write_record(env_dir, record)
         self.switch(env_dir)
 

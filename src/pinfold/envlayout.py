@@ -1,15 +1,21 @@
 """Where things are inside an environment's folder, as pinfold (the host side) finds them.
 
-Standard library only and cheap: the no-op fast path (:mod:`pinfold.uptodate`, through
-:func:`pinfold.envdir.damage`) uses it. The inside scripts do not: they ask their own
-interpreter (``sys.path``).
+Standard library only and cheap: the no-op fast path (:mod:`pinfold.uptodate`) uses it.
+The inside scripts do not: they ask their own interpreter (``sys.path``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["site_packages"]
+__all__ = ["SCHEMA", "STATE_FILE", "damage", "site_packages"]
+
+#: The record's file name inside a finished environment (its presence marks it finished;
+#: :mod:`pinfold.record` reads and writes it).
+STATE_FILE = "pinfold.json"
+#: The record's layout this pinfold writes; a record without a ``schema`` key is schema 1.
+SCHEMA = 2
 
 
 def site_packages(env_dir: Path) -> list[Path]:
@@ -28,3 +34,19 @@ def site_packages(env_dir: Path) -> list[Path]:
                 seen.add(real)
                 out.append(site)
     return out
+
+
+def damage(env_dir: Path, installed: Sequence[str]) -> str | None:
+    """Why a finished environment is damaged (cheap file checks: no interpreter run), or None."""
+    if not (env_dir / "bin" / "python").exists():
+        return "its interpreter link is broken"
+    site = next(iter(site_packages(env_dir)), None)
+    if site is None:
+        return "it has no site-packages"
+
+    def norm(text: str) -> str:
+        return text.lower().replace("_", "-").replace(".", "-")
+
+    present = {norm(d.name[: -len(".dist-info")]) for d in site.iterdir() if d.name.endswith(".dist-info")}
+    missing = [p for p in installed if norm(p.replace("==", "-")) not in present]
+    return f"{', '.join(missing[:5])} no longer installed" if missing else None

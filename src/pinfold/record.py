@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .envlayout import SCHEMA, STATE_FILE
 from .paths import write_atomic
 from .results import (
     Plan,
@@ -40,10 +41,6 @@ from .results import (
 __all__ = ["SCHEMA", "STATE_FILE", "EnvRecord", "PythonRecord", "TreeState", "Watch", "read_digest",
            "read_record", "write_record"]
 
-#: The record's file name inside a finished environment (its presence marks it finished).
-STATE_FILE = "pinfold.json"
-#: The schema this pinfold writes; a record without a ``schema`` key is schema 1.
-SCHEMA = 2
 
 
 def _str_map(value: object) -> dict[str, str]:

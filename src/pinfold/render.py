@@ -56,6 +56,7 @@ __all__ = [
     "rollback_lines",
     "size_text",
     "unpack_lines",
+    "up_to_date_lines",
     "waiting_line",
     "warning_lines",
 ]
@@ -140,9 +141,14 @@ def build_lines(result: BuildResult, *, digest: str | None = None) -> list[str]:
     """A build's outcome: up to date, or built (its probes and warnings are rendered apart),
     then the environment digest its record holds (none for an older pinfold's environment)."""
     if result.up_to_date:
-        return [f"{result.path} is up to date ({result.seconds:.2f}s)", *_digest_line(digest)]
+        return up_to_date_lines(result.path, result.seconds, digest=digest)
     return [f"built {result.path} -> {result.env_dir.name} in {result.seconds:.1f}s",
             *_digest_line(digest)]
+
+
+def up_to_date_lines(path: Path, seconds: float, *, digest: str | None = None) -> list[str]:
+    """A build that found nothing changed (what :func:`build_lines` renders for one)."""
+    return [f"{path} is up to date ({seconds:.2f}s)", *_digest_line(digest)]
 
 
 def check_lines(path: Path, *, skipped: str | None = None, digest: str | None = None,

@@ -24,9 +24,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import CommandError
 
@@ -154,8 +153,7 @@ class Terminated(BaseException):
         return 128 + self.signum
 
 
-@dataclass(frozen=True, slots=True)
-class Completed:
+class Completed(NamedTuple):  # not a dataclass: see pinfold.errors.Problem
     """A finished command: its argv, merged output and duration in seconds.
 
     ``output`` is the tail of at most :data:`OUTPUT_LIMIT` characters; when earlier

@@ -11,8 +11,11 @@ that with the standard library, without starting the interpreter while the files
 decide what it runs as are those the build stamped (:func:`interpreter_stamp`; otherwise one
 ``python -I -S`` run, in a thread beside the file checks: an interpreter can be replaced in
 place), without importing the
-pipeline, ``packaging``, the lock parser or, for an env.yaml of plain ``key: value`` lines
-(:func:`_top_keys`), even ``yaml``: a no-op then costs well under 0.1 s. With ``extends``,
+pipeline, ``packaging``, the lock parser, ``dataclasses`` (the record is read as JSON,
+:func:`_raw_record`; its types and the results' are imported only for :func:`up_to_date`'s
+answer, which the ``pinfold`` command does without: :func:`fresh`) or, for an env.yaml of
+plain ``key: value`` lines (:func:`_top_keys`), even ``yaml``: a no-op then costs well
+under 0.1 s, Python's own start included. With ``extends``,
 ``path`` and ``python`` may be written in a base file: the fast path follows the chain for
 those two keys only (each file once) and requires every file it read to be in the watch,
 unchanged.
@@ -26,6 +29,7 @@ full path's no-op removes it under the build lock.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import stat
@@ -33,22 +37,26 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._version import __version__
-from .envdir import Environments, damage
+from .envdir import Environments
+from .envlayout import SCHEMA, STATE_FILE, damage
 from .errors import CommandError, PinfoldError, interpreter_failed
 from .inside.shared import PLUGIN_MARK
 from .paths import env_path, find_python, read_bytes
-from .record import EnvRecord, TreeState, Watch, read_record
-from .results import BuildResult
 from .runner import Runner
 
+# The record's and the results' types are imported where the full path uses them, never at
+# the top: the fast path reads pinfold.json as JSON (`_raw_record`), because importing
+# `dataclasses` and generating those classes' methods cost more than the check itself.
 if TYPE_CHECKING:
+    from .record import EnvRecord, TreeState, Watch
+    from .results import BuildResult
     from .spec import Spec
 
-__all__ = ["METADATA", "digest", "identity", "interpreter_stamp", "layers_digest", "plugin_folders",
-           "rewritten_caches", "stamp_holds", "tree_state", "up_to_date", "watch_of"]
+__all__ = ["METADATA", "Fresh", "digest", "fresh", "identity", "interpreter_stamp", "layers_digest",
+           "plugin_folders", "rewritten_caches", "stamp_holds", "tree_state", "up_to_date", "watch_of"]
 
 
 def digest(path: Path | None) -> str:
@@ -229,6 +237,13 @@ def tree_state(tree: Path, listed: Sequence[str] = ()) -> TreeState:
     modules (``*.py`` files and subpackages, as Twisted's module walk counts them) by size
     and mtime: Twisted's caches are judged by mtime, so that is what must not move.
     """
+    from .record import TreeState  # lazy: see the note at the imports
+
+    return TreeState(**_tree_json(tree, listed))
+
+
+def _tree_json(tree: Path, listed: Sequence[str]) -> dict[str, dict[str, str]]:
+    """:func:`tree_state` as its record holds it (``TreeState.to_json``)."""
     metadata = {name: digest(tree / name) for name in METADATA if (tree / name).is_file()}
     plugins: dict[str, str] = {}
     for folder in plugin_folders(tree, listed):
@@ -247,7 +262,7 @@ def tree_state(tree: Path, listed: Sequence[str] = ()) -> TreeState:
                 continue
             if stamp is not None:
                 plugins[f"{rel}/{entry.name}"] = stamp
-    return TreeState(metadata=metadata, plugins=dict(sorted(plugins.items())))
+    return {"metadata": metadata, "plugins": dict(sorted(plugins.items()))}
 
 
 def rewritten_caches(env_dir: Path, record: EnvRecord) -> list[Path]:
@@ -259,23 +274,29 @@ def rewritten_caches(env_dir: Path, record: EnvRecord) -> list[Path]:
     written = record.outputs.plugin_caches
     if written is None:
         return []
+    return _moved_caches(env_dir, [(cache.path, cache.mtime_ns) for cache in written.caches])
+
+
+def _moved_caches(env_dir: Path, caches: Sequence[tuple[Path, int]]) -> list[Path]:
+    """Those of ``caches`` (path, mtime_ns as written) outside ``env_dir`` whose mtime moved."""
     home = env_dir.resolve()
     out = []
-    for cache in written.caches:
-        if cache.path.resolve().is_relative_to(home):
+    for path, mtime_ns in caches:
+        if path.resolve().is_relative_to(home):
             continue
         try:
-            moved = os.stat(cache.path).st_mtime_ns != cache.mtime_ns
+            moved = os.stat(path).st_mtime_ns != mtime_ns
         except OSError:
             moved = True
         if moved:
-            out.append(cache.path)
+            out.append(path)
     return out
 
 
 def watch_of(spec: Spec) -> Watch:
     """What the no-op fast path must find unchanged: everything validating ``spec`` read."""
     from .needs import read_needs  # lazy: packaging; watch_of runs on the full path only
+    from .record import Watch
 
     files: list[Path] = [*(spec.layers or (spec.file,)), spec.file, spec.requirements.path]
     if spec.build_requirements is not None:
@@ -474,18 +495,89 @@ def _find_keys(file: Path, found: dict[str, tuple[Path, object]], read: list[Pat
                for b in reversed(bases))
 
 
-def _unchanged(watch: Watch, spec_file: Path, python: str) -> bool:
-    if watch.spec != str(spec_file) or watch.python != python or str(spec_file) not in watch.files:
+#: The keys :meth:`pinfold.record.EnvRecord.from_json` requires: a record lacking one is not
+#: read by the full path, so not by the fast path either.
+RECORD_KEYS = ("develop", "facts", "fingerprint", "hashes", "inputs", "installed", "pinfold",
+               "plan", "python", "spec", "stages", "watch")
+
+
+def _strs(value: object) -> list[str]:
+    """A JSON list of strings, else TypeError (which makes the fast path answer None)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("expected a list of strings")
+    return value
+
+
+def _object(value: object) -> dict[str, Any]:
+    """A JSON object, else TypeError."""
+    if not isinstance(value, dict):
+        raise TypeError("expected an object")
+    return value
+
+
+def _raw_record(env_dir: Path) -> dict[str, Any] | None:
+    """``pinfold.json`` as JSON, if :func:`pinfold.record.read_record` could read it; else None.
+
+    Only the parts the fast path uses are checked for their types (any other part is only
+    required to be there): a mistyped one raises TypeError, and :func:`up_to_date` then
+    answers None, as :func:`~pinfold.record.read_record` would.
+    """
+    try:
+        data = json.loads((env_dir / STATE_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not all(key in data for key in RECORD_KEYS):
+        return None
+    schema = data.get("schema", 1)
+    if isinstance(schema, bool) or not isinstance(schema, int) or not 1 <= schema <= SCHEMA:
+        return None
+    return data
+
+
+def _unchanged(watch: dict[str, Any], spec_file: Path, python: str) -> bool:
+    files = _object(watch["files"])
+    if watch["spec"] != str(spec_file) or watch["python"] != python or str(spec_file) not in files:
         return False
     try:
-        if any(digest(Path(name)) != value for name, value in watch.files.items()):
+        if any(digest(Path(name)) != value for name, value in files.items()):
             return False
     except OSError:  # a file went away: validation will say so
         return False
-    if not all(Path(folder).is_dir() for folder in watch.folders):
+    if not all(Path(folder).is_dir() for folder in _strs(watch["folders"])):
         return False
-    return all(tree_state(Path(tree), watch.plugin_packages) == state
-               for tree, state in (watch.develop or {}).items())
+    listed = _strs(watch.get("plugin_packages", []))
+    return all(_tree_json(Path(tree), listed) == state
+               for tree, state in _object(watch.get("develop") or {}).items())
+
+
+class Fresh(NamedTuple):
+    """The fast path's answer: the environment ``path`` points to is what a build would make.
+
+    :meth:`to_json` is :meth:`pinfold.results.BuildResult.to_json` of :meth:`result`, without
+    importing that module: the ``pinfold`` command renders this for a no-op build.
+    """
+
+    #: env.yaml, absolute.
+    spec_file: Path
+    #: ``path`` (the symlink) and the environment it points to.
+    path: Path
+    env_dir: Path
+    #: How long the check took.
+    seconds: float
+    #: The environment digest its record holds (None for an older pinfold's environment).
+    digest: str | None
+
+    def result(self) -> BuildResult:
+        """The no-op build's result."""
+        from .results import BuildResult
+
+        return BuildResult(spec_file=self.spec_file, path=self.path, env_dir=self.env_dir,
+                           up_to_date=True, seconds=self.seconds)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict, as the build's result gives it (nothing ran: no stages, no facts)."""
+        return {"spec_file": str(self.spec_file), "path": str(self.path), "env_dir": str(self.env_dir),
+                "up_to_date": True, "stages": [], "warnings": [], "seconds": self.seconds, "facts": {}}
 
 
 def up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
@@ -495,9 +587,15 @@ def up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
     deep for ``yaml.safe_load``, a path with a NUL byte, a foreign ``pinfold.json``) the
     full path validates and reports with a proper message.
     """
+    answer = fresh(spec_file, runner)
+    return None if answer is None else answer.result()
+
+
+def fresh(spec_file: Path | str, runner: Runner) -> Fresh | None:
+    """:func:`up_to_date`'s answer, before any of the results' types is imported."""
     try:
-        return _up_to_date(spec_file, runner)
-    except Exception:  # see the docstring: the full path reports it
+        return _fresh(spec_file, runner)
+    except Exception:  # see up_to_date: the full path reports it
         return None
 
 
@@ -522,19 +620,27 @@ class _Identity:
         return self._answer
 
 
-def _as_now(record: EnvRecord, current: Path, file: Path, python: str, read: list[Path]) -> bool:
+def _as_now(record: dict[str, Any], current: Path, file: Path, python: str, read: list[Path]) -> bool:
     """Whether ``current`` (its ``record``) was built from what ``file`` and its watch hold now."""
-    if record.pinfold != __version__ or not _unchanged(record.watch, file, python):
+    watch = _object(record["watch"])
+    if record["pinfold"] != __version__ or not _unchanged(watch, file, python):
         return False
-    if any(str(f) not in record.watch.files for f in read):  # a file the build did not merge
+    if any(str(f) not in watch["files"] for f in read):  # a file the build did not merge
         return False
     # Develop trees, recorded before pinfold watched what they hold: not known to be up to date.
-    if record.develop and record.watch.develop is None:
+    if _strs(record["develop"]) and watch.get("develop") is None:
         return False
-    return damage(current, record.installed) is None and not rewritten_caches(current, record)
+    if damage(current, _strs(record["installed"])) is not None:
+        return False
+    written = _object(record["facts"]).get("plugin_caches")
+    caches = [] if written is None else [_object(c) for c in _object(written)["caches"]]
+    for cache in caches:
+        if not isinstance(cache["path"], str) or not isinstance(cache["mtime_ns"], int):
+            raise TypeError("facts.plugin_caches: expected a path and an mtime")
+    return not _moved_caches(current, [(Path(c["path"]), c["mtime_ns"]) for c in caches])
 
 
-def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
+def _fresh(spec_file: Path | str, runner: Runner) -> Fresh | None:
     start = time.monotonic()
     file = Path(spec_file).absolute()
     found: dict[str, tuple[Path, object]] = {}
@@ -557,19 +663,23 @@ def _up_to_date(spec_file: Path | str, runner: Runner) -> BuildResult | None:
         return None
     if envs.has_leftovers():  # a killed build's folder: the full path's no-op removes it
         return None
-    record = read_record(current)
+    record = _raw_record(current)
     if record is None:
         return None
     # The interpreter the build ran is known by its files' identities (interpreter_stamp);
     # otherwise its identity is asked for, beside the file checks below (its start is most
     # of the wall time of a no-op after Python's own), and awaited on every way out.
-    stamp = record.watch.interpreter
-    asked = None if stamp is not None and stamp_holds(python, stamp) else _Identity(python, runner)
+    stamp = _object(record["watch"]).get("interpreter")
+    known = _object(record["inputs"]).get("python")
+    if not isinstance(known, str):
+        return None
+    asked = None if stamp is not None and stamp_holds(python, _object(stamp)) else _Identity(python, runner)
     try:
         as_now = _as_now(record, current, file, python, read)
     finally:
-        answer = record.inputs.get("python") if asked is None else asked.result()
-    if not as_now or answer is None or answer != record.inputs.get("python"):
+        answer = known if asked is None else asked.result()
+    if not as_now or answer != known:
         return None
-    return BuildResult(spec_file=file, path=path, env_dir=current, up_to_date=True,
-                       seconds=time.monotonic() - start)
+    digest = record.get("digest")
+    return Fresh(spec_file=file, path=path, env_dir=current, seconds=time.monotonic() - start,
+                 digest=digest if isinstance(digest, str) else None)
