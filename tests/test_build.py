@@ -457,11 +457,11 @@ def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: P
 
     # Structural, not timed: the CLI's no-op never imports the pipeline, the spec, packaging,
     # rich (the live progress display), the manifest or subprocess (it starts nothing), nor the
-    # record's and results' types or `dataclasses` (it reads pinfold.json as JSON).
+    # record's and results' types, `dataclasses` (it reads pinfold.json as JSON) or `typing`.
     probe = ("import sys; from pinfold.cli import main; code = main(['build', sys.argv[1]]); "
              "print(code, sorted(m for m in ('pinfold.pipeline', 'pinfold.spec', 'packaging', 'rich', "
-             "'pinfold.manifest', 'subprocess', 'pinfold.record', 'pinfold.results', 'dataclasses') "
-             "if m in sys.modules))")
+             "'pinfold.manifest', 'subprocess', 'pinfold.record', 'pinfold.results', 'dataclasses', "
+             "'typing') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-I", "-c", probe, str(spec_file)], capture_output=True,
                           text=True, check=True)
     assert done.stdout.strip() == "0 []", done.stdout + done.stderr

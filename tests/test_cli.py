@@ -94,3 +94,11 @@ def test_fetch_plan_and_error_text(tmp_path: Path) -> None:
     ]
     exc = SpecError("env.yaml is invalid", [Problem("env.yaml:1:1", "bad")], tip="fix it")
     assert error_lines(exc) == ["error: env.yaml is invalid\n  env.yaml:1:1: bad", "tip: fix it"]
+
+
+def test_a_problem_is_a_value() -> None:
+    """Problem is a plain class (no dataclass on the no-op path): equal by value, hashable."""
+    one, same, other = Problem("env.yaml:1:1", "bad"), Problem("env.yaml:1:1", "bad"), Problem("", "bad")
+    assert one == same and hash(one) == hash(same) and one != other and len({one, same, other}) == 2
+    assert str(one) == "env.yaml:1:1: bad" and str(other) == "bad" and one != ("env.yaml:1:1", "bad")
+    assert repr(one) == "Problem(where='env.yaml:1:1', message='bad')"

@@ -11,10 +11,10 @@ or the no-op ``pinfold build`` (:mod:`pinfold.uptodate`) could not stay fast.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
 from ._version import __version__
 
+TYPE_CHECKING = False  # not typing's: see pinfold.errors
 if TYPE_CHECKING:
     from .errors import (
         BuildError,

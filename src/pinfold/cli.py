@@ -18,7 +18,6 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any
 
 from . import render
 from ._version import __version__
@@ -37,8 +36,14 @@ from .runner import Runner, Terminated, end_running_commands, resume_commands
 # The imports inside the handlers are there for one reason, said once here: `--help` and a
 # `pinfold build` with nothing changed (pinfold.uptodate, ~0.15 s) must not load the pipeline,
 # the spec loader, YAML validation or `packaging`; each handler loads what it uses.
+TYPE_CHECKING = False  # not typing's: see pinfold.errors
 if TYPE_CHECKING:
+    from typing import IO, Any
+
     from .spec import Purpose, Spec
+
+    #: What a command handler returns: its exit code and its --json result (without "ok").
+    _Outcome = tuple[int, dict[str, Any]]
 
 __all__ = ["EXIT_CODES", "JSON_SCHEMA_VERSION", "exit_code_for", "json_schema_name", "main"]
 
@@ -265,10 +270,6 @@ class _Context:
 _PURPOSE: dict[str, Purpose] = {"lock": "lock", "rollback": "inspect", "gc": "inspect",
                                 "check": "inspect", "fetch": "fetch", "sbom": "inspect",
                                 "pack": "inspect"}
-
-#: What a command handler returns: its exit code and its --json result (without "ok").
-_Outcome = tuple[int, dict[str, Any]]
-
 
 def _init(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     from .init import InitOptions, init  # lazy: see the note at the imports

@@ -24,12 +24,12 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
 from .envlayout import STATE_FILE
 from .errors import BuildError, SpecError
 from .paths import write_atomic
 
+TYPE_CHECKING = False  # not typing's: see pinfold.errors
 if TYPE_CHECKING:
     from .manifest import HashMemo
     from .record import EnvRecord
@@ -69,13 +69,15 @@ def is_marked(env_dir: Path) -> bool:
         return False
 
 
-class Cleanup(NamedTuple):  # not a dataclass: see pinfold.errors.Problem
-    """What a cleanup removed, and what it left alone under ``<path>.d`` (named, with why)."""
+class Cleanup:  # a plain class: see pinfold.errors.Problem
+    """What a cleanup removed (``removed``: unfinished builds, old environments), and what it
+    left alone under ``<path>.d`` (``warnings``: one sentence per entry, not provably pinfold's)."""
 
-    #: The directories removed (unfinished builds, old environments).
-    removed: tuple[Path, ...] = ()
-    #: One sentence per entry left alone: it is not provably pinfold's.
-    warnings: tuple[str, ...] = ()
+    __slots__ = ("removed", "warnings")
+
+    def __init__(self, removed: tuple[Path, ...] = (), warnings: tuple[str, ...] = ()) -> None:
+        self.removed = removed
+        self.warnings = warnings
 
 
 class Environments:

@@ -7,8 +7,10 @@ never prints or exits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
 
+# `typing`'s own flag, without importing `typing` (~3 ms): the modules a no-op `pinfold
+# build` loads do without it (see pinfold.uptodate); mypy reads this name as typing's.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .results import ProbeResult
 
@@ -31,14 +33,28 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
-# A NamedTuple, not a dataclass, as are the few other types every command imports: the
-# no-op `pinfold build` must not pay for importing `dataclasses` (~10 ms) and generating
-# each class's methods (~1 ms a class).
-class Problem(NamedTuple):
+# A plain class, not a dataclass or a NamedTuple, as are the few other types every command
+# imports: the no-op `pinfold build` must not pay for importing `dataclasses` (~10 ms) or
+# `typing`, and generating each class's methods (~1 ms a class).
+class Problem:
     """One thing wrong, with where it is (``env.yaml:3:5``, a lock line, a file)."""
 
-    where: str
-    message: str
+    __slots__ = ("message", "where")
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where = where
+        self.message = message
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Problem):
+            return NotImplemented
+        return (self.where, self.message) == (other.where, other.message)
+
+    def __hash__(self) -> int:
+        return hash((self.where, self.message))
+
+    def __repr__(self) -> str:
+        return f"Problem(where={self.where!r}, message={self.message!r})"
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message

@@ -22,11 +22,13 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import IO, TYPE_CHECKING
 
 from . import render
 
+TYPE_CHECKING = False  # not typing's: see pinfold.errors
 if TYPE_CHECKING:
+    from typing import IO
+
     from rich.console import Console
     from rich.live import Live
     from rich.text import Text

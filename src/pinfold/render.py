@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .paths import display_path
 
+TYPE_CHECKING = False  # not typing's: see pinfold.errors
 if TYPE_CHECKING:
     from .buildout import ImportResult
     from .changes import Plan

@@ -25,10 +25,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import CommandError
 
+TYPE_CHECKING = False  # not typing's: see pinfold.errors
 if TYPE_CHECKING:
     import subprocess
 
@@ -153,21 +153,28 @@ class Terminated(BaseException):
         return 128 + self.signum
 
 
-class Completed(NamedTuple):  # not a dataclass: see pinfold.errors.Problem
+class Completed:  # a plain class: see pinfold.errors.Problem
     """A finished command: its argv, merged output and duration in seconds.
 
     ``output`` is the tail of at most :data:`OUTPUT_LIMIT` characters; when earlier
     output was dropped it starts with a line saying how much, also in ``dropped_lines``
-    and ``dropped_chars``.
+    and ``dropped_chars``. ``returncode`` is the exit status (0 unless the command was run
+    with ``check=False``).
     """
 
-    argv: tuple[str, ...]
-    output: str
-    seconds: float
-    dropped_lines: int = 0
-    dropped_chars: int = 0
-    #: The exit status (0 unless the command was run with ``check=False``).
-    returncode: int = 0
+    __slots__ = ("argv", "dropped_chars", "dropped_lines", "output", "returncode", "seconds")
+
+    def __init__(self, argv: tuple[str, ...], output: str, seconds: float, dropped_lines: int = 0,
+                 dropped_chars: int = 0, returncode: int = 0) -> None:
+        self.argv = argv
+        self.output = output
+        self.seconds = seconds
+        self.dropped_lines = dropped_lines
+        self.dropped_chars = dropped_chars
+        self.returncode = returncode
+
+    def __repr__(self) -> str:
+        return f"Completed(argv={self.argv!r}, returncode={self.returncode}, seconds={self.seconds:.3f})"
 
 
 class _Tail:

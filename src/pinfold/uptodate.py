@@ -37,7 +37,6 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._version import __version__
 from .envdir import Environments
@@ -50,7 +49,10 @@ from .runner import Runner
 # The record's and the results' types are imported where the full path uses them, never at
 # the top: the fast path reads pinfold.json as JSON (`_raw_record`), because importing
 # `dataclasses` and generating those classes' methods cost more than the check itself.
+TYPE_CHECKING = False  # not typing's: see pinfold.errors
 if TYPE_CHECKING:
+    from typing import Any
+
     from .record import EnvRecord, TreeState, Watch
     from .results import BuildResult
     from .spec import Spec
@@ -550,22 +552,25 @@ def _unchanged(watch: dict[str, Any], spec_file: Path, python: str) -> bool:
                for tree, state in _object(watch.get("develop") or {}).items())
 
 
-class Fresh(NamedTuple):
+class Fresh:  # a plain class: see pinfold.errors.Problem
     """The fast path's answer: the environment ``path`` points to is what a build would make.
 
-    :meth:`to_json` is :meth:`pinfold.results.BuildResult.to_json` of :meth:`result`, without
-    importing that module: the ``pinfold`` command renders this for a no-op build.
+    ``spec_file`` is env.yaml (absolute), ``path`` the symlink and ``env_dir`` the environment it
+    points to, ``seconds`` how long the check took, ``digest`` the environment digest its record
+    holds (None for an older pinfold's environment). :meth:`to_json` is
+    :meth:`pinfold.results.BuildResult.to_json` of :meth:`result`, without importing that
+    module: the ``pinfold`` command renders this for a no-op build.
     """
 
-    #: env.yaml, absolute.
-    spec_file: Path
-    #: ``path`` (the symlink) and the environment it points to.
-    path: Path
-    env_dir: Path
-    #: How long the check took.
-    seconds: float
-    #: The environment digest its record holds (None for an older pinfold's environment).
-    digest: str | None
+    __slots__ = ("digest", "env_dir", "path", "seconds", "spec_file")
+
+    def __init__(self, *, spec_file: Path, path: Path, env_dir: Path, seconds: float,
+                 digest: str | None) -> None:
+        self.spec_file = spec_file
+        self.path = path
+        self.env_dir = env_dir
+        self.seconds = seconds
+        self.digest = digest
 
     def result(self) -> BuildResult:
         """The no-op build's result."""
