@@ -582,13 +582,14 @@ def _report_probes(args: argparse.Namespace, out: _Output, probes: list[dict[str
     junit: Path | None = getattr(args, "junit_xml", None)
     if not probes and junit is None:
         return  # e.g. a no-op build: nothing to render, and no reason to import the probes
-    from .probes.report import write_junit  # lazy: xml.etree, only with probes to report
-    from .results import ProbeResult
+    from .results import ProbeResult  # lazy: a no-op build has no probes to render
 
     results = [ProbeResult.from_json(p) for p in probes]
     # A failed probe's evidence is part of the error: shown with -q too.
     (out.error if failed else out.lines)(render.probe_lines(results, warn_evidence=failed))
     if junit is not None:
+        from .probes.report import write_junit  # lazy: xml.etree and its regex, ~8 ms
+
         try:
             # `check --path DEST` has no env.yaml: the suite names the environment instead.
             where = getattr(args, "at", None) or args.spec
