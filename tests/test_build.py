@@ -503,8 +503,8 @@ def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: P
         assert changed(edit, undo), name
         assert up_to_date(spec_file, Runner()) is not None, f"{name}: not restored"
 
-    # A record the fast path cannot read as the full path's reader would is not up to date:
-    # whatever of it the fast path uses is checked for its type, not trusted.
+    # A record the full path's reader cannot read is not up to date by the fast path either:
+    # edited, its checksum no longer holds, and the reader's own checks decide.
     good = json.loads(state)
     assert up_to_date(spec_file, Runner()) is not None
     for name, broken in {
@@ -514,10 +514,16 @@ def test_noop_fast_path_answers_only_when_nothing_it_watches_changed(tmp_path: P
         "installed as text": {**good, "installed": "plain_wheel==1.0"},
         "the interpreter as a number": {**good, "inputs": {**good["inputs"], "python": 3}},
         "folders as text": {**good, "watch": {**good["watch"], "folders": "/"}},
-        "another pinfold": {**good, "pinfold": "0.0.1"},
+        # Parts the fast path does not use, edited by hand: the reader refuses them, so it does.
+        "the fingerprint as a number": {**good, "fingerprint": 5},
+        "the develop trees' states as a list": {**good, "watch": {**good["watch"], "develop": []}},
+        "packed as text": {**good, "packed": "x"},
+        "the digest as a number": {**good, "digest": 7},
     }.items():
         state_file.write_text(broken if isinstance(broken, str) else json.dumps(broken))
-        assert up_to_date(spec_file, Runner()) is None, name
+        assert read_record(first.env_dir) is None and up_to_date(spec_file, Runner()) is None, name
+    state_file.write_text(json.dumps({**good, "pinfold": "0.0.1"}))  # readable, by another pinfold
+    assert read_record(first.env_dir) is not None and up_to_date(spec_file, Runner()) is None
     state_file.write_text(state)
 
     # A stamp that no longer holds (one of its files has another identity): the interpreter is

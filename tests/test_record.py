@@ -120,13 +120,40 @@ def test_build_result_json_keeps_the_facts_shape() -> None:
     assert noop.to_json()["facts"] == {}
 
 
-def test_the_fast_path_requires_every_key_the_reader_requires(tmp_path: Path) -> None:
-    """The no-op fast path reads pinfold.json as JSON (pinfold.uptodate): it must refuse a record
-    the full reader refuses for a missing key, and no more (schema, digest, packed: optional)."""
-    from pinfold.uptodate import RECORD_KEYS
+def test_the_fast_path_reads_only_records_the_reader_reads(tmp_path: Path) -> None:
+    """The no-op fast path reads pinfold.json as JSON (pinfold.uptodate): a record the full
+    reader refuses (a key missing, any part of another JSON type) it refuses too; one pinfold
+    wrote (its checksum holds) it reads without the reader."""
+    from pinfold.envlayout import CHECKSUM, record_checksum
+    from pinfold.uptodate import RECORD_KEYS, _raw_record
 
     written = record().to_json()
     assert set(RECORD_KEYS) == set(written) - {"schema", "digest", "packed"}
+    write_record(tmp_path, record())
+    on_disk = json.loads((tmp_path / STATE_FILE).read_text())
+    assert on_disk[CHECKSUM] == record_checksum(on_disk) and _raw_record(tmp_path) == on_disk
+    assert read_record(tmp_path) == record()
+
+    def both(data: object) -> tuple[bool, bool]:
+        (tmp_path / STATE_FILE).write_text(json.dumps(data))
+        return read_record(tmp_path) is None, _raw_record(tmp_path) is None
+
     for key in RECORD_KEYS:
-        (tmp_path / STATE_FILE).write_text(json.dumps({k: v for k, v in written.items() if k != key}))
-        assert read_record(tmp_path) is None, key
+        assert both({k: v for k, v in on_disk.items() if k != key}) == (True, True), key
+    # Every part, top level and one level down, as each other JSON type: the checksum no longer
+    # holds, and the fast path refuses exactly what the reader refuses.
+    others: list[object] = [None, 7, 1.5, True, "x", [], [1], {}, {"a": 1}]
+    refused = 0
+    for key, value in on_disk.items():
+        places = [(key, None)] + [(key, sub) for sub in (value if isinstance(value, dict) else {})]
+        for top, sub in places:
+            for other in others:
+                data = json.loads(json.dumps(on_disk))
+                if sub is None:
+                    data[top] = other
+                else:
+                    data[top][sub] = other
+                reader, fast = both(data)
+                assert fast == reader, (top, sub, other)
+                refused += reader
+    assert refused > 100  # the loop reached the reader's checks, not only missing keys

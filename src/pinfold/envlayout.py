@@ -6,16 +6,31 @@ The inside scripts do not: they ask their own interpreter (``sys.path``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["SCHEMA", "STATE_FILE", "damage", "site_packages"]
+__all__ = ["CHECKSUM", "SCHEMA", "STATE_FILE", "damage", "record_checksum", "site_packages"]
 
 #: The record's file name inside a finished environment (its presence marks it finished;
 #: :mod:`pinfold.record` reads and writes it).
 STATE_FILE = "pinfold.json"
 #: The record's layout this pinfold writes; a record without a ``schema`` key is schema 1.
 SCHEMA = 2
+#: The record's key holding :func:`record_checksum` of the rest of it. Optional (a record from
+#: before it has none): a record whose checksum holds is, byte for byte in its values, one
+#: :func:`pinfold.record.write_record` wrote, which the record's reader reads back; the no-op
+#: fast path then needs no reader of its own for the parts it does not use. A checksum, not a
+#: signature: it tells a record edited by hand or damaged from one pinfold wrote.
+CHECKSUM = "checksum"
+
+
+def record_checksum(data: Mapping[str, object]) -> str:
+    """``sha256:`` over a record's JSON object without :data:`CHECKSUM`, as sorted, compact JSON."""
+    text = json.dumps({k: v for k, v in data.items() if k != CHECKSUM}, sort_keys=True,
+                      separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def site_packages(env_dir: Path) -> list[Path]:

@@ -13,7 +13,9 @@ Schemas: 1 is the record of pinfold before the ``schema`` key existed (the same 
 them reads, and is treated as "not known" where they matter. ``digest`` (the environment
 digest, :mod:`pinfold.manifest`) is optional too: a record written before manifests has none,
 and its environment none to check the files against. ``packed`` is only in the record of an
-environment ``pinfold unpack`` placed (the pack's own document, :mod:`pinfold.pack`). The
+environment ``pinfold unpack`` placed (the pack's own document, :mod:`pinfold.pack`).
+``checksum`` (:data:`pinfold.envlayout.CHECKSUM`, over the rest) is written with every record
+and ignored by the reader: the no-op fast path trusts the shape of a record whose checksum holds. The
 manifest itself lives beside the record (``pinfold-manifest.json``), written first: the
 record, written last, finishes both.
 Standard library only and cheap to import: the no-op fast path reads the record.
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .envlayout import SCHEMA, STATE_FILE
+from .envlayout import CHECKSUM, SCHEMA, STATE_FILE, record_checksum
 from .paths import write_atomic
 from .results import (
     Plan,
@@ -281,6 +283,12 @@ def read_digest(env_dir: Path) -> str | None:
 
 
 def write_record(env_dir: Path, record: EnvRecord) -> None:
-    """Write ``record`` into ``env_dir`` atomically: a reader sees the old file or the new one."""
-    text = json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n"
+    """Write ``record`` into ``env_dir`` atomically: a reader sees the old file or the new one.
+
+    With its :data:`~pinfold.envlayout.CHECKSUM`, taken over the values as they read back (JSON
+    has lists, not tuples, and string keys only).
+    """
+    data = json.loads(json.dumps(record.to_json()))
+    data[CHECKSUM] = record_checksum(data)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     write_atomic(env_dir / STATE_FILE, text.encode("utf-8"))

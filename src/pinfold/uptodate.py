@@ -40,7 +40,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .envdir import Environments
-from .envlayout import SCHEMA, STATE_FILE, damage
+from .envlayout import CHECKSUM, SCHEMA, STATE_FILE, damage, record_checksum
 from .errors import CommandError, PinfoldError, interpreter_failed
 from .inside.shared import PLUGIN_MARK
 from .paths import env_path, find_python, read_bytes
@@ -520,9 +520,10 @@ def _object(value: object) -> dict[str, Any]:
 def _raw_record(env_dir: Path) -> dict[str, Any] | None:
     """``pinfold.json`` as JSON, if :func:`pinfold.record.read_record` could read it; else None.
 
-    Only the parts the fast path uses are checked for their types (any other part is only
-    required to be there): a mistyped one raises TypeError, and :func:`up_to_date` then
-    answers None, as :func:`~pinfold.record.read_record` would.
+    A record whose :data:`~pinfold.envlayout.CHECKSUM` holds is as pinfold wrote it, so of the
+    shape the reader reads: only the parts the fast path uses are checked for their types (a
+    mistyped one raises TypeError, and :func:`up_to_date` then answers None). Any other record
+    (edited by hand, damaged, or without a checksum) goes through the reader's own checks.
     """
     try:
         data = json.loads((env_dir / STATE_FILE).read_bytes())
@@ -533,6 +534,13 @@ def _raw_record(env_dir: Path) -> dict[str, Any] | None:
     schema = data.get("schema", 1)
     if isinstance(schema, bool) or not isinstance(schema, int) or not 1 <= schema <= SCHEMA:
         return None
+    if data.get(CHECKSUM) != record_checksum(data):
+        from .record import EnvRecord  # lazy: its types cost more than the rest of the no-op
+
+        try:
+            EnvRecord.from_json(data)
+        except (KeyError, TypeError, ValueError):  # what read_record turns into None
+            return None
     return data
 
 
