@@ -29,6 +29,7 @@ from pinfold.pack import (
     HostPython,
     PackInfo,
     _link_problem,
+    _probe_specs,
     _safe_rel,
     _trampoline,
     default_name,
@@ -69,6 +70,15 @@ def test_member_names_must_stay_inside() -> None:
     for bad in ("env/../x", "env//x", "/etc/passwd", "env/", "other/x", "env/a/./b", "env/a\0b",
                 "env/a/../../x"):
         assert _safe_rel(bad) is None, bad
+
+
+def test_a_probe_timeout_too_large_for_a_float_is_a_type_error() -> None:
+    """JSON numbers have any number of digits: a hostile pack document's 400-digit timeout is
+    refused as a bad document (TypeError, which unpack reports), not an OverflowError."""
+    assert _probe_specs([{"argv": ["tool", "--version"], "timeout": 30}])[0].timeout == 30.0
+    for bad in (10**400, True, "30"):
+        with pytest.raises(TypeError, match="timeout"):
+            _probe_specs([{"argv": ["tool"], "timeout": bad}])
 
 
 def test_links_must_stay_inside() -> None:

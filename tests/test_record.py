@@ -157,3 +157,9 @@ def test_the_fast_path_reads_only_records_the_reader_reads(tmp_path: Path) -> No
                 assert fast == reader, (top, sub, other)
                 refused += reader
     assert refused > 100  # the loop reached the reader's checks, not only missing keys
+    # Hostile numbers and nesting: None from both, never an exception.
+    huge = json.loads(json.dumps(on_disk))
+    huge["stages"][0]["seconds"] = 10**400
+    assert both(huge) == (True, True)
+    (tmp_path / STATE_FILE).write_text("[" * 100_000 + "]" * 100_000)
+    assert read_record(tmp_path) is None and _raw_record(tmp_path) is None

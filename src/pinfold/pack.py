@@ -79,7 +79,7 @@ from .manifest import (
 )
 from .paths import display_path, write_atomic
 from .record import STATE_FILE, EnvRecord, PythonRecord, read_record
-from .results import json_object, json_str, json_strs
+from .results import json_number, json_object, json_str, json_strs
 from .spec import (
     FinalSpec,
     GeneratedScript,
@@ -191,10 +191,11 @@ def _probe_specs(data: object) -> tuple[ScriptProbe, ...]:
     out = []
     for item in data:
         item = json_object(item)
-        timeout = item["timeout"]
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
-            raise TypeError("timeout: expected a number")
-        out.append(ScriptProbe(argv=json_strs(item["argv"]), timeout=float(timeout)))
+        try:
+            timeout = json_number(item["timeout"])
+        except (TypeError, ValueError) as exc:  # a 400-digit number is not a float either
+            raise TypeError(f"timeout: {exc}") from None
+        out.append(ScriptProbe(argv=json_strs(item["argv"]), timeout=timeout))
     return tuple(out)
 
 

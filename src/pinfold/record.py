@@ -264,7 +264,9 @@ def read_record(env_dir: Path) -> EnvRecord | None:
     try:
         data = json.loads((env_dir / STATE_FILE).read_bytes())
         return EnvRecord.from_json(data)
-    except (OSError, ValueError, KeyError, TypeError):  # JSONDecodeError is a ValueError
+    # JSONDecodeError is a ValueError; a 400-digit number where a float belongs overflows, and
+    # lists nested thousands deep recurse past the limit.
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):
         return None
 
 

@@ -57,10 +57,14 @@ def json_str(value: object) -> str:
 
 
 def json_number(value: object) -> float:
-    """A JSON number (not a boolean) as a float; ``TypeError`` for anything else."""
+    """A JSON number (not a boolean) as a float; ``TypeError`` for anything else, ``ValueError``
+    for an integer too large for a float (JSON allows any number of digits)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"expected a number, got {value!r:.60}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError("a number too large for a float") from None
 
 
 def json_int(value: object) -> int:

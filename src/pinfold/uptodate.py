@@ -12,8 +12,9 @@ decide what it runs as are those the build stamped (:func:`interpreter_stamp`; o
 ``python -I -S`` run, in a thread beside the file checks: an interpreter can be replaced in
 place), without importing the
 pipeline, ``packaging``, the lock parser, ``dataclasses`` (the record is read as JSON,
-:func:`_raw_record`; its types and the results' are imported only for :func:`up_to_date`'s
-answer, which the ``pinfold`` command does without: :func:`fresh`) or, for an env.yaml of
+:func:`_raw_record`, when its checksum says pinfold wrote it as it is; the record's types are
+imported to read any other record, and with the results' for :func:`up_to_date`'s answer,
+which the ``pinfold`` command does without: :func:`fresh`) or, for an env.yaml of
 plain ``key: value`` lines (:func:`_top_keys`), even ``yaml``: a no-op then costs well
 under 0.1 s, Python's own start included. With ``extends``,
 ``path`` and ``python`` may be written in a base file: the fast path follows the chain for
@@ -527,7 +528,7 @@ def _raw_record(env_dir: Path) -> dict[str, Any] | None:
     """
     try:
         data = json.loads((env_dir / STATE_FILE).read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or not all(key in data for key in RECORD_KEYS):
         return None
@@ -539,7 +540,7 @@ def _raw_record(env_dir: Path) -> dict[str, Any] | None:
 
         try:
             EnvRecord.from_json(data)
-        except (KeyError, TypeError, ValueError):  # what read_record turns into None
+        except (KeyError, TypeError, ValueError, OverflowError, RecursionError):  # see read_record
             return None
     return data
 
