@@ -15,9 +15,9 @@ digest, :mod:`pinfold.manifest`) is optional too: a record written before manife
 and its environment none to check the files against. ``packed`` is only in the record of an
 environment ``pinfold unpack`` placed (the pack's own document, :mod:`pinfold.pack`).
 ``checksum`` (:data:`pinfold.envlayout.CHECKSUM`, over the rest) is written with every record
-and ignored by the reader: the no-op fast path trusts the shape of a record whose checksum holds. The
-manifest itself lives beside the record (``pinfold-manifest.json``), written first: the
-record, written last, finishes both.
+and ignored by the reader: the no-op fast path trusts the shape of a record whose checksum
+holds. The manifest itself lives beside the record (``pinfold-manifest.json``), written
+first: the record, written last, finishes both.
 Standard library only and cheap to import: the no-op fast path reads the record.
 """
 
