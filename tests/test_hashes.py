@@ -139,6 +139,30 @@ def test_an_update_reads_only_what_it_could_not_carry(tmp_path: Path) -> None:
     assert list(compare(manifest, new).changed) == [f"{SITE}/pkg/__init__.py"]
 
 
+def test_files_linked_in_the_clock_tick_that_ends_the_clone_are_carried(tmp_path: Path) -> None:
+    """File system timestamps are coarse: the clone's last links share a tick with the clock
+    taken right after it. The memo waits for the next tick instead of hashing them again."""
+    for n in range(3):  # each clone ends in a tick of its own: more than one chance to share it
+        envs = Environments(tmp_path / f"env{n}")
+        old = envs.versions / "20240101-000000000-aaaaaa"
+        envs.versions.mkdir()
+        envs.create(old)
+        write(old / "pyvenv.cfg", "home = /usr/bin\n")
+        write(old / "bin" / "tool", "#!/bin/sh\n")
+        for i in range(400):
+            write(old / SITE / "many" / f"m{i}.py", f"n = {i}\n")
+        settle(old)
+        memo = HashMemo(Tokens.of(old, path=envs.path, root=envs.path.parent))
+        memo.save(old, scan(old, memo=memo).entries, since=memo.clock(old))
+        write(old / "pinfold.json", "{}")
+        new = envs.versions / "20240102-000000000-bbbbbb"
+        envs.create(new)
+        memo = HashMemo(Tokens.of(new, path=envs.path, root=envs.path.parent))
+        envs.clone(old, new, memo)
+        scan(new, memo=memo)
+        assert [r for r in memo.read if r.startswith(f"{SITE}/many/")] == [], n
+
+
 def test_hashes_are_trusted_only_in_their_own_finished_directory(tmp_path: Path) -> None:
     envs = Environments(tmp_path / "env")
     old = finished_env(envs, "20240101-000000000-aaaaaa")
