@@ -113,6 +113,22 @@ def test_a_file_changed_in_the_tick_it_was_read_is_not_kept(tmp_path: Path) -> N
     assert memo.lookup("a.py", info) == ("0" * 64, "")
 
 
+def test_a_file_written_just_before_the_clock_is_kept(tmp_path: Path) -> None:
+    """The memo's clock is past every change finished before it was asked: files an installer
+    wrote a moment before the RECORD check (INSTALLER, REQUESTED) are not read again by the
+    scan. File systems give both the same coarse time when the clock is read at once (on a
+    kernel with multigrain timestamps: every time)."""
+    env = tmp_path / "e"
+    memo = HashMemo(Tokens())
+    for n in range(50):
+        write(env / f"f{n}.txt", f"{n}\n")
+        since = memo.clock(env)
+        info = os.lstat(env / f"f{n}.txt")
+        assert info.st_ctime_ns < since
+        memo.hash(f"f{n}.txt", str(env / f"f{n}.txt"), info, since)
+        assert memo.lookup(f"f{n}.txt", info) is not None
+
+
 def test_an_update_reads_only_what_it_could_not_carry(tmp_path: Path) -> None:
     envs = Environments(tmp_path / "env")
     old = finished_env(envs, "20240101-000000000-aaaaaa")

@@ -432,6 +432,27 @@ def _fs_clock(folder: Path) -> int:
         os.unlink(tmp)
 
 
+def _fs_clock_past(folder: Path, moment: int | None) -> int:
+    """The file system's clock (:func:`_fs_clock`), past ``moment`` if it gets there within
+    50 ms; None: past the clock at the call, so that every change finished before the call
+    has an older ctime.
+
+    File system timestamps are coarse: a file written just before the call and the file
+    the clock reads are often given the same time (measured here: every time, on a kernel
+    with multigrain timestamps), and such a file could not be kept. The tick ends soon
+    (here well under a millisecond); a clock that never moves gives its one answer, which
+    is only more careful.
+    """
+    since = _fs_clock(folder)
+    if moment is None:
+        moment = since
+    deadline = time.monotonic() + 0.05
+    while since <= moment and time.monotonic() < deadline:
+        time.sleep(0.0005)
+        since = _fs_clock(folder)
+    return since
+
+
 # A memo's record of one file: identity, hard-link count, sha256, normalised hash (None:
 # not known for these tokens), how the normalised hash depends on the tokens.
 _Known = tuple[Identity, int, str, "str | None", int]
@@ -492,8 +513,9 @@ class HashMemo:
             self._known.pop(rel, None)
 
     def clock(self, folder: Path) -> int:
-        """The file system's clock now (see :func:`_fs_clock`), for :meth:`hash` and :meth:`put`."""
-        return _fs_clock(folder)
+        """The file system's clock, past every change finished before the call (see
+        :func:`_fs_clock_past`), for :meth:`hash` and :meth:`put`."""
+        return _fs_clock_past(folder, None)
 
     # -- across an update ----------------------------------------------------------------
 
@@ -561,15 +583,10 @@ class HashMemo:
     def settle(self, folder: Path) -> int:
         """Keep the adopted records whose new ctime is older than the file system's clock now
         (the clone is done): a later change gives a newer one. Returns how many were kept."""
-        since = _fs_clock(folder)
-        # File system timestamps are coarse (a clock tick of a few ms): the clone's last links
-        # and the clock often share one tick, and those files would be hashed again (measured
-        # here: up to 12% of 2,000 links). A later clock is as valid, and the tick ends soon.
+        # The clone's last links and the clock often share one coarse tick, and those files
+        # would be hashed again (measured here: up to 12% of 2,000 links): wait for it to end.
         newest = max((known[0][4] for _, known in self._adopted), default=None)
-        deadline = time.monotonic() + 0.05
-        while newest is not None and since <= newest and time.monotonic() < deadline:
-            time.sleep(0.001)
-            since = _fs_clock(folder)
+        since = _fs_clock_past(folder, newest) if newest is not None else _fs_clock(folder)
         kept = 0
         for rel, known in self._adopted:
             if known[0][4] < since:
@@ -595,7 +612,8 @@ class HashMemo:
             if known is not None:
                 files[rel] = [*known[0], known[1], known[2], known[3], known[4]]
         here = os.stat(env_dir)
-        doc = {"schema": SCHEMA, "dir": [here.st_dev, here.st_ino], "cleanup": [since, _fs_clock(env_dir)],
+        until = _fs_clock_past(env_dir, None)  # the cleanup's last removals are inside the window
+        doc = {"schema": SCHEMA, "dir": [here.st_dev, here.st_ino], "cleanup": [since, until],
                "searched": [os.fsdecode(s) for s in self.searched], "files": files}
         write_atomic(env_dir / HASHES_FILE, json.dumps(doc, separators=(",", ":")).encode())
 
