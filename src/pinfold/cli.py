@@ -34,8 +34,8 @@ from .progress import Output as _Output
 from .runner import Runner, Terminated, end_running_commands, resume_commands
 
 # The imports inside the handlers are there for one reason, said once here: `--help` and a
-# `pinfold build` with nothing changed (pinfold.uptodate, ~0.15 s) must not load the pipeline,
-# the spec loader, YAML validation or `packaging`; each handler loads what it uses.
+# `pinfold build` with nothing changed (pinfold.uptodate, about 0.06 s) must not load the
+# pipeline, the spec loader, YAML validation or `packaging`; each handler loads what it uses.
 TYPE_CHECKING = False  # not typing's: see pinfold.errors
 if TYPE_CHECKING:
     from typing import IO, Any
