@@ -9,14 +9,17 @@ would give. The unit tests build small trees by hand; the real builds use pip an
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import shutil
 import signal
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import pytest
 
@@ -24,7 +27,16 @@ import pinfold.pipeline
 from pinfold import BuildError, build, check, load_spec
 from pinfold.envdir import Environments
 from pinfold.errors import ProbeError
-from pinfold.manifest import HASHES_FILE, HashMemo, Tokens, compare, read_manifest, scan
+from pinfold.manifest import (
+    HASHES_FILE,
+    HashMemo,
+    ReadAhead,
+    Tokens,
+    compare,
+    read_manifest,
+    record_differences,
+    scan,
+)
 from pinfold.record import read_digest
 from tests.artifacts import Artifact, make_wheel
 from tests.conftest import write
@@ -127,6 +139,59 @@ def test_a_file_written_just_before_the_clock_is_kept(tmp_path: Path) -> None:
         assert info.st_ctime_ns < since
         memo.hash(f"f{n}.txt", str(env / f"f{n}.txt"), info, since)
         assert memo.lookup(f"f{n}.txt", info) is not None
+
+
+T = TypeVar("T")
+
+
+def in_time(call: Callable[[], T], seconds: float = 30.0) -> T:
+    """``call()``'s result, from a thread: a read that blocks (a FIFO opened) fails the test
+    instead of hanging it."""
+    out: list[T] = []
+    thread = threading.Thread(target=lambda: out.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert out, f"still blocked after {seconds} s"
+    return out[0]
+
+
+def test_read_ahead_gives_the_bytes_and_opens_only_regular_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads that prove slow start a thread queueing the rest; what is read is unchanged, and
+    a FIFO or a missing file in the list neither blocks nor fails it."""
+    monkeypatch.setattr(ReadAhead, "COLD_NS", -1)  # as if every read came from the disk
+    files = [tmp_path / f"f{n}" for n in range(ReadAhead.PROBE + 40)]
+    for n, path in enumerate(files):
+        path.write_bytes(b"%d\n" % n * n)
+    os.mkfifo(tmp_path / "fifo")
+    paths = [str(p) for p in files[:ReadAhead.PROBE]] + [str(tmp_path / "fifo"), str(tmp_path / "gone")]
+    paths += [str(p) for p in files[ReadAhead.PROBE:]]
+
+    def read_all() -> tuple[list[bytes], bool]:
+        with ReadAhead(paths) as ahead:
+            return [ahead.read(str(p), p.stat().st_size) for p in files], ahead.queuing
+
+    got, queuing = in_time(read_all)
+    assert got == [p.read_bytes() for p in files] and queuing
+    assert not any(t.name == "pinfold-read-ahead" for t in threading.enumerate())
+    monkeypatch.setattr(ReadAhead, "COLD_NS", 10**12)  # from the page cache: no thread
+    with ReadAhead(paths) as ahead:
+        for p in files:
+            ahead.read(str(p), p.stat().st_size)
+        assert not ahead.queuing
+
+
+def test_the_record_check_says_a_fifo_is_not_a_file(tmp_path: Path) -> None:
+    """A file the RECORD lists that became a FIFO is named, never opened (it would block)."""
+    env = tmp_path / "env"
+    site = env / SITE
+    write(site / "pkg" / "__init__.py", "x = 1\n")
+    os.mkfifo(site / "pkg" / "data")
+    digest = base64.urlsafe_b64encode(hashlib.sha256(b"x = 1\n").digest()).rstrip(b"=").decode()
+    write(site / "pkg-1.0.dist-info" / "RECORD",
+          f"pkg/__init__.py,sha256={digest},6\npkg/data,sha256={digest},6\npkg-1.0.dist-info/RECORD,,\n")
+    checked, bad = in_time(lambda: record_differences(site, env, HashMemo(Tokens())))
+    assert checked == 2 and bad == [(str(site / "pkg" / "data"), "it is not a regular file")]
 
 
 def test_an_update_reads_only_what_it_could_not_carry(tmp_path: Path) -> None:

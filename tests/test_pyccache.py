@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -327,3 +328,28 @@ def test_an_update_reads_only_what_changed(tmp_path: Path, wheelhouse: Wheelhous
     # The previous environment keeps its own (foreign) pyc: replaced in the clone, not written through.
     assert cfile.read_bytes()[4:8] == b"\0\0\0\0"
     assert first.env_dir.is_dir()
+
+
+def test_a_batch_whose_reads_are_queued_ahead_gives_the_same_pycs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compile script's read-ahead (started when a batch's first reads prove slow) only
+    queues reads: every pyc is made and valid, and the thread is gone when the batch is."""
+    from pinfold.inside import compile as compile_script  # standalone, but importable
+
+    queued: list[int] = []
+    queue = compile_script._Ahead._queue
+
+    def counting(self: compile_script._Ahead, paths: list[str]) -> None:
+        queued.append(len(paths))
+        queue(self, paths)
+
+    monkeypatch.setattr(compile_script._Ahead, "COLD_NS", -1)  # as if every read came from the disk
+    monkeypatch.setattr(compile_script._Ahead, "_queue", counting)
+    folder = tmp_path / "site"
+    count = compile_script._Ahead.PROBE + 8
+    sources = [write(folder / "pkg" / f"m{n}.py", f"X = {n}\n") for n in range(count)]
+    done, failed = compile_script.compile_batch([(str(p), "", "") for p in sources])
+    assert failed == [] and {what for _, what, _ in done} == {compile_script.COMPILED}
+    assert queued == [8]  # the sources after the first PROBE
+    assert check_all(sys.executable, folder) == len(sources)
+    assert not any(t.name == "pinfold-read-ahead" for t in threading.enumerate())

@@ -59,6 +59,7 @@ import json
 import os
 import re
 import stat
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -376,6 +377,78 @@ def _read(full: str, size: int) -> bytes:
     return chunks[0] if len(chunks) == 2 else b"".join(chunks)
 
 
+class ReadAhead:
+    """Reads files in the order given and, once they prove to come from the disk rather than
+    the page cache, has a thread queue the reads of the rest with the kernel ahead of them
+    (``posix_fadvise(WILLNEED)``: nothing is read into this process).
+
+    A check that reads thousands of small files one after the other waits for the disk once
+    per file when they are not in the page cache (a machine that reclaims it). Measured here,
+    reading and hashing a 310 MB environment's 16,700 files: 3.3-3.6 s cold, 0.9 s with the
+    reads queued ahead, 0.6 s from the page cache. From the page cache, that thread would
+    cost a third more (its system calls and this one's trade the interpreter lock), so it
+    starts only when the first :data:`PROBE` reads took more than :data:`COLD_NS` each on
+    average. Only regular files are opened (a FIFO or a device could block or act on open).
+    """
+
+    #: Reads timed before deciding; the mean time of one above which they came from the disk.
+    PROBE = 32
+    COLD_NS = 60_000
+
+    def __init__(self, paths: list[str]) -> None:
+        self._paths = paths
+        self._done = 0
+        self._spent = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def read(self, full: str, size: int) -> bytes:
+        """The bytes of ``full`` (see :func:`_read`), the next path of the list or another."""
+        if self._done >= self.PROBE:
+            return _read(full, size)
+        start = time.perf_counter_ns()
+        data = _read(full, size)
+        self._spent += time.perf_counter_ns() - start
+        self._done += 1
+        if (self._done == self.PROBE and self._spent > self.COLD_NS * self.PROBE
+                and hasattr(os, "posix_fadvise")):
+            self._thread = threading.Thread(target=self._queue, args=(self._paths[self._done:],),
+                                            name="pinfold-read-ahead", daemon=True)
+            self._thread.start()
+        return data
+
+    @property
+    def queuing(self) -> bool:
+        """Whether the reads proved slow and the thread was started."""
+        return self._thread is not None
+
+    def _queue(self, paths: list[str]) -> None:
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+        for path in paths:
+            if self._stop.is_set():
+                return
+            try:
+                if not stat.S_ISREG(os.lstat(path).st_mode):
+                    continue
+                fd = os.open(path, flags)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 def _hash_file(full: str, rel: str, tokens: Tokens, size: int = 0) -> tuple[str, str]:
     """(sha256 of the bytes, sha256 of their normalised form or "")."""
     raw, norm, _ = _hash_data(rel, _read(full, size), tokens, _needles(tokens.pairs))
@@ -487,6 +560,10 @@ class HashMemo:
         #: Relative paths of the files read (in order), and how many lookups were answered.
         self.read: list[str] = []
         self.reused = 0
+
+    def knows(self, rel: str) -> bool:
+        """Whether there is a record of ``rel`` (with whatever identity)."""
+        return rel in self._known
 
     def lookup(self, rel: str, info: os.stat_result, *, normalised: bool = True) -> tuple[str, str] | None:
         """(sha256, normalised hash) recorded for ``rel`` with this identity, or None."""
@@ -655,7 +732,10 @@ def record_differences(site: Path, env_dir: Path,
             info = os.lstat(full)
             if memo is not None and rel and (known := memo.lookup(rel, info, normalised=False)):
                 return full, "", None, known[0], None, 0
-            data = _read(full, info.st_size)
+            if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+                # A FIFO would block the read for ever; a device is not what a wheel installs.
+                return full, "it is not a regular file", None, "", None, 0
+            data = ahead.read(full, info.st_size)
         except OSError as exc:
             return full, f"cannot read it ({exc.strerror})", None, "", None, 0
         if memo is None or not rel or not stat.S_ISREG(info.st_mode):
@@ -665,7 +745,9 @@ def record_differences(site: Path, env_dir: Path,
 
     # One thread: most files are small, and a pool of two (hashlib and os.read release the
     # interpreter lock) measured twice as slow as one for site-packages's 9,400 files.
-    results = [one(row) for row in rows]
+    unknown = [full for full, _ in rows if memo is None or not memo.knows(full[len(base):])]
+    with ReadAhead(unknown) as ahead:
+        results = [one(row) for row in rows]
     bad = []
     for (full, want), (_, error, info, raw, norm, free) in zip(rows, results, strict=True):
         if error:
