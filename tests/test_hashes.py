@@ -155,6 +155,7 @@ def in_time(call: Callable[[], T], seconds: float = 30.0) -> T:
     return out[0]
 
 
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here: nothing is queued")
 def test_read_ahead_gives_the_bytes_and_opens_only_regular_files(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reads that prove slow start a thread queueing the rest; what is read is unchanged, and
@@ -174,6 +175,19 @@ def test_read_ahead_gives_the_bytes_and_opens_only_regular_files(
     got, queuing = in_time(read_all)
     assert got == [p.read_bytes() for p in files] and queuing
     assert not any(t.name == "pinfold-read-ahead" for t in threading.enumerate())
+    # What the thread opens: every regular file, never the FIFO (it would block without
+    # O_NONBLOCK; a device could act on being opened).
+    opened: list[str] = []
+    real_open = os.open
+
+    def recording(path: str, flags: int, *args: int) -> int:
+        opened.append(str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", recording)
+    in_time(lambda: ReadAhead(paths)._queue(paths))
+    monkeypatch.setattr(os, "open", real_open)
+    assert sorted(opened) == sorted(str(p) for p in files)
     monkeypatch.setattr(ReadAhead, "COLD_NS", 10**12)  # from the page cache: no thread
     with ReadAhead(paths) as ahead:
         for p in files:
@@ -187,11 +201,14 @@ def test_the_record_check_says_a_fifo_is_not_a_file(tmp_path: Path) -> None:
     site = env / SITE
     write(site / "pkg" / "__init__.py", "x = 1\n")
     os.mkfifo(site / "pkg" / "data")
+    (site / "pkg" / "link").symlink_to("data")  # a link to it: the read would follow
     digest = base64.urlsafe_b64encode(hashlib.sha256(b"x = 1\n").digest()).rstrip(b"=").decode()
     write(site / "pkg-1.0.dist-info" / "RECORD",
-          f"pkg/__init__.py,sha256={digest},6\npkg/data,sha256={digest},6\npkg-1.0.dist-info/RECORD,,\n")
+          f"pkg/__init__.py,sha256={digest},6\npkg/data,sha256={digest},6\n"
+          f"pkg/link,sha256={digest},6\npkg-1.0.dist-info/RECORD,,\n")
     checked, bad = in_time(lambda: record_differences(site, env, HashMemo(Tokens())))
-    assert checked == 2 and bad == [(str(site / "pkg" / "data"), "it is not a regular file")]
+    assert checked == 3 and bad == [(str(site / "pkg" / name), "it is not a regular file")
+                                    for name in ("data", "link")]
 
 
 def test_an_update_reads_only_what_it_could_not_carry(tmp_path: Path) -> None:

@@ -330,6 +330,7 @@ def test_an_update_reads_only_what_changed(tmp_path: Path, wheelhouse: Wheelhous
     assert first.env_dir.is_dir()
 
 
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here: nothing is queued")
 def test_a_batch_whose_reads_are_queued_ahead_gives_the_same_pycs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The compile script's read-ahead (started when a batch's first reads prove slow) only

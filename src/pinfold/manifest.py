@@ -388,7 +388,10 @@ class ReadAhead:
     reads queued ahead, 0.6 s from the page cache. From the page cache, that thread would
     cost a third more (its system calls and this one's trade the interpreter lock), so it
     starts only when the first :data:`PROBE` reads took more than :data:`COLD_NS` each on
-    average. Only regular files are opened (a FIFO or a device could block or act on open).
+    average, less a nanosecond per byte read (copying from the page cache runs at a few GB/s:
+    one large file alone must not look like a disk). The thread queues the paths after the
+    one just read. Only regular files are opened (a FIFO or a device could block or act on
+    open). Where no thread can be started, the reads are only not queued.
     """
 
     #: Reads timed before deciding; the mean time of one above which they came from the disk.
@@ -408,13 +411,21 @@ class ReadAhead:
             return _read(full, size)
         start = time.perf_counter_ns()
         data = _read(full, size)
-        self._spent += time.perf_counter_ns() - start
+        self._spent += max(0, time.perf_counter_ns() - start - len(data))
         self._done += 1
         if (self._done == self.PROBE and self._spent > self.COLD_NS * self.PROBE
                 and hasattr(os, "posix_fadvise")):
-            self._thread = threading.Thread(target=self._queue, args=(self._paths[self._done:],),
-                                            name="pinfold-read-ahead", daemon=True)
-            self._thread.start()
+            try:
+                rest = self._paths[self._paths.index(full) + 1:]
+            except ValueError:
+                rest = self._paths
+            thread = threading.Thread(target=self._queue, args=(rest,), name="pinfold-read-ahead",
+                                      daemon=True)
+            try:
+                thread.start()
+                self._thread = thread
+            except RuntimeError:  # no thread to be had (a process limit): reads as they come
+                pass
         return data
 
     @property
@@ -520,9 +531,14 @@ def _fs_clock_past(folder: Path, moment: int | None) -> int:
     if moment is None:
         moment = since
     deadline = time.monotonic() + 0.05
-    while since <= moment and time.monotonic() < deadline:
+    while since <= moment:
+        # The deadline is looked at before a reading, never after it: a process paused past
+        # the deadline still takes one more, which a tick ended meanwhile then shows.
+        late = time.monotonic() >= deadline
         time.sleep(0.0005)
         since = _fs_clock(folder)
+        if late:
+            break
     return since
 
 
@@ -732,8 +748,10 @@ def record_differences(site: Path, env_dir: Path,
             info = os.lstat(full)
             if memo is not None and rel and (known := memo.lookup(rel, info, normalised=False)):
                 return full, "", None, known[0], None, 0
-            if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
-                # A FIFO would block the read for ever; a device is not what a wheel installs.
+            mode = os.stat(full).st_mode if stat.S_ISLNK(info.st_mode) else info.st_mode
+            if not stat.S_ISREG(mode):
+                # A FIFO (or a link to one) would block the read for ever; a device is not
+                # what a wheel installs. (Replaced between this stat and the read: not guarded.)
                 return full, "it is not a regular file", None, "", None, 0
             data = ahead.read(full, info.st_size)
         except OSError as exc:
