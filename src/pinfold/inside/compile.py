@@ -249,11 +249,12 @@ def _stamp(src: os.stat_result, pyc: os.stat_result, before: int) -> str:
 
 
 class _Ahead:
-    """Times the first :data:`PROBE` reads of a batch (sources, cached pycs); when they came from the disk,
-    not the page cache (a machine that reclaims it), a thread queues the reads of the rest
-    of the batch with the kernel (``posix_fadvise(WILLNEED)``), sources and cached pycs
-    alike, so that they stop waiting for the disk one file at a time (pinfold/manifest.py's
-    ``ReadAhead`` has the figures; from the page cache the thread would only cost)."""
+    """Times the first :data:`PROBE` reads of a batch (sources, cached pycs); when they came
+    from the disk, not the page cache (a machine that reclaims it), a thread queues the reads
+    of the rest of the batch with the kernel (``posix_fadvise(WILLNEED)``), so that they stop
+    waiting for the disk one file at a time. pinfold/manifest.py's ``ReadAhead`` is the same
+    for the RECORD check and has the figures; it is not imported because this script imports
+    nothing of pinfold's (it runs in the target interpreter)."""
 
     PROBE = 32
     COLD_NS = 60_000
@@ -286,7 +287,6 @@ class _Ahead:
         return out
 
     def _queue(self, paths: list[str]) -> None:
-        # pinfold/manifest.py's ReadAhead does the same: this script imports nothing of pinfold's.
         flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
         for path in paths:
             if self.stop.is_set():
