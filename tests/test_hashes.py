@@ -17,7 +17,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
@@ -30,6 +30,7 @@ from pinfold.errors import ProbeError
 from pinfold.manifest import (
     HASHES_FILE,
     HashMemo,
+    Identity,
     ReadAhead,
     Tokens,
     compare,
@@ -350,6 +351,61 @@ def test_an_update_reads_only_what_changed_and_gives_the_fresh_digest(
     fresh = build(load_spec(spec_file), fresh=True)
     assert read_digest(fresh.env_dir) == read_digest(update.env_dir) != read_digest(first.env_dir)
     assert check(load_spec(spec_file), files_only=True).outputs.probe_results[0].status == "ok"
+
+
+class Tampering(Recording):
+    """The build's memo, which edits one of the pycs the compile stage just linked from the
+    bytecode cache in place (same size, mtime set back: only the ctime moves) right after
+    the compile stage offered their hashes."""
+
+    edited: ClassVar[list[str]] = []
+
+    def offer(self, folder: Path, found: Iterable[tuple[str, Identity, int, str, str]]) -> int:
+        rows = list(found)
+        kept = super().offer(folder, rows)
+        # A test module's: no probe imports it (its code is no longer valid marshal data).
+        rel = sorted(r[0] for r in rows if "/test/" in r[0] or "/tests/" in r[0])[0]
+        data = (folder / rel).read_bytes()
+        edit_in_place(folder / rel, data[:-1] + bytes([data[-1] ^ 1]))
+        Tampering.edited.append(rel)
+        return kept
+
+
+@pytest.mark.slow
+def test_a_fresh_build_does_not_hash_again_the_pycs_it_linked_from_the_bytecode_cache(
+        tmp_path: Path, wheelhouse: tuple[Path, list[Artifact]], installer: str,  # noqa: F811
+        memos: list[HashMemo], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compile stage hands the scan the sha256 of each pyc it linked (computed by its
+    check); the manifest is still exactly what reading every file gives."""
+    monkeypatch.setenv("PINFOLD_CACHE_DIR", str(tmp_path / "cache"))
+    spec_file = project(tmp_path, wheelhouse, installer)
+    build(load_spec(spec_file))  # fills the bytecode cache
+    second = build(load_spec(spec_file), fresh=True)
+    compiled = {s.name: s.detail for s in second.stages}["compile"]
+    assert compiled.startswith("compiled 0 of "), compiled
+    manifest = read_manifest(second.env_dir)
+    assert manifest is not None
+    pycs = [rel for rel in manifest.entries if rel.endswith(".pyc")]
+    assert len(pycs) > 10
+    assert [rel for rel in memos[-1].read if rel.endswith(".pyc")] == []
+    assert manifest.entries == scan(second.env_dir, memos[-1].tokens).entries
+
+
+@pytest.mark.slow
+def test_a_linked_pyc_edited_after_the_compile_stage_is_read_again(
+        tmp_path: Path, wheelhouse: tuple[Path, list[Artifact]],  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PINFOLD_CACHE_DIR", str(tmp_path / "cache"))
+    spec_file = project(tmp_path, wheelhouse, "pip")
+    build(load_spec(spec_file))
+    Recording.made, Tampering.edited = [], []
+    monkeypatch.setattr(pinfold.pipeline, "HashMemo", Tampering)
+    second = build(load_spec(spec_file), fresh=True)
+    (rel,) = Tampering.edited
+    assert rel in Recording.made[-1].read
+    manifest = read_manifest(second.env_dir)
+    assert manifest is not None
+    assert manifest.entries[rel].sha256 == hashlib.sha256((second.env_dir / rel).read_bytes()).hexdigest()
 
 
 @pytest.mark.slow

@@ -350,7 +350,7 @@ def test_a_batch_whose_reads_are_queued_ahead_gives_the_same_pycs(
     count = compile_script._Ahead.PROBE + 8
     sources = [write(folder / "pkg" / f"m{n}.py", f"X = {n}\n") for n in range(count)]
     done, failed = compile_script.compile_batch([(str(p), "", "") for p in sources])
-    assert failed == [] and {what for _, what, _ in done} == {compile_script.COMPILED}
+    assert failed == [] and {what for _, what, _, _ in done} == {compile_script.COMPILED}
     assert queued == [8]  # the sources after the first PROBE
     assert check_all(sys.executable, folder) == len(sources)
     assert not any(t.name == "pinfold-read-ahead" for t in threading.enumerate())

@@ -689,6 +689,25 @@ class HashMemo:
         self._adopted.clear()
         return kept
 
+    def offer(self, folder: Path, found: Iterable[tuple[str, Identity, int, str, str]]) -> int:
+        """Records of ``.pyc`` files another process of this build read and hashed, then
+        linked into ``folder``: (relative path, identity and hard links by an ``lstat`` right
+        after the link, sha256, normalised hash). As :meth:`settle` does for the clone's, only
+        those whose ctime is older than the file system's clock now are kept (a later change
+        gives a newer one); the scan then reads a file only if its identity changed.
+        Returns how many were kept."""
+        rows = list(found)
+        newest = max((row[1][4] for row in rows), default=None)
+        if newest is None:
+            return 0
+        since = _fs_clock_past(folder, newest)
+        kept = 0
+        for rel, ident, nlink, raw, norm in rows:
+            if ident[4] < since and rel.endswith(".pyc"):
+                self._known[rel] = (ident, nlink, raw, norm, _ANY)
+                kept += 1
+        return kept
+
     def carried(self, rel: str, info: os.stat_result) -> bool:
         """Whether ``rel`` (``info`` its ``lstat`` now) is a file the clone carried over, proven
         unchanged since the previous build's scan, and unchanged since the clone too."""

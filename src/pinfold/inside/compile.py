@@ -42,6 +42,13 @@ unchanged by their ctimes (``s5_compile._carried_stamps``); and the pyc is a che
 pyc, which Python checks against its source at every import. A stamp file of another interpreter or
 layout is ignored; it is written to a temporary name and renamed.
 
+``--hashes FILE``: after a run, FILE holds a line for each pyc linked from the cache: its
+path, the sha256 the check computed, its first 8 bytes and its identity (device, inode,
+size, mtime, ctime in ns, hard links) right after the link, when inode, size and mtime are
+still those of the file checked. The compile stage gives these to the build's hash memo
+(``HashMemo.offer``), so that the final scan does not read and hash those pycs again while
+that identity holds; a line is only ever a claim about the bytes of the file it names.
+
 Prints ``FAILED <path>: <error>`` for each file that does not compile (like pip, that is
 not an error of the build) and a ``compiled N of M files (L from the cache, K kept)``
 summary (``K kept, S of them unchanged since the previous build``: S skipped by the
@@ -216,11 +223,11 @@ def _place(cfile: str, data: bytes | None, link_from: str | None, *, fresh: bool
 
 def _from_cache(cached: str, sha: str, source: bytes, cfile: str, *, fresh: bool = False,
                 load: Callable[[str], tuple[bytes, os.stat_result]] = _load,
-                ) -> os.stat_result | bool:
+                ) -> tuple[os.stat_result, str] | bool:
     """Link a cache entry's pyc into place when it passes the checks; False when it does not.
 
-    Linked: the identity of the file checked (the pyc in place is that inode); copied: True.
-    ``fresh``: no pyc was at ``cfile`` (see :func:`_place`).
+    Linked: the identity of the file checked (the pyc in place is that inode) and its
+    :func:`_hashed` record; copied: True. ``fresh``: no pyc was at ``cfile`` (see :func:`_place`).
     """
     try:
         data, info = load(cached)
@@ -232,13 +239,30 @@ def _from_cache(cached: str, sha: str, source: bytes, cfile: str, *, fresh: bool
         return False
     try:
         _place(cfile, None, cached, fresh=fresh)
-        return info
+        return info, _hashed(cfile, info, sha, data)
     except OSError:
         try:  # another file system (or links not allowed): a copy of the checked bytes
             _place(cfile, data, None)
         except OSError:
             return False
     return True
+
+
+def _hashed(cfile: str, read: os.stat_result, sha: str, data: bytes) -> str:
+    """What the build's final scan need not read again, as a line of ``--hashes``:
+    ``<cfile>\t<sha256> <first 8 bytes, hex> <dev> <ino> <size> <mtime_ns> <ctime_ns> <nlink>``
+    of the pyc just linked at ``cfile``, by its ``lstat`` right after the link (the link
+    changed its ctime); "" when that is not the file checked, as it was read (the same inode,
+    size and mtime), or cannot be looked at."""
+    try:
+        now = os.lstat(cfile)
+    except OSError:
+        return ""
+    if (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) != (
+            read.st_dev, read.st_ino, read.st_size, read.st_mtime_ns):
+        return ""
+    return (f"{cfile}\t{sha} {data[:8].hex()} {now.st_dev} {now.st_ino} {now.st_size} {now.st_mtime_ns} "
+            f"{now.st_ctime_ns} {now.st_nlink}")
 
 
 def _stamp(src: os.stat_result, pyc: os.stat_result, before: int) -> str:
@@ -311,7 +335,7 @@ class _Ahead:
 
 
 def compile_batch(work: list[tuple[str, str, str]], before: int = -1,
-                  ) -> tuple[list[tuple[str, str, str]], list[str]]:
+                  ) -> tuple[list[tuple[str, str, str, str]], list[str]]:
     """:func:`_compile_batch`, its reads queued ahead should they come from the disk."""
     ahead = _Ahead(work)
     try:
@@ -321,14 +345,15 @@ def compile_batch(work: list[tuple[str, str, str]], before: int = -1,
 
 
 def _compile_batch(work: list[tuple[str, str, str]], before: int, ahead: _Ahead,
-                   ) -> tuple[list[tuple[str, str, str]], list[str]]:
+                   ) -> tuple[list[tuple[str, str, str, str]], list[str]]:
     """Make each file's pyc valid: kept, linked from the cache, or compiled.
 
     ``work`` holds (source, cached pyc or "", its sha256 or ""); returns each file's
-    outcome (source, kept/linked/compiled/failed, its stamp or "") and the failure lines.
+    outcome (source, kept/linked/compiled/failed, its stamp or "", a linked pyc's
+    :func:`_hashed` record or "") and the failure lines.
     Stamps are made only for files whose mtimes are not after ``before`` (ns).
     """
-    outcomes: list[tuple[str, str, str]] = []
+    outcomes: list[tuple[str, str, str, str]] = []
     failed: list[str] = []
     for seen, (path, cached, sha) in enumerate(work, 1):
         if seen % EVERY == 0:
@@ -339,22 +364,24 @@ def _compile_batch(work: list[tuple[str, str, str]], before: int, ahead: _Ahead,
             source, src_info = ahead.load(path)
         except OSError as exc:
             failed.append(f"FAILED {path}: {exc}")
-            outcomes.append((path, FAILED, ""))
+            outcomes.append((path, FAILED, "", ""))
             continue
         head = _head(cfile)
         if head is not None and _matches(head[0], source):
-            outcomes.append((path, KEPT, _stamp(src_info, head[1], before)))
+            outcomes.append((path, KEPT, _stamp(src_info, head[1], before), ""))
             continue
         linked = cached and _from_cache(cached, sha, source, cfile, fresh=head is None, load=ahead.load)
+        if isinstance(linked, tuple):
+            outcomes.append((path, LINKED, _stamp(src_info, linked[0], before), linked[1]))
+            continue
         if linked:
-            stamp = _stamp(src_info, linked, before) if isinstance(linked, os.stat_result) else ""
-            outcomes.append((path, LINKED, stamp))
+            outcomes.append((path, LINKED, "", ""))
             continue
         try:
             py_compile.compile(path, cfile, doraise=True,
                                invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
             # Written just now: never stamped (racy); the next run checks it and stamps it.
-            outcomes.append((path, COMPILED, ""))
+            outcomes.append((path, COMPILED, "", ""))
             continue
         except py_compile.PyCompileError as exc:
             first = str(exc.msg).strip().splitlines()[-1] if str(exc.msg).strip() else exc.exc_type_name
@@ -363,12 +390,12 @@ def _compile_batch(work: list[tuple[str, str, str]], before: int, ahead: _Ahead,
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 # Not this file's fault: every later file would fail the same way.
                 failed.append(f"{NO_SPACE} {path}: {exc.strerror}")
-                outcomes.append((path, FAILED, ""))
+                outcomes.append((path, FAILED, "", ""))
                 break
             failed.append(f"FAILED {path}: {exc}")
         except ValueError as exc:
             failed.append(f"FAILED {path}: {exc}")
-        outcomes.append((path, FAILED, ""))
+        outcomes.append((path, FAILED, "", ""))
     return outcomes, failed
 
 
@@ -480,13 +507,15 @@ def main(args: list[str]) -> int:
     # Before any file is looked at: what changes after this may share its mtime with it.
     before = time.time_ns() - RACY_NS
     plan: dict[str, Any] = {}
-    stamp_file = previous = ""
-    while args[:1] in (["--plan"], ["--stamps"], ["--previous"]):
+    stamp_file = previous = hashes_file = ""
+    while args[:1] in (["--plan"], ["--stamps"], ["--previous"], ["--hashes"]):
         if args[0] == "--plan":
             with open(args[1], encoding="utf-8") as fh:
                 plan = json.load(fh)
         elif args[0] == "--stamps":
             stamp_file = args[1]
+        elif args[0] == "--hashes":
+            hashes_file = args[1]
         else:
             previous = args[1]
         args = args[2:]
@@ -529,11 +558,16 @@ def main(args: list[str]) -> int:
         # fork: the workers need nothing but this module, already imported.
         with multiprocessing.get_context("fork").Pool(len(parts)) as pool:
             results = pool.starmap(compile_batch, [(part, before) for part in parts], chunksize=1)
+    hashed: list[str] = []
     for done, _ in results:
-        for path, what, stamp in done:
+        for path, what, stamp, record in done:
             outcome[path] = what
-            if stamp and base and path.startswith(base) and "\n" not in path and "\t" not in path:
+            if "\n" in path or "\t" in path:
+                continue
+            if stamp and base and path.startswith(base):
                 stamps[path[len(base):]] = stamp
+            if record:
+                hashed.append(record)
     failed = sorted(line for _, lines in results for line in lines)
     added = 0
     if not any(line.startswith(NO_SPACE) for line in failed):
@@ -552,6 +586,10 @@ def main(args: list[str]) -> int:
                 # No stamps only means the next run checks every file: never an error.
                 with contextlib.suppress(OSError):
                     os.unlink(stamp_file)
+    if hashes_file:
+        with contextlib.suppress(OSError):  # without it the scan reads those pycs: never an error
+            _place(hashes_file, "".join(f"{line}\n" for line in hashed).encode("utf-8", "surrogateescape"),
+                   None)
     for line in failed:
         print(line)
     count = {w: sum(1 for v in outcome.values() if v == w) for w in (KEPT, LINKED, COMPILED)}

@@ -31,6 +31,7 @@ packages) does not fail the build; it is reported as a warning.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -90,6 +91,9 @@ class Compile(Stage):
             plan.write_text(json.dumps(_cache_plan(ctx, sites)), encoding="utf-8")
             # -I: nothing from the caller's environment or the working directory gets in.
             stamps: list[str | Path] = ["--stamps", ctx.env_dir / PYC_STAMPS]
+            hashes = Path(tmp) / "hashes"
+            if ctx.hashes is not None:
+                stamps += ["--hashes", hashes]
             if self.previous is not None and ctx.hashes is not None and ctx.interpreter is not None:
                 previous = Path(tmp) / "previous-stamps"
                 if _carried_stamps(self.previous / PYC_STAMPS, previous, ctx.env_dir, ctx.hashes,
@@ -97,6 +101,8 @@ class Compile(Stage):
                     stamps += ["--previous", previous]
             done = ctx.runner.run([ctx.env_python, "-I", script("compile"), "--plan", plan, *stamps, *sites],
                                   what="byte-compiling the environment", check=False, on_line=line)
+            if done.returncode == 0 and ctx.hashes is not None:
+                _offer(hashes, ctx.env_dir, ctx.hashes)
         lines = done.output.splitlines()
         if full := [ln.split(" ", 1)[1] for ln in lines if ln.startswith("NOSPACE ")]:
             raise BuildError("byte-compiling the environment failed: no space left on device",
@@ -165,6 +171,33 @@ def _carried_stamps(stamps: Path, out: Path, env_dir: Path, memo: HashMemo, cach
         return False
     out.write_bytes("\n".join(kept).encode("utf-8", "surrogateescape") + b"\n")
     return True
+
+
+def _offer(hashes: Path, env_dir: Path, memo: HashMemo) -> None:
+    """Give the memo what the script's ``--hashes`` file says of the pycs it linked (see
+    ``pinfold/inside/compile.py``), so that the final scan does not hash them again. A line
+    that does not parse is left out: the scan reads that file, as it always could."""
+    try:
+        text = hashes.read_bytes().decode("utf-8", "surrogateescape")
+    except OSError:
+        return
+    base = os.path.join(env_dir, "")
+    found = []
+    for line in text.split("\n"):
+        path, tab, rest = line.partition("\t")
+        fields = rest.split(" ")
+        if not tab or not path.startswith(base) or len(fields) != 8:
+            continue
+        sha, head = fields[0], fields[1]
+        try:
+            dev, ino, size, mtime, ctime, nlink = (int(f) for f in fields[2:])
+            norm = hashlib.sha256(bytes.fromhex(head)).hexdigest()
+        except ValueError:
+            continue
+        if len(sha) != 64 or len(head) != 16 or sha.strip("0123456789abcdef"):
+            continue
+        found.append((path[len(base):], (dev, ino, size, mtime, ctime), nlink, sha, norm))
+    memo.offer(env_dir, found)
 
 
 def _cache_plan(ctx: Context, sites: list[Path]) -> dict[str, object]:
