@@ -39,6 +39,7 @@ from pinfold.manifest import (
     scan,
 )
 from pinfold.record import read_digest
+from pinfold.stages import s5_compile
 from tests.artifacts import Artifact, make_wheel
 from tests.conftest import write
 from tests.test_manifest import project, wheelhouse  # noqa: F401 (the fixture)
@@ -363,12 +364,44 @@ class Tampering(Recording):
     def offer(self, folder: Path, found: Iterable[tuple[str, Identity, int, str, str]]) -> int:
         rows = list(found)
         kept = super().offer(folder, rows)
-        # A test module's: no probe imports it (its code is no longer valid marshal data).
+        # Every one kept (else the test proves nothing): the scan would take this one's hash.
+        assert rows and kept == len(rows), (kept, len(rows))
+        # A test module's: no probe imports it (its code may no longer load).
         rel = sorted(r[0] for r in rows if "/test/" in r[0] or "/tests/" in r[0])[0]
+        assert self.lookup(rel, os.lstat(folder / rel)) is not None
         data = (folder / rel).read_bytes()
         edit_in_place(folder / rel, data[:-1] + bytes([data[-1] ^ 1]))
         Tampering.edited.append(rel)
         return kept
+
+
+def test_the_compile_stages_hashes_file_is_read_with_care(tmp_path: Path) -> None:
+    """Lines that do not parse, name another folder or a file that is not a pyc are left out;
+    the one good line is kept, and nothing raises."""
+    env = tmp_path / "env"
+    pyc = write(env / SITE / "pkg" / "__pycache__" / "m.cpython-311.pyc", "x" * 20)
+    settle(env)
+    info = os.lstat(pyc)
+    sha, head = hashlib.sha256(pyc.read_bytes()).hexdigest(), b"xxxxxxxx".hex()
+    ident = " ".join(str(n) for n in (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns,
+                                      info.st_ctime_ns, info.st_nlink))
+    other = write(env / SITE / "pkg" / "m.py", "x = 1\n")
+    lines = [f"{pyc}\t{sha} {head} {ident}",
+             f"{tmp_path / 'elsewhere.pyc'}\t{sha} {head} {ident}",       # not in the environment
+             f"{other}\t{sha} {head} {ident}",                             # not a pyc
+             f"{pyc}\t{sha} {head} {ident} 7",                             # a field too many
+             f"{pyc}\t{'g' * 64} {head} {ident}",                          # not a sha256
+             f"{pyc}\t{sha} {head[:-1]}z {ident}",                          # not hex
+             f"{pyc}\t{sha} {head} x {ident[2:]}",                          # not a number
+             "\udcff\tgarbage", "", "no tab at all"]
+    hashes = tmp_path / "hashes"
+    hashes.write_bytes("\n".join(lines).encode("utf-8", "surrogateescape"))
+    memo = HashMemo(Tokens())
+    s5_compile._offer(hashes, env, memo)
+    rel = f"{SITE}/pkg/__pycache__/m.cpython-311.pyc"
+    assert memo.lookup(rel, os.lstat(pyc)) == (sha, hashlib.sha256(b"xxxxxxxx").hexdigest())
+    assert not memo.knows(f"{SITE}/pkg/m.py")
+    s5_compile._offer(tmp_path / "missing", env, HashMemo(Tokens()))  # no file: nothing
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -354,3 +355,47 @@ def test_a_batch_whose_reads_are_queued_ahead_gives_the_same_pycs(
     assert queued == [8]  # the sources after the first PROBE
     assert check_all(sys.executable, folder) == len(sources)
     assert not any(t.name == "pinfold-read-ahead" for t in threading.enumerate())
+
+
+def test_a_cached_pyc_is_claimed_for_the_scan_only_when_unchanged_up_to_the_link(tmp_path: Path) -> None:
+    """The compile script's record of a linked pyc (``--hashes``): given when the cache file
+    is the one read up to the link and older than the clock; not when it was written in place
+    (mtime set back) between the read and the link, nor when its last change shares the
+    clock's tick."""
+    from pinfold.inside import compile as compile_script  # standalone, but importable
+
+    source = b"X = 1\n"
+    src = write(tmp_path / "site" / "m.py", source.decode())
+    cached = tmp_path / "cache" / "m.pyc"
+    cached.parent.mkdir()
+    py_compile.compile(str(src), str(cached), invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+    sha = hashlib.sha256(cached.read_bytes()).hexdigest()
+    time.sleep(0.01)
+    clock = compile_script.fs_clock(str(cached.parent))
+    assert clock > os.lstat(cached).st_ctime_ns
+
+    def link(name: str, **kw: Any) -> tuple[os.stat_result, str] | bool:
+        cfile = tmp_path / "site" / "__pycache__" / f"{name}.pyc"
+        return compile_script._from_cache(str(cached), sha, source, str(cfile), fresh=True, **kw)
+
+    good = link("a", clock=clock)
+    assert isinstance(good, tuple) and good[1].split("\t")[1].split(" ")[0] == sha
+    assert isinstance(same_tick := link("b", clock=os.lstat(cached).st_ctime_ns), tuple)
+    assert same_tick[1] == ""
+
+    def load_then_edit(path: str) -> tuple[bytes, os.stat_result]:
+        data, info = compile_script._load(path)
+        info_now = os.stat(path)
+        with open(path, "r+b") as fh:  # the same bytes' length, written in place
+            fh.seek(len(data) - 1)
+            fh.write(bytes([data[-1] ^ 1]))
+        os.utime(path, ns=(info_now.st_atime_ns, info_now.st_mtime_ns))
+        return data, info
+
+    time.sleep(0.01)  # the links above moved the cache file's ctime: a clock past them
+    clock = compile_script.fs_clock(str(cached.parent))
+    assert isinstance(control := link("c", clock=clock), tuple) and control[1] != ""
+    time.sleep(0.01)
+    clock = compile_script.fs_clock(str(cached.parent))
+    edited = link("d", clock=clock, load=load_then_edit)
+    assert isinstance(edited, tuple) and edited[1] == ""  # linked (it was checked), not claimed

@@ -44,9 +44,10 @@ an environment built with ``compile: false``, ``__pycache__`` folders (Python wr
 first import).
 
 A build hashes each file once (:class:`HashMemo`): uv's RECORD check
-(:func:`record_differences`) and the final scan share what they read, and an update takes
-from the previous build's :data:`HASHES_FILE` the hashes of the files its clone carried
-over unchanged. Standard library only.
+(:func:`record_differences`) and the final scan share what they read, the compile stage
+offers the sha256 of each ``.pyc`` it linked from the bytecode cache (:meth:`HashMemo.offer`),
+and an update takes from the previous build's :data:`HASHES_FILE` the hashes of the files
+its clone carried over unchanged. Standard library only.
 """
 
 from __future__ import annotations
@@ -552,12 +553,15 @@ class HashMemo:
     carried over unchanged hashed again.
 
     Relative path -> the file's :func:`identity` when it was read and what reading it found.
-    A record is kept only when the file's ctime is strictly older than the file system's
-    clock taken before the ``lstat`` (:func:`_fs_clock`): a change in the same clock tick as
-    the read would otherwise leave the identity as it was. A lookup answers only while the
-    identity is the same. The normalised hash is kept only when it holds for this build's
-    tokens (see :meth:`inherit`). The scan saves what it found beside the manifest
-    (:data:`HASHES_FILE`); an update's clone reads it back (:meth:`inherit`, :meth:`adopt`).
+    A record of a file read here is kept only when the file's ctime is strictly older than
+    the file system's clock taken before the ``lstat`` (:func:`_fs_clock`): a change in the
+    same clock tick as the read would otherwise leave the identity as it was. Records of
+    files linked just now (the clone's, :meth:`settle`; the compile stage's, :meth:`offer`)
+    carry the identity right after the link and are kept once the clock has moved past its
+    ctime. A lookup answers only while the identity is the same. The normalised hash is
+    kept only when it holds for this build's tokens (see :meth:`inherit`). The scan saves
+    what it found beside the manifest (:data:`HASHES_FILE`); an update's clone reads it back
+    (:meth:`inherit`, :meth:`adopt`).
     """
 
     def __init__(self, tokens: Tokens) -> None:

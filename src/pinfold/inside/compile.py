@@ -42,12 +42,17 @@ unchanged by their ctimes (``s5_compile._carried_stamps``); and the pyc is a che
 pyc, which Python checks against its source at every import. A stamp file of another interpreter or
 layout is ignored; it is written to a temporary name and renamed.
 
-``--hashes FILE``: after a run, FILE holds a line for each pyc linked from the cache: its
-path, the sha256 the check computed, its first 8 bytes and its identity (device, inode,
-size, mtime, ctime in ns, hard links) right after the link, when inode, size and mtime are
-still those of the file checked. The compile stage gives these to the build's hash memo
-(``HashMemo.offer``), so that the final scan does not read and hash those pycs again while
-that identity holds; a line is only ever a claim about the bytes of the file it names.
+``--hashes FILE``: after a run, FILE holds a line for each pyc linked from the cache whose
+bytes are proven to be the ones checked: its path, the sha256 the check computed, its first
+8 bytes and its identity (device, inode, size, mtime, ctime in ns, hard links) right after
+the link. Proven: the cache file's whole identity, ctime included, just before the link is
+the one the read's ``fstat`` gave, its ctime is older than the cache's file system clock
+taken before the first read (a change in the same tick would not move it), and device,
+inode, size and mtime right after the link are still those. Left out: copies, paths with a
+tab or a newline, anything not proven. The compile stage gives these to the build's hash
+memo (``HashMemo.offer``), so that the final scan does not read and hash those pycs again
+while that identity holds; the file is written on every run that gets that far (with exit
+status 3 too, when the stage ignores it).
 
 Prints ``FAILED <path>: <error>`` for each file that does not compile (like pip, that is
 not an error of the build) and a ``compiled N of M files (L from the cache, K kept)``
@@ -222,12 +227,14 @@ def _place(cfile: str, data: bytes | None, link_from: str | None, *, fresh: bool
 
 
 def _from_cache(cached: str, sha: str, source: bytes, cfile: str, *, fresh: bool = False,
-                load: Callable[[str], tuple[bytes, os.stat_result]] = _load,
+                load: Callable[[str], tuple[bytes, os.stat_result]] = _load, clock: int = -1,
                 ) -> tuple[os.stat_result, str] | bool:
     """Link a cache entry's pyc into place when it passes the checks; False when it does not.
 
     Linked: the identity of the file checked (the pyc in place is that inode) and its
-    :func:`_hashed` record; copied: True. ``fresh``: no pyc was at ``cfile`` (see :func:`_place`).
+    :func:`_hashed` record ("" unless proven, see there; ``clock``: the cache's file system
+    clock at the run's start, :func:`fs_clock`); copied: True. ``fresh``: no pyc was at
+    ``cfile`` (see :func:`_place`).
     """
     try:
         data, info = load(cached)
@@ -237,9 +244,16 @@ def _from_cache(cached: str, sha: str, source: bytes, cfile: str, *, fresh: bool
         return False
     if struct.unpack("<L", data[4:8])[0] != CHECKED or not _matches(data[:16], source):
         return False
+    # The bytes just checked are the file's, up to the link, when its whole identity (ctime
+    # included: every write moves it) is still the one the read's fstat gave, and its last
+    # change came before the clock: a change in the same tick would not have moved it.
+    try:
+        proven = info.st_ctime_ns < clock and _whole(os.lstat(cached)) == _whole(info)
+    except OSError:
+        proven = False
     try:
         _place(cfile, None, cached, fresh=fresh)
-        return info, _hashed(cfile, info, sha, data)
+        return info, _hashed(cfile, info, sha, data) if proven else ""
     except OSError:
         try:  # another file system (or links not allowed): a copy of the checked bytes
             _place(cfile, data, None)
@@ -248,12 +262,33 @@ def _from_cache(cached: str, sha: str, source: bytes, cfile: str, *, fresh: bool
     return True
 
 
+def _whole(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    """(device, inode, size, mtime, ctime): what any write, replacement or new link changes."""
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+def fs_clock(folder: str) -> int:
+    """The file system's time now: the ctime of a file made (and removed) in ``folder``
+    (pinfold/manifest.py's ``_fs_clock``; its clock, not this process's); -1 if none can be made."""
+    tmp = os.path.join(folder, f".pinfold-clock.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return -1
+    try:
+        return os.fstat(fd).st_ctime_ns
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 def _hashed(cfile: str, read: os.stat_result, sha: str, data: bytes) -> str:
     """What the build's final scan need not read again, as a line of ``--hashes``:
     ``<cfile>\t<sha256> <first 8 bytes, hex> <dev> <ino> <size> <mtime_ns> <ctime_ns> <nlink>``
-    of the pyc just linked at ``cfile``, by its ``lstat`` right after the link (the link
-    changed its ctime); "" when that is not the file checked, as it was read (the same inode,
-    size and mtime), or cannot be looked at."""
+    of the pyc just linked at ``cfile`` from the cache file just checked, by its ``lstat``
+    right after the link (the link changed its ctime); "" when that is not the same file
+    (device, inode, size and mtime) or cannot be looked at."""
     try:
         now = os.lstat(cfile)
     except OSError:
@@ -334,24 +369,25 @@ class _Ahead:
             self.thread.join()
 
 
-def compile_batch(work: list[tuple[str, str, str]], before: int = -1,
+def compile_batch(work: list[tuple[str, str, str]], before: int = -1, clock: int = -1,
                   ) -> tuple[list[tuple[str, str, str, str]], list[str]]:
     """:func:`_compile_batch`, its reads queued ahead should they come from the disk."""
     ahead = _Ahead(work)
     try:
-        return _compile_batch(work, before, ahead)
+        return _compile_batch(work, before, ahead, clock)
     finally:
         ahead.close()
 
 
-def _compile_batch(work: list[tuple[str, str, str]], before: int, ahead: _Ahead,
+def _compile_batch(work: list[tuple[str, str, str]], before: int, ahead: _Ahead, clock: int = -1,
                    ) -> tuple[list[tuple[str, str, str, str]], list[str]]:
     """Make each file's pyc valid: kept, linked from the cache, or compiled.
 
     ``work`` holds (source, cached pyc or "", its sha256 or ""); returns each file's
     outcome (source, kept/linked/compiled/failed, its stamp or "", a linked pyc's
     :func:`_hashed` record or "") and the failure lines.
-    Stamps are made only for files whose mtimes are not after ``before`` (ns).
+    Stamps are made only for files whose mtimes are not after ``before`` (ns); records for
+    the final scan only with ``clock`` (:func:`_from_cache`).
     """
     outcomes: list[tuple[str, str, str, str]] = []
     failed: list[str] = []
@@ -370,7 +406,8 @@ def _compile_batch(work: list[tuple[str, str, str]], before: int, ahead: _Ahead,
         if head is not None and _matches(head[0], source):
             outcomes.append((path, KEPT, _stamp(src_info, head[1], before), ""))
             continue
-        linked = cached and _from_cache(cached, sha, source, cfile, fresh=head is None, load=ahead.load)
+        linked = cached and _from_cache(cached, sha, source, cfile, fresh=head is None, load=ahead.load,
+                                        clock=clock)
         if isinstance(linked, tuple):
             outcomes.append((path, LINKED, _stamp(src_info, linked[0], before), linked[1]))
             continue
@@ -549,15 +586,17 @@ def main(args: list[str]) -> int:
         return path, os.path.join(dist.entry, rel), dist.manifest[rel]
 
     work = {path: offer(path) for _, path in todo}
+    # Before any cached pyc is read: a record for the scan needs the file unchanged since.
+    clock = fs_clock(os.path.join(root, interpreter_key())) if hashes_file and root else -1
     # A worker per core, unless there is too little to do to pay for starting them.
     workers = max(1, min(os.cpu_count() or 1, len(todo) // 100))
     parts = [[work[p] for p in b] for b in batches(todo, workers) if b]
     if len(parts) <= 1:
-        results = [compile_batch(parts[0], before)] if parts else []
+        results = [compile_batch(parts[0], before, clock)] if parts else []
     else:
         # fork: the workers need nothing but this module, already imported.
         with multiprocessing.get_context("fork").Pool(len(parts)) as pool:
-            results = pool.starmap(compile_batch, [(part, before) for part in parts], chunksize=1)
+            results = pool.starmap(compile_batch, [(part, before, clock) for part in parts], chunksize=1)
     hashed: list[str] = []
     for done, _ in results:
         for path, what, stamp, record in done:

@@ -47,8 +47,9 @@ class Context:
     #: Probes an earlier stage started ahead of the probes stage, by probe name (the plugins
     #: stage starts those whose evidence the stages in between cannot change).
     started_probes: dict[str, Future[ProbeResult]] = field(default_factory=dict)
-    #: The build's hashes of its files (the clone's carried ones, uv's RECORD check's), which
-    #: the final scan takes instead of reading a file again; None outside a build.
+    #: The build's hashes of its files (the clone's carried ones, uv's RECORD check's, the
+    #: pycs the compile stage linked), which the final scan takes instead of reading a file
+    #: again; None outside a build.
     hashes: HashMemo | None = None
     #: Where stages report how far they are (the CLI's live line); called from any thread.
     on_progress: Callable[[Progress], None] = lambda _: None

@@ -31,6 +31,7 @@ packages) does not fail the build; it is reported as a warning.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -197,7 +198,8 @@ def _offer(hashes: Path, env_dir: Path, memo: HashMemo) -> None:
         if len(sha) != 64 or len(head) != 16 or sha.strip("0123456789abcdef"):
             continue
         found.append((path[len(base):], (dev, ino, size, mtime, ctime), nlink, sha, norm))
-    memo.offer(env_dir, found)
+    with contextlib.suppress(OSError):  # no clock to be had (a full disk): the scan reads them
+        memo.offer(env_dir, found)
 
 
 def _cache_plan(ctx: Context, sites: list[Path]) -> dict[str, object]:
