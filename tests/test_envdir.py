@@ -212,3 +212,45 @@ def test_a_clone_links_every_file_and_keeps_links_as_links(tmp_path: Path) -> No
     assert not (dst / f".{STATE_FILE}.123.tmp").exists()
     linked = [p for p in dst.rglob("*") if p.is_file() and not p.is_symlink() and p.name != MARKER]
     assert count == len(linked)
+
+
+@pytest.mark.parametrize("with_rm", [True, False])
+def test_an_old_environment_is_removed_whole_never_what_its_links_point_at(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_rm: bool) -> None:
+    """The removal of a large environment (two ``rm -rf`` at once on its site-packages'
+    entries, then the rest; shutil.rmtree where there is no ``rm``): every file goes, odd
+    names included, and a symlink is removed, never followed."""
+    import pinfold.envdir
+
+    if not with_rm:
+        monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+    calls: list[list[str]] = []
+    real_rm = pinfold.envdir._rm
+
+    def rm(paths: list[str]) -> None:
+        calls.append(paths)
+        real_rm(paths)
+
+    monkeypatch.setattr(pinfold.envdir, "_rm", rm)
+    outside = write(tmp_path / "outside" / "keep.txt", "precious")
+    envs = Environments(tmp_path / "env")
+    old = finished(envs, "20240101-000000000-aaaaaa")
+    site = old / "lib" / "python3.11" / "site-packages"
+    for n in range(100):  # past the split threshold, a few levels down
+        write(site / f"dist{n}" / "__init__.py", "x = 1\n")
+        write(site / f"dist{n}" / "sub" / "m.py", "y = 2\n")
+    for odd in ("-rf", "--", "with space", "new\nline", "\udcff"):
+        write(site / odd / "f.py", "")
+    (site / "linked-folder").symlink_to(outside.parent, target_is_directory=True)
+    (site / "linked-file").symlink_to(outside)
+    newer = [finished(envs, f"2024010{i}-000000000-bbbbbb") for i in (2, 3)]
+    envs.switch(newer[-1])
+    done = envs.cleanup(keep=2)
+    assert done.removed == (old,) and not os.path.lexists(old), done.warnings
+    assert outside.read_text() == "precious"
+    assert all(e.is_dir() for e in newer)
+    if with_rm:  # two halves of site-packages' entries at once, then the rest of the tree
+        assert len(calls) == 3 and len(calls[0]) + len(calls[1]) >= 100, calls
+        assert sorted(calls[2]) == sorted(str(old / d) for d in ("bin", "lib"))
+    else:
+        assert calls == []

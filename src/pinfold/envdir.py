@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .envlayout import STATE_FILE
-from .errors import BuildError, SpecError
+from .errors import BuildError, CommandError, SpecError
 from .paths import write_atomic
 
 TYPE_CHECKING = False  # not typing's: see pinfold.errors
@@ -369,15 +369,85 @@ def _remove_marked(env_dir: Path) -> None:
     """Remove a marked directory: its record first (it is no longer finished), its marker last
     (a removal cut short leaves a marked, unfinished directory: the next cleanup ends it)."""
     (env_dir / STATE_FILE).unlink(missing_ok=True)
+    trees = []
     for child in env_dir.iterdir():
         if child.name == MARKER:
             continue
         if child.is_dir() and not child.is_symlink():
-            import shutil  # lazy: see above
-
-            shutil.rmtree(child, ignore_errors=True)
+            trees.append(child)
         else:
             child.unlink(missing_ok=True)
+    _remove_trees(trees)
     (env_dir / MARKER).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         env_dir.rmdir()
+
+
+#: Below this many entries (found a few levels down) one removal is as fast as two.
+_SPLIT_AT = 64
+
+
+def _remove_trees(trees: list[Path]) -> None:
+    """Remove folder trees, whatever cannot be removed left in place (the caller sees it).
+
+    Every update removes the oldest environment it keeps, about 17,000 files for 120
+    distributions, in the build's own time. Measured on 2 cores (ext4): shutil.rmtree
+    0.29-0.39 s, one ``rm -rf`` 0.29-0.35 s, two ``rm -rf`` at once on halves of the
+    tree's entries 0.19-0.23 s (the kernel's unlinks in different folders run side by side).
+    So with a second core the entries a few levels down (site-packages' distributions) are
+    split in two and removed by two ``rm -rf`` at once, through the runner; then what is left.
+    Anything that goes wrong there (no ``rm``, a file it cannot remove) ends in shutil.rmtree.
+    """
+    import shutil  # lazy: the no-op fast path imports this module and removes nothing
+
+    if (os.cpu_count() or 1) > 1 and shutil.which("rm"):
+        entries: list[str] = [str(t) for t in trees]
+        for _ in range(4):  # env/lib/python3.X/site-packages/<distributions>
+            if len(entries) >= _SPLIT_AT:
+                break
+            deeper = []
+            for entry in entries:
+                try:
+                    if os.path.isdir(entry) and not os.path.islink(entry):
+                        deeper += [os.path.join(entry, n) for n in sorted(os.listdir(entry))]
+                        continue
+                except OSError:
+                    pass
+                deeper.append(entry)
+            entries = deeper
+        with contextlib.suppress(CommandError):
+            if _SPLIT_AT <= len(entries) <= 4096:  # more would not fit a command line everywhere
+                _rm_in_two(entries[0::2], entries[1::2])
+            if left := [str(t) for t in trees if os.path.lexists(t)]:
+                _rm(left)
+    for tree in trees:
+        if os.path.lexists(tree):
+            shutil.rmtree(tree, ignore_errors=True)
+
+
+def _rm(paths: list[str]) -> None:
+    from .runner import Runner  # lazy: see _remove_trees
+
+    Runner().run(["rm", "-rf", "--", *paths], what="removing an old environment", timeout=600)
+
+
+def _rm_in_two(one: list[str], two: list[str]) -> None:
+    """Two ``rm -rf`` at once; raises the first's CommandError."""
+    import threading
+
+    failed: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            _rm(two)
+        except BaseException as exc:  # handed to the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=other, name="pinfold-remove", daemon=True)
+    thread.start()
+    try:
+        _rm(one)
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
