@@ -222,14 +222,16 @@ def test_an_old_environment_is_removed_whole_never_what_its_links_point_at(
     names included, and a symlink is removed, never followed."""
     import pinfold.envdir
 
+    if with_rm and pinfold.envdir._cores() < 2:
+        pytest.skip("one processor here: the removal is shutil.rmtree alone")
     if not with_rm:
-        monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+        monkeypatch.setattr(os, "defpath", str(tmp_path / "no-tools"))
     calls: list[list[str]] = []
     real_rm = pinfold.envdir._rm
 
-    def rm(paths: list[str]) -> None:
+    def rm(tool: str, paths: list[str]) -> None:
         calls.append(paths)
-        real_rm(paths)
+        real_rm(tool, paths)
 
     monkeypatch.setattr(pinfold.envdir, "_rm", rm)
     outside = write(tmp_path / "outside" / "keep.txt", "precious")
@@ -254,3 +256,22 @@ def test_an_old_environment_is_removed_whole_never_what_its_links_point_at(
         assert sorted(calls[2]) == sorted(str(old / d) for d in ("bin", "lib"))
     else:
         assert calls == []
+
+
+def test_an_environment_that_cannot_be_removed_is_named_and_stays_marked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever is left of a removal (a file neither rm nor shutil.rmtree could remove) is
+    not reported as removed: cleanup names it, and it stays marked for the next cleanup."""
+    import pinfold.envdir
+
+    envs = Environments(tmp_path / "env")
+    old = finished(envs, "20240101-000000000-aaaaaa")
+    newer = [finished(envs, f"2024010{i}-000000000-bbbbbb") for i in (2, 3)]
+    envs.switch(newer[-1])
+    monkeypatch.setattr(pinfold.envdir, "_remove_trees", lambda trees: None)  # as if all failed
+    done = envs.cleanup(keep=2)
+    assert done.removed == ()
+    assert f"{old} could not be removed: {old / 'bin'} is still there" in done.warnings
+    assert is_marked(old) and not (old / STATE_FILE).exists()  # unfinished: the next cleanup
+    monkeypatch.undo()
+    assert envs.cleanup(keep=2).removed == (old,) and not os.path.lexists(old)

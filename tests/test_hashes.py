@@ -392,7 +392,7 @@ def test_the_compile_stages_hashes_file_is_read_with_care(tmp_path: Path) -> Non
              f"{pyc}\t{sha} {head} {ident} 7",                             # a field too many
              f"{pyc}\t{'g' * 64} {head} {ident}",                          # not a sha256
              f"{pyc}\t{sha} {head[:-1]}z {ident}",                          # not hex
-             f"{pyc}\t{sha} {head} x {ident[2:]}",                          # not a number
+             f"{pyc}\t{sha} {head} x {ident.split(' ', 1)[1]}",             # not a number
              "\udcff\tgarbage", "", "no tab at all"]
     hashes = tmp_path / "hashes"
     hashes.write_bytes("\n".join(lines).encode("utf-8", "surrogateescape"))

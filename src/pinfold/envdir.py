@@ -193,7 +193,12 @@ class Environments:
         """Remove ``env_dir`` if it carries pinfold's marker (a failed build); else leave it."""
         if env_dir.is_symlink() or not is_marked(env_dir):
             return False
-        _remove_marked(env_dir)
+        # Called while another error is on its way out: that one is the user's news. What
+        # could not be removed stays marked, and the next cleanup removes it.
+        try:
+            _remove_marked(env_dir)
+        except OSError:
+            return False
         return True
 
     def has_leftovers(self) -> bool:
@@ -367,7 +372,9 @@ class Environments:
 
 def _remove_marked(env_dir: Path) -> None:
     """Remove a marked directory: its record first (it is no longer finished), its marker last
-    (a removal cut short leaves a marked, unfinished directory: the next cleanup ends it)."""
+    (a removal cut short leaves a marked, unfinished directory: the next cleanup ends it).
+
+    Raises OSError when something could not be removed; the marker then stays."""
     (env_dir / STATE_FILE).unlink(missing_ok=True)
     trees = []
     for child in env_dir.iterdir():
@@ -378,60 +385,90 @@ def _remove_marked(env_dir: Path) -> None:
         else:
             child.unlink(missing_ok=True)
     _remove_trees(trees)
+    if left := [t for t in trees if os.path.lexists(t)]:
+        raise OSError(errno.ENOTEMPTY, f"{left[0]} is still there", str(left[0]))
     (env_dir / MARKER).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         env_dir.rmdir()
 
 
-#: Below this many entries (found a few levels down) one removal is as fast as two.
+#: Below this many folders (found a few levels down) one removal is as fast as two.
 _SPLIT_AT = 64
 
 
+def _cores() -> int:
+    """The processors this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _remove_trees(trees: list[Path]) -> None:
-    """Remove folder trees, whatever cannot be removed left in place (the caller sees it).
+    """Remove folder trees; what cannot be removed is left in place (the caller looks).
 
     Every update removes the oldest environment it keeps, about 17,000 files for 120
     distributions, in the build's own time. Measured on 2 cores (ext4): shutil.rmtree
     0.29-0.39 s, one ``rm -rf`` 0.29-0.35 s, two ``rm -rf`` at once on halves of the
-    tree's entries 0.19-0.23 s (the kernel's unlinks in different folders run side by side).
-    So with a second core the entries a few levels down (site-packages' distributions) are
-    split in two and removed by two ``rm -rf`` at once, through the runner; then what is left.
-    Anything that goes wrong there (no ``rm``, a file it cannot remove) ends in shutil.rmtree.
+    tree's folders 0.19-0.23 s (the kernel's unlinks in different folders run side by side).
+    So with a second core the folders a few levels down (site-packages' distributions) are
+    split in two and removed by two ``rm -rf`` at once, through the runner, then what is
+    left by one more; the system's own ``rm`` (from the default PATH, never a wrapper of
+    the user's). Anything that goes wrong there ends in shutil.rmtree. Unlike shutil.rmtree,
+    ``rm`` is given paths, not open folders: a folder swapped for a symlink by another
+    process between the listing and the removal would be followed (inside an environment
+    no build uses any more, under the build lock).
     """
     import shutil  # lazy: the no-op fast path imports this module and removes nothing
 
-    if (os.cpu_count() or 1) > 1 and shutil.which("rm"):
-        entries: list[str] = [str(t) for t in trees]
-        for _ in range(4):  # env/lib/python3.X/site-packages/<distributions>
-            if len(entries) >= _SPLIT_AT:
-                break
-            deeper = []
-            for entry in entries:
-                try:
-                    if os.path.isdir(entry) and not os.path.islink(entry):
-                        deeper += [os.path.join(entry, n) for n in sorted(os.listdir(entry))]
-                        continue
-                except OSError:
-                    pass
-                deeper.append(entry)
-            entries = deeper
-        with contextlib.suppress(CommandError):
-            if _SPLIT_AT <= len(entries) <= 4096:  # more would not fit a command line everywhere
-                _rm_in_two(entries[0::2], entries[1::2])
+    rm = shutil.which("rm", path=os.defpath)
+    if rm is not None and _cores() > 1:
+        with contextlib.suppress(CommandError, RuntimeError, OSError):
+            halves = _halves([str(t) for t in trees])
+            if halves is not None:
+                _rm_in_two(rm, *halves)
+        with contextlib.suppress(CommandError, RuntimeError, OSError):
             if left := [str(t) for t in trees if os.path.lexists(t)]:
-                _rm(left)
+                _rm(rm, left)
     for tree in trees:
         if os.path.lexists(tree):
             shutil.rmtree(tree, ignore_errors=True)
 
 
-def _rm(paths: list[str]) -> None:
+def _halves(entries: list[str]) -> tuple[list[str], list[str]] | None:
+    """The entries of the first level (at most 4 down) that holds :data:`_SPLIT_AT` folders,
+    in two halves for two command lines, or None (too few, or too long a command line)."""
+    for depth in range(5):  # env/lib/python3.X/site-packages/<distributions>: depth 3
+        if sum(1 for e in entries if os.path.isdir(e) and not os.path.islink(e)) >= _SPLIT_AT:
+            break
+        if depth == 4:
+            return None
+        deeper = []
+        for entry in entries:
+            try:
+                if os.path.isdir(entry) and not os.path.islink(entry):
+                    deeper += [os.path.join(entry, n) for n in sorted(os.listdir(entry))]
+                    continue
+            except OSError:
+                pass
+            deeper.append(entry)
+        entries = deeper
+    try:  # the arguments and the environment share the limit: a quarter of it each at most
+        limit = os.sysconf("SC_ARG_MAX") // 4
+    except (ValueError, OSError):
+        limit = 128 * 1024
+    one, two = entries[0::2], entries[1::2]
+    if max(sum(len(os.fsencode(e)) + 1 for e in half) for half in (one, two)) > limit:
+        return None
+    return one, two
+
+
+def _rm(rm: str, paths: list[str]) -> None:
     from .runner import Runner  # lazy: see _remove_trees
 
-    Runner().run(["rm", "-rf", "--", *paths], what="removing an old environment", timeout=600)
+    Runner().run([rm, "-rf", "--", *paths], what="removing an old environment", timeout=600)
 
 
-def _rm_in_two(one: list[str], two: list[str]) -> None:
+def _rm_in_two(rm: str, one: list[str], two: list[str]) -> None:
     """Two ``rm -rf`` at once; raises the first's CommandError."""
     import threading
 
@@ -439,14 +476,15 @@ def _rm_in_two(one: list[str], two: list[str]) -> None:
 
     def other() -> None:
         try:
-            _rm(two)
+            _rm(rm, two)
         except BaseException as exc:  # handed to the caller's thread
             failed.append(exc)
 
-    thread = threading.Thread(target=other, name="pinfold-remove", daemon=True)
+    # Not a daemon: pinfold does not exit while the other rm runs (a stop ends it first).
+    thread = threading.Thread(target=other, name="pinfold-remove")
     thread.start()
     try:
-        _rm(one)
+        _rm(rm, one)
     finally:
         thread.join()
     if failed:

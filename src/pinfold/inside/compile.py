@@ -46,8 +46,8 @@ layout is ignored; it is written to a temporary name and renamed.
 bytes are proven to be the ones checked: its path, the sha256 the check computed, its first
 8 bytes and its identity (device, inode, size, mtime, ctime in ns, hard links) right after
 the link. Proven: the cache file's whole identity, ctime included, just before the link is
-the one the read's ``fstat`` gave, its ctime is older than the cache's file system clock
-taken before the first read (a change in the same tick would not move it), and device,
+the one the read's ``fstat`` gave, its ctime is older than the file system's clock (taken
+in the first folder given, before the first read) (a change in the same tick would not move it), and device,
 inode, size and mtime right after the link are still those. Left out: copies, paths with a
 tab or a newline, anything not proven. The compile stage gives these to the build's hash
 memo (``HashMemo.offer``), so that the final scan does not read and hash those pycs again
@@ -232,9 +232,10 @@ def _from_cache(cached: str, sha: str, source: bytes, cfile: str, *, fresh: bool
     """Link a cache entry's pyc into place when it passes the checks; False when it does not.
 
     Linked: the identity of the file checked (the pyc in place is that inode) and its
-    :func:`_hashed` record ("" unless proven, see there; ``clock``: the cache's file system
-    clock at the run's start, :func:`fs_clock`); copied: True. ``fresh``: no pyc was at
-    ``cfile`` (see :func:`_place`).
+    :func:`_hashed` record, "" unless the bytes checked are proven to be the file's up to
+    the link (its whole identity unchanged since the read, its last change older than
+    ``clock``, the file system's clock before the first read: :func:`fs_clock`); copied:
+    True. ``fresh``: no pyc was at ``cfile`` (see :func:`_place`).
     """
     try:
         data, info = load(cached)
@@ -277,8 +278,11 @@ def fs_clock(folder: str) -> int:
         return -1
     try:
         return os.fstat(fd).st_ctime_ns
+    except OSError:
+        return -1
     finally:
-        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
 
@@ -587,7 +591,8 @@ def main(args: list[str]) -> int:
 
     work = {path: offer(path) for _, path in todo}
     # Before any cached pyc is read: a record for the scan needs the file unchanged since.
-    clock = fs_clock(os.path.join(root, interpreter_key())) if hashes_file and root else -1
+    # The environment's clock: a claim is only made for a hard link, on the same file system.
+    clock = fs_clock(args[0]) if hashes_file and args else -1
     # A worker per core, unless there is too little to do to pay for starting them.
     workers = max(1, min(os.cpu_count() or 1, len(todo) // 100))
     parts = [[work[p] for p in b] for b in batches(todo, workers) if b]
