@@ -465,7 +465,7 @@ def _halves(entries: list[str]) -> tuple[list[str], list[str]] | None:
 def _rm(rm: str, paths: list[str]) -> None:
     from .runner import Runner  # lazy: see _remove_trees
 
-    Runner().run([rm, "-rf", "--", *paths], what="removing an old environment", timeout=600)
+    Runner().run([rm, "-rf", "--", *paths], what="removing an environment", timeout=600)
 
 
 def _rm_in_two(rm: str, one: list[str], two: list[str]) -> None:
