@@ -46,9 +46,9 @@ layout is ignored; it is written to a temporary name and renamed.
 bytes are proven to be the ones checked: its path, the sha256 the check computed, its first
 8 bytes and its identity (device, inode, size, mtime, ctime in ns, hard links) right after
 the link. Proven: the cache file's whole identity, ctime included, just before the link is
-the one the read's ``fstat`` gave, its ctime is older than the file system's clock (taken
-in the first folder given, before the first read) (a change in the same tick would not move it), and device,
-inode, size and mtime right after the link are still those. Left out: copies, paths with a
+the one the read's ``fstat`` gave, its ctime is older than the file system's clock taken in
+the first folder given before the first read (a change in the same tick would not move it),
+and device, inode, size and mtime right after the link are still those. Left out: copies, paths with a
 tab or a newline, anything not proven. The compile stage gives these to the build's hash
 memo (``HashMemo.offer``), so that the final scan does not read and hash those pycs again
 while that identity holds; the file is written on every run that gets that far (with exit
