@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pinfold.envdir import MARKER, PENDING, Environments, is_marked
+from pinfold.envdir import MARKER, PENDING, PYC_STAMPS, SPARE, Environments, is_marked, is_spare
 from pinfold.record import STATE_FILE, write_record
 from tests.conftest import cli, write
 from tests.test_record import record
@@ -201,7 +201,7 @@ def test_a_clone_links_every_file_and_keeps_links_as_links(tmp_path: Path) -> No
     write(src / f".{STATE_FILE}.123.tmp", "half a record")
     dst = envs.versions / "20240102-000000000-bbbbbb"
     envs.create(dst)
-    count = envs.clone(src, dst)
+    count = envs.clone(src, dst).files
     source = src / "lib" / "python3.11" / "site-packages" / "pkg" / "__init__.py"
     copy = dst / "lib" / "python3.11" / "site-packages" / "pkg" / "__init__.py"
     assert copy.stat().st_ino == source.stat().st_ino
@@ -275,3 +275,134 @@ def test_an_environment_that_cannot_be_removed_is_named_and_stays_marked(
     assert is_marked(old) and not (old / STATE_FILE).exists()  # unfinished: the next cleanup
     monkeypatch.undo()
     assert envs.cleanup(keep=2).removed == (old,) and not os.path.lexists(old)
+
+
+def signature(root: Path) -> dict[str, object]:
+    """What a clone must make of a tree: folders, links (their targets, the tree's own path
+    as <dst>), files by inode (the rewritten bin/ scripts and pyvenv.cfg by their bytes)."""
+    out: dict[str, object] = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            if rel == MARKER:
+                continue
+            if path.is_symlink():
+                out[rel] = ("link", os.readlink(path).replace(str(root), "<dst>"))
+            elif path.is_dir():
+                out[rel] = "folder"
+            elif rel.startswith("bin/") or rel == "pyvenv.cfg":
+                out[rel] = ("bytes", path.read_text().replace(str(root), "<dst>"))
+            else:
+                out[rel] = ("file", path.stat().st_ino)
+    return out
+
+
+def test_a_builds_cleanup_retires_the_oldest_to_go_and_keeps_one_spare(tmp_path: Path) -> None:
+    """A build's cleanup (spare=True) keeps the folders of the newest environment it lets go,
+    as a spare that is no environment (no rollback lands on it, no no-op counts it as a
+    leftover); an older spare goes; gc (spare=False) removes it, and a look-alike is left alone."""
+    envs = Environments(tmp_path / "env")
+    built = [finished(envs, f"2024010{i}-000000000-aaaaaa") for i in range(1, 6)]
+    envs.switch(built[-1])
+    done = envs.cleanup(keep=3, spare=True)
+    spare = envs.versions / f".spare-{built[1].name}"
+    assert done.removed == tuple(built[:2]) and done.warnings == ()
+    assert envs.spares() == [spare] and is_spare(spare) and not os.path.lexists(built[1])
+    assert not os.path.lexists(built[0])
+    assert not (spare / STATE_FILE).exists() and (spare / "bin" / "tool").is_file()
+    assert envs.finished() == built[2:] and not envs.has_leftovers()
+    newer = finished(envs, "20240106-000000000-aaaaaa")
+    envs.switch(newer)
+    done = envs.cleanup(keep=3, spare=True)
+    assert done.removed == (built[2],)
+    assert envs.spares() == [envs.versions / f".spare-{built[2].name}"] and not spare.exists()
+    done = envs.cleanup(keep=3)
+    assert done.removed == () and done.warnings == () and envs.spares() == []
+    # Its flag names another folder: not a spare of pinfold's (a copy, or a user's).
+    fake = envs.versions / ".spare-copy"
+    write(fake / SPARE, "pinfold spare folders .spare-other\n")
+    done = envs.cleanup(keep=1, spare=True)
+    assert fake.is_dir() and f"{fake} is not a build of pinfold's" in "\n".join(done.warnings)
+    # An earlier pinfold's environment (no marker) is removed, never retired.
+    legacy = finished(envs, "20240100-000000000-aaaaaa", marked=False)
+    assert envs.cleanup(keep=1, spare=True).removed[0] == legacy and not legacy.exists()
+
+
+def spare_and_source(envs: Environments) -> tuple[Path, Path]:
+    """A current environment, and a spare made from an older one, disturbed in every way a
+    clone has to undo: other bytes under a name, names the source lacks, a file where it has
+    a folder and the other way round, a link into the old tree, pinfold's own files."""
+    src = finished(envs, "20240105-000000000-aaaaaa")
+    site = src / "lib" / "python3.11" / "site-packages"
+    write(site / "pkg" / "__init__.py", "x = 1\n")
+    write(site / "pkg" / "same.py", "same\n")
+    write(site / "pkg" / "sub" / "m.py", "m = 1\n")
+    write(site / "was_folder.py", "a file where the spare has a folder\n")
+    write(site / "was_file" / "f.py", "")
+    (site / "inside").symlink_to(site / "pkg")
+    (site / "outside").symlink_to("/usr/bin")
+    (src / "lib64").symlink_to("lib")
+    write(src / "pyvenv.cfg", f"home = /usr/bin\nprompt = {src}\n")
+    write(src / "bin" / "tool", f"#!{src}/bin/python\n")
+    old = finished(envs, "20240101-000000000-bbbbbb")
+    osite = old / "lib" / "python3.11" / "site-packages"
+    (osite / "pkg").mkdir(parents=True)
+    os.link(site / "pkg" / "same.py", osite / "pkg" / "same.py")  # the very file: it stays
+    write(osite / "pkg" / "__init__.py", "x = 0\n")
+    write(osite / "pkg" / "stale.py", "")
+    write(osite / "gone" / "mod.py", "")
+    write(osite / "was_folder.py" / "x.py", "")
+    write(osite / "was_file", "a file where the source has a folder\n")
+    (osite / "inside").symlink_to(osite / "pkg")
+    (osite / "outside").symlink_to("/usr/lib")
+    write(old / "lib64" / "x", "a folder where the source has a link")
+    write(old / PYC_STAMPS / "x", "pinfold's own name at the top: never carried")
+    write(old / "include" / "x.h", "")
+    envs.switch(src)
+    assert envs.cleanup(keep=1, spare=True).removed == (old,)
+    return src, envs.spares()[0]
+
+
+def test_a_clone_into_a_spares_folders_makes_what_a_clone_into_new_ones_makes(tmp_path: Path) -> None:
+    envs = Environments(tmp_path / "env")
+    src, spare = spare_and_source(envs)
+    same = src / "lib" / "python3.11" / "site-packages" / "pkg" / "same.py"
+    assert same.stat().st_nlink == 2
+    reused = envs.versions / "20240106-000000000-cccccc"
+    envs.create(reused)
+    done = envs.clone(src, reused)
+    assert done.folders >= 4 and not os.path.lexists(spare) and envs.spares() == []
+    # The file the spare held already was kept, not linked again.
+    assert same.stat().st_nlink == 2
+    plain = envs.versions / "20240107-000000000-dddddd"
+    envs.create(plain)
+    fresh = envs.clone(src, plain)
+    assert fresh.folders == 0 and fresh.files == done.files
+    assert signature(reused) == signature(plain)
+    assert not (reused / PYC_STAMPS).exists() and not (reused / "include").exists()
+    assert is_marked(reused) and not (reused / STATE_FILE).exists()
+
+
+def test_a_clone_whose_spare_cannot_be_made_to_match_starts_over_in_new_folders(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spare's entry that cannot be removed (here: as if the folder refused it) ends the
+    reuse: the new directory is emptied and cloned into new folders, the same tree."""
+    import pinfold.envdir
+
+    envs = Environments(tmp_path / "env")
+    src, _ = spare_and_source(envs)
+
+    def refuse(entry: os.DirEntry[str]) -> None:
+        raise PermissionError(13, "Permission denied", entry.path)
+
+    monkeypatch.setattr(pinfold.envdir, "_drop", refuse)
+    dst = envs.versions / "20240106-000000000-cccccc"
+    envs.create(dst)
+    done = envs.clone(src, dst)
+    monkeypatch.undo()
+    assert done.folders == 0 and envs.spares() == []
+    plain = envs.versions / "20240107-000000000-dddddd"
+    envs.create(plain)
+    envs.clone(src, plain)
+    assert signature(dst) == signature(plain)

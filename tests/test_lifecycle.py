@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pinfold import build, load_spec
+from pinfold.record import read_digest
 from pinfold.runner import Runner
 from tests.artifacts import Artifact, copy_real, make_sdist, make_wheel
 from tests.conftest import cli, installer_calls, write
@@ -124,6 +125,35 @@ def test_gc_keeps_the_newest(project: Path) -> None:
     assert [p.name for p in (root / "env.d").iterdir() if not p.name.startswith(".")] == [
         (root / "env").resolve().name]
     assert cli("gc", "--keep", "0")[0] == 2
+
+
+def test_an_update_reuses_the_folders_of_the_environment_its_last_cleanup_let_go(project: Path) -> None:
+    """Past `keep` (3), a build's cleanup keeps the folders of the environment it lets go
+    (no environment any more: no rollback lands there); the next update moves them into its
+    new directory and makes them match. Its tree is the one a build from scratch makes."""
+    root = project.parent
+    built = [build(load_spec(project))]
+    for version in ("2.0", "1.0", "2.0", "1.0"):
+        set_pin(root, "a-pkg", a_wheel(root / "wheelhouse", version))
+        built.append(build(load_spec(project)))
+    create = next(s for s in built[-1].stages if s.name == "create")
+    assert "folders reused from a retired environment" in create.detail, create.detail
+    assert "folders reused" not in next(s.detail for s in built[-2].stages if s.name == "create")
+    assert tool_output(root) == "a-tool 1.0"
+    spares = [p.name for p in (root / "env.d").iterdir() if p.name.startswith(".spare-")]
+    assert spares == [f".spare-{built[1].env_dir.name}"]  # the second build's, retired just now
+    assert not built[0].env_dir.exists() and not built[1].env_dir.exists()
+    code, _, err = cli("check")
+    assert code == 0, err
+    # The same pins as the third build (which the next cleanup lets go): the same tree.
+    assert read_digest(built[-1].env_dir) == read_digest(built[2].env_dir)
+    fresh = build(load_spec(project), fresh=True)
+    assert read_digest(fresh.env_dir) == read_digest(built[-1].env_dir)
+    code, _, err = cli("rollback")
+    assert code == 0 and (root / "env").resolve() == built[-1].env_dir, err
+    code, out, err = cli("gc", "--keep", "3", "--json")
+    assert code == 0 and json.loads(out)["removed"] == [], (out, err)  # a spare is no environment
+    assert not [p for p in (root / "env.d").iterdir() if p.name.startswith(".spare-")]
 
 
 def start_build(spec: Path, *args: str) -> subprocess.Popen[str]:

@@ -166,7 +166,7 @@ def test_help_explains_commands() -> None:
         ("status", "Say whether the environment is up to date and, if not, what changed."),
         ("plan", "Print what a build would install, remove and re-run, without doing it."),
         ("rollback", "Switch the environment back to the one built before it, in one step."),
-        ("gc", "Remove old environments (and leftovers of killed builds)."),
+        ("gc", "Remove old environments, leftovers of killed builds and the spare folders an update reuses."),
     ]:
         assert f" {command} {what}" in text, (command, text)
     assert ("Only `pinfold fetch`, `pinfold lock --upstream` and `pinfold import --upstream` go online."

@@ -207,7 +207,8 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     rollback.add_argument("--path", dest="at", type=Path, metavar="DEST",
                           help="roll back the environment at DEST (e.g. one `pinfold unpack` "
                                "placed), without env.yaml")
-    gc = command("gc", "Remove old environments (and leftovers of killed builds).")
+    gc = command("gc", "Remove old environments, leftovers of killed builds and the spare folders "
+                       "an update reuses.")
     gc.add_argument("--path", dest="at", type=Path, metavar="DEST",
                     help="clean up the environments behind DEST, without env.yaml")
     gc.add_argument("--keep", type=int, default=2, metavar="N",

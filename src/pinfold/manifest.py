@@ -677,6 +677,10 @@ class HashMemo:
         if identity(info)[:4] == known[0][:4]:
             self._adopted.append((rel, (identity(info), info.st_nlink, known[2], known[3], known[4])))
 
+    def forget_adopted(self) -> None:
+        """Drop what :meth:`adopt` holds (a clone that starts over)."""
+        self._adopted.clear()
+
     def settle(self, folder: Path) -> int:
         """Keep the adopted records whose new ctime is older than the file system's clock now
         (the clone is done): a later change gives a newer one. Returns how many were kept."""

@@ -105,7 +105,7 @@ def build(
             # A killed build's folder (or something not pinfold's) in <path>.d: a no-op
             # removes what is provably pinfold's, under the lock, and names the rest.
             with envs.locked(wait=wait, on_wait=on_wait):
-                return _report(spec, plan.current, start, envs.cleanup())
+                return _report(spec, plan.current, start, envs.cleanup(spare=True))
         return _report(spec, plan.current, start)
     # The directory is named once the lock is held (below); the pre-flight checks only read.
     ctx = Context(spec=spec, runner=runner, index=ArtifactIndex(spec.index), env_dir=envs.versions,
@@ -135,7 +135,7 @@ def build(
     with envs.locked(wait=wait, on_wait=on_wait):
         # Named once the lock is held: names sort in build order, which rollback relies on.
         ctx.env_dir = envs.new_dir()
-        before = envs.cleanup()
+        before = envs.cleanup(spare=True)
         # Another build may have changed the environment while this one waited: plan again,
         # against the same inputs (they describe the spec loaded at the start).
         plan = make_plan(spec, envs, runner, fresh=fresh, inputs=plan.inputs)
@@ -173,7 +173,7 @@ def build(
             envs.discard(ctx.env_dir)
             raise
         since = _clock(memo, ctx.env_dir)
-        after = envs.cleanup()
+        after = envs.cleanup(spare=True)
         _save_hashes(memo, ctx.env_dir, manifest, since)
         pruned = _prune_launchers(ctx.stale_launchers)
     return BuildResult(spec_file=spec.file, path=spec.path, env_dir=ctx.env_dir,

@@ -88,5 +88,6 @@ class CloneCurrent(Stage):
         self.base = base
 
     def run(self, ctx: Context) -> str:
-        count = Environments(ctx.spec.path).clone(self.base, ctx.env_dir, ctx.hashes)
-        return f"{ctx.env_dir.name}: {count} files hard-linked from {self.base.name}"
+        done = Environments(ctx.spec.path).clone(self.base, ctx.env_dir, ctx.hashes)
+        reused = f" ({done.folders} folders reused from a retired environment)" if done.folders else ""
+        return f"{ctx.env_dir.name}: {done.files} files hard-linked from {self.base.name}{reused}"
