@@ -389,12 +389,16 @@ eggs =
         self.files, self.py_files = files, py
 
     def pinfold_steady(self, spec: Path, installer: str) -> None:
-        """No-op (several) and a one-pin change there and back, on a built environment."""
+        """No-op (several), then one-pin changes there and back on a built environment: the
+        first three after its fresh build, then three more. From the fourth build on, each
+        build's cleanup keeps the environment it lets go as a spare whose folders the next
+        update reuses: the state of a project updated more than three times, the target's."""
         for _ in range(3):
             self.pinfold(spec, f"pinfold {installer}, no-op")
-        for lock in (self.lock_one_pin, self.lock):
+        for n, lock in enumerate((self.lock_one_pin, self.lock) * 3):
             shutil.copy(lock, spec.parent / "requirements.txt")
-            self.pinfold(spec, f"pinfold {installer}, one-pin change")
+            first = ", first 3 after a fresh build" if n < 3 else ""
+            self.pinfold(spec, f"pinfold {installer}, one-pin change{first}")
 
     def round(self) -> None:
         if self.with_buildout:
