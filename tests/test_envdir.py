@@ -7,11 +7,14 @@ Fast: no pip, no virtualenv. The finished environments here are folders with a r
 from __future__ import annotations
 
 import os
+import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from pinfold.envdir import MARKER, PENDING, PYC_STAMPS, SPARE, Environments, is_marked, is_spare
+from pinfold.paths import umask
 from pinfold.record import STATE_FILE, write_record
 from tests.conftest import cli, write
 from tests.test_record import record
@@ -338,6 +341,7 @@ def spare_and_source(envs: Environments) -> tuple[Path, Path]:
     write(site / "pkg" / "__init__.py", "x = 1\n")
     write(site / "pkg" / "same.py", "same\n")
     write(site / "pkg" / "sub" / "m.py", "m = 1\n")
+    write(site / "pkg" / "other" / "o.py", "o = 1\n")
     write(site / "was_folder.py", "a file where the spare has a folder\n")
     write(site / "was_file" / "f.py", "")
     (site / "inside").symlink_to(site / "pkg")
@@ -351,6 +355,12 @@ def spare_and_source(envs: Environments) -> tuple[Path, Path]:
     os.link(site / "pkg" / "same.py", osite / "pkg" / "same.py")  # the very file: it stays
     write(osite / "pkg" / "__init__.py", "x = 0\n")
     write(osite / "pkg" / "stale.py", "")
+    # A link out of the tree where the source has a folder: removed, never followed.
+    outside = write(envs.versions.parent / "outside" / "keep.txt", "precious").parent
+    (osite / "pkg" / "sub").symlink_to(outside, target_is_directory=True)
+    # A folder as mkdir would not make it (another umask): not reused, made anew.
+    write(osite / "pkg" / "other" / "o.py", "o = 0\n")
+    (osite / "pkg" / "other").chmod(0o700)
     write(osite / "gone" / "mod.py", "")
     write(osite / "was_folder.py" / "x.py", "")
     write(osite / "was_file", "a file where the source has a folder\n")
@@ -368,13 +378,16 @@ def test_a_clone_into_a_spares_folders_makes_what_a_clone_into_new_ones_makes(tm
     envs = Environments(tmp_path / "env")
     src, spare = spare_and_source(envs)
     same = src / "lib" / "python3.11" / "site-packages" / "pkg" / "same.py"
-    assert same.stat().st_nlink == 2
+    before = same.stat().st_ctime_ns
     reused = envs.versions / "20240106-000000000-cccccc"
     envs.create(reused)
     done = envs.clone(src, reused)
     assert done.folders >= 4 and not os.path.lexists(spare) and envs.spares() == []
-    # The file the spare held already was kept, not linked again.
-    assert same.stat().st_nlink == 2
+    # The file the spare held already was kept: not linked again (a link moves its ctime).
+    assert same.stat().st_ctime_ns == before and same.stat().st_nlink == 2
+    assert (envs.versions.parent / "outside" / "keep.txt").read_text() == "precious"
+    other = reused / "lib" / "python3.11" / "site-packages" / "pkg" / "other"
+    assert stat.S_IMODE(other.stat().st_mode) == 0o777 & ~umask()
     plain = envs.versions / "20240107-000000000-dddddd"
     envs.create(plain)
     fresh = envs.clone(src, plain)
@@ -384,25 +397,28 @@ def test_a_clone_into_a_spares_folders_makes_what_a_clone_into_new_ones_makes(tm
     assert is_marked(reused) and not (reused / STATE_FILE).exists()
 
 
-def test_a_clone_whose_spare_cannot_be_made_to_match_starts_over_in_new_folders(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A spare's entry that cannot be removed (here: as if the folder refused it) ends the
-    reuse: the new directory is emptied and cloned into new folders, the same tree."""
-    import pinfold.envdir
-
+def test_a_clone_whose_spare_cannot_be_made_to_match_starts_over_in_new_folders(tmp_path: Path) -> None:
+    """A spare's file that cannot be removed (immutable: not even root may) ends the reuse:
+    the new directory is set aside as an unfinished build's and cloned again into new folders,
+    the same tree; the cleanup names what it cannot remove, and removes it once it can."""
     envs = Environments(tmp_path / "env")
-    src, _ = spare_and_source(envs)
-
-    def refuse(entry: os.DirEntry[str]) -> None:
-        raise PermissionError(13, "Permission denied", entry.path)
-
-    monkeypatch.setattr(pinfold.envdir, "_drop", refuse)
-    dst = envs.versions / "20240106-000000000-cccccc"
-    envs.create(dst)
-    done = envs.clone(src, dst)
-    monkeypatch.undo()
-    assert done.folders == 0 and envs.spares() == []
-    plain = envs.versions / "20240107-000000000-dddddd"
-    envs.create(plain)
-    envs.clone(src, plain)
-    assert signature(dst) == signature(plain)
+    src, spare = spare_and_source(envs)
+    stuck = spare / "lib" / "python3.11" / "site-packages" / "pkg" / "stale.py"
+    if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode != 0:
+        pytest.skip(f"chattr +i is not possible here ({tmp_path}'s file system, or no chattr)")
+    try:
+        dst = envs.versions / "20240106-000000000-cccccc"
+        envs.create(dst)
+        done = envs.clone(src, dst)
+        assert done.folders == 0 and envs.spares() == [] and is_marked(dst)
+        plain = envs.versions / "20240107-000000000-dddddd"
+        envs.create(plain)
+        envs.clone(src, plain)
+        assert signature(dst) == signature(plain)
+        aside = [e for e in envs.versions.iterdir() if e not in (src, dst, plain) and e.name != ".lock"]
+        assert len(aside) == 1 and is_marked(aside[0]) and not (aside[0] / STATE_FILE).exists()
+        done2 = envs.cleanup(spare=True)
+        assert f"{aside[0]} could not be removed" in "\n".join(done2.warnings) and is_marked(aside[0])
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=False)
+    assert aside[0] in envs.cleanup(spare=True).removed and not os.path.lexists(aside[0])

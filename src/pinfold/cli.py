@@ -500,8 +500,9 @@ def _gc(args: argparse.Namespace, ctx: _Context) -> _Outcome:
     path = _path_of(args, ctx)
     done = gc(path, keep=args.keep)
     ctx.out.lines(render.warning_lines(done.warnings))
-    ctx.out.result(render.gc_lines(path, done.removed))
-    return EXIT_OK, {"removed": [str(p) for p in done.removed], "warnings": list(done.warnings)}
+    ctx.out.result(render.gc_lines(path, done.removed, done.spares))
+    return EXIT_OK, {"removed": [str(p) for p in done.removed], "spares": [str(p) for p in done.spares],
+                     "warnings": list(done.warnings)}
 
 
 def _import(args: argparse.Namespace, ctx: _Context) -> _Outcome:

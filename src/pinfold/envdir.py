@@ -6,12 +6,12 @@ to it in one atomic rename of a symlink. ``path`` is therefore always the previo
 complete environment or the new complete one.
 
 pinfold only ever deletes what it can prove it created: each versioned directory gets a
-marker (:data:`MARKER`, naming the directory) when it is created, before anything else
-goes in, and every removal checks it. A marked directory without ``pinfold.json`` is an
-unfinished build (failed or killed), removed by the next build. An environment of an
-earlier pinfold (no marker) counts as pinfold's when its ``pinfold.json`` is a record
-pinfold can read. Anything else under ``<path>.d`` is left alone and named; a
-``<path>.d`` that is a symlink is refused outright.
+marker (:data:`MARKER`, naming the directory) when it is created, before anything else goes
+in, and every removal checks it (a spare's, its own flag naming it). A marked directory
+without ``pinfold.json`` is an unfinished build (failed or killed), removed by the next
+build. An environment of an earlier pinfold (no marker) counts as pinfold's when its
+``pinfold.json`` is a record pinfold can read. Anything else under ``<path>.d`` is left
+alone and named; a ``<path>.d`` that is a symlink is refused outright.
 
 The environment a build's cleanup lets go is kept as a spare (:data:`SPARE`): no
 environment any more (its record is removed first), its folders moved into the next
@@ -28,14 +28,15 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from .envlayout import STATE_FILE
 from .errors import BuildError, CommandError, SpecError
-from .paths import write_atomic
+from .paths import umask, write_atomic
 
 TYPE_CHECKING = False  # not typing's: see pinfold.errors
 if TYPE_CHECKING:
+    from typing import Any
+
     from .manifest import HashMemo
     from .record import EnvRecord
 
@@ -110,14 +111,17 @@ class Cloned:  # a plain class: see pinfold.errors.Problem
 
 
 class Cleanup:  # a plain class: see pinfold.errors.Problem
-    """What a cleanup removed (``removed``: unfinished builds, old environments), and what it
-    left alone under ``<path>.d`` (``warnings``: one sentence per entry, not provably pinfold's)."""
+    """What a cleanup removed (``removed``: unfinished builds, old environments; ``spares``: the
+    folders of environments retired earlier, :data:`SPARE`), and what it left alone under
+    ``<path>.d`` (``warnings``: one sentence per entry, not provably pinfold's)."""
 
-    __slots__ = ("removed", "warnings")
+    __slots__ = ("removed", "spares", "warnings")
 
-    def __init__(self, removed: tuple[Path, ...] = (), warnings: tuple[str, ...] = ()) -> None:
+    def __init__(self, removed: tuple[Path, ...] = (), warnings: tuple[str, ...] = (),
+                 spares: tuple[Path, ...] = ()) -> None:
         self.removed = removed
         self.warnings = warnings
+        self.spares = spares
 
 
 class Environments:
@@ -302,12 +306,13 @@ class Environments:
 
         When a cleanup kept a retired environment's folders (:data:`SPARE`), they are moved
         into ``dst`` first and made to match ``src``: a file already linked to ``src``'s
-        inode stays, anything else there is replaced or removed. The result is the tree a
+        inode stays, anything else there is replaced or removed, a folder stays only if it
+        is this user's with the mode ``mkdir`` gives. The files, links and folders are those a
         clone into empty folders makes, without creating thousands of folders (on ext4 the
-        slowest part of a clone: 2,110 folders took 0.4-1.8 s, more right after others were
-        removed; their 16,630 links 0.16 s).
-        Where that fails (a folder it cannot write into), ``dst`` is emptied and cloned
-        into new folders.
+        slowest part of a clone: 2,110 folders took 0.2-0.3 s by hand on a quiet disk, up to
+        1.8 s right after many were removed; their 16,630 links 0.16 s). Where something of
+        the spare's cannot be removed, ``dst`` is set aside as an unfinished build's and the
+        clone starts over in new folders.
         """
         from .manifest import HASHES_FILE  # lazy: the no-op fast path clones nothing
 
@@ -322,9 +327,15 @@ class Environments:
         except OSError:
             if not reuse:
                 raise
+            # Something of the spare's could not be removed: the whole directory is set aside
+            # (renamed, within <path>.d, and marked as an unfinished build's: a cleanup removes
+            # it, or names what it cannot), and the clone starts over in new folders.
             if memo is not None:
                 memo.forget_adopted()
-            _empty(dst)
+            aside = self.new_dir()
+            os.rename(dst, aside)
+            write_atomic(aside / MARKER, _marker_text(aside))
+            self.create(dst)
             files, folders = _link_tree(str(src), str(dst), memo, known, skip, reuse=False)
         old, new = str(src), str(dst)
         # virtualenv's prompt in the activate scripts is the directory's bare name: the new
@@ -432,12 +443,11 @@ class Environments:
             elif remove(entry):
                 removed.append(entry)
         # Not counted as removed: a spare is no environment (its own was counted when retired).
-        for entry in sorted(spares)[:-1] if spare else spares:
-            remove(entry, last=SPARE)
+        gone = [e for e in (sorted(spares)[:-1] if spare else spares) if remove(e, last=SPARE)]
         for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
             if stale.is_symlink():  # switch() makes these; a file of that name is not pinfold's
                 stale.unlink(missing_ok=True)
-        return Cleanup(removed=tuple(removed), warnings=tuple(warnings))
+        return Cleanup(removed=tuple(removed), warnings=tuple(warnings), spares=tuple(gone))
 
     def _retire(self, env_dir: Path) -> Path | None:
         """Turn the finished environment ``env_dir`` (to be removed) into a spare; its path, or
@@ -447,10 +457,11 @@ class Environments:
             # Only today's pinfold's and this user's own (see _take_spare).
             if os.path.lexists(spare) or not is_marked(env_dir) or env_dir.lstat().st_uid != os.geteuid():
                 return None
-            # The flag names the folder's next name; the record goes (no environment, no rollback
-            # to it: an unfinished build's folder, should the rename not happen); then the rename.
-            write_atomic(env_dir / SPARE, _spare_text(spare))
+            # The record goes first: from then on it is no environment (no rollback lands on
+            # it) but a marked, unfinished folder, which a cleanup removes should a kill come
+            # before the rename. The flag names the folder's next name.
             (env_dir / STATE_FILE).unlink()
+            write_atomic(env_dir / SPARE, _spare_text(spare))
             os.rename(env_dir, spare)
         except OSError:
             return None
@@ -472,6 +483,8 @@ def _link_tree(old: str, new: str, memo: HashMemo | None, known: dict[str, Any],
     files linked or found linked, and the folders found in place."""
     prefix = old + os.sep
     files = folders = 0
+    # A folder is reused only as mkdir would make it: this user's, with the umask's mode.
+    uid, mode = os.geteuid(), 0o777 & ~umask()
     # Plain strings and os.scandir, no pathlib: this runs once per file of the environment
     # (16,000+ in the benchmark's) on every update, where pathlib's parsing doubled the cost.
     stack = [(old, new, "", True)]
@@ -507,6 +520,9 @@ def _link_tree(old: str, new: str, memo: HashMemo | None, known: dict[str, Any],
                 os.symlink(link, target)
             elif entry.is_dir(follow_symlinks=False):
                 folder = there is not None and there.is_dir(follow_symlinks=False)
+                if folder and there is not None:
+                    info = there.stat(follow_symlinks=False)
+                    folder = info.st_uid == uid and stat.S_IMODE(info.st_mode) == mode
                 if there is not None and not folder:
                     _drop(there)
                 stack.append((entry.path, target, f"{rel_dir}{name}/", folder))
@@ -548,19 +564,6 @@ def _drop(entry: os.DirEntry[str]) -> None:
         os.unlink(entry.path)
 
 
-def _empty(env_dir: Path) -> None:
-    """Remove everything in ``env_dir`` but its marker (a clone into spare folders that failed)."""
-    import shutil  # lazy: see clone
-
-    for child in env_dir.iterdir():
-        if child.name == MARKER:
-            continue
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
-
-
 def _remove_marked(env_dir: Path, *, last: str = MARKER) -> None:
     """Remove a marked directory: its record first (it is no longer finished), its marker
     (``last``: a spare's flag) last (a removal cut short leaves a marked, unfinished
@@ -599,18 +602,18 @@ def _cores() -> int:
 def _remove_trees(trees: list[Path]) -> None:
     """Remove folder trees; what cannot be removed is left in place (the caller looks).
 
-    An environment has about 17,000 files for 120 distributions (a build's cleanup keeps the
-    one it lets go as a spare, and removes the spare before it: see
-    :meth:`Environments.cleanup`), in the build's own time. Measured on 2 cores (ext4): shutil.rmtree
-    0.29-0.39 s, one ``rm -rf`` 0.29-0.35 s, two ``rm -rf`` at once on halves of the
-    tree's folders 0.19-0.23 s (the kernel's unlinks in different folders run side by side).
-    So with a second core the folders a few levels down (site-packages' distributions) are
-    split in two and removed by two ``rm -rf`` at once, through the runner, then what is
-    left by one more; the system's own ``rm`` (from the default PATH, never a wrapper of
-    the user's). Anything that goes wrong there ends in shutil.rmtree. Unlike shutil.rmtree,
-    ``rm`` is given paths, not open folders: a folder swapped for a symlink by another
-    process between the listing and the removal would be followed (inside an environment
-    no build uses any more, under the build lock).
+    An environment has about 17,000 files for 120 distributions, removed in the build's own
+    time (by ``pinfold gc``, an unpack, a failed build; a build's cleanup keeps the one it
+    lets go as a spare, and removes an older spare: see :meth:`Environments.cleanup`).
+    Measured on 2 cores (ext4): shutil.rmtree 0.29-0.39 s, one ``rm -rf`` 0.29-0.35 s, two
+    ``rm -rf`` at once on halves of the tree's folders 0.19-0.23 s (the kernel's unlinks in
+    different folders run side by side). So with a second core the folders a few levels down
+    (site-packages' distributions) are split in two and removed by two ``rm -rf`` at once,
+    through the runner, then what is left by one more; the system's own ``rm`` (from the
+    default PATH, never a wrapper of the user's). Anything that goes wrong there ends in
+    shutil.rmtree. Unlike shutil.rmtree, ``rm`` is given paths, not open folders: a folder
+    swapped for a symlink by another process between the listing and the removal would be
+    followed (inside an environment no build uses any more, under the build lock).
     """
     import shutil  # lazy: the no-op fast path imports this module and removes nothing
 

@@ -24,6 +24,7 @@ __all__ = [
     "read_bytes",
     "read_text",
     "reason",
+    "umask",
     "write_atomic",
 ]
 
@@ -141,6 +142,21 @@ def reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror[0].lower() + exc.strerror[1:]
     return str(exc)
+
+
+def umask() -> int:
+    """The process's umask, read without setting it (a child started meanwhile by another
+    thread would inherit a changed one); set and restored only where Linux does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: Path, data: bytes, *, like: Path | None = None, mode: int | None = None) -> None:

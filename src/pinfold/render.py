@@ -234,9 +234,10 @@ def rollback_lines(path: Path, old: Path, new: Path) -> list[str]:
     return [f"{path}: rolled back from {old.name} to {new.name}"]
 
 
-def gc_lines(path: Path, removed: Sequence[Path]) -> list[str]:
-    """``pinfold gc`` removed these environments."""
-    return [f"{path}: removed {len(removed)} old environment(s)"]
+def gc_lines(path: Path, removed: Sequence[Path], spares: Sequence[Path] = ()) -> list[str]:
+    """``pinfold gc`` removed these environments (and the folders of ones retired before)."""
+    kept = f", and the folders kept of {len(spares)} retired earlier" if spares else ""
+    return [f"{path}: removed {len(removed)} old environment(s){kept}"]
 
 
 def size_text(size: int) -> str:

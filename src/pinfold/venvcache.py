@@ -33,7 +33,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from .paths import write_atomic
+from .paths import umask, write_atomic
 from .pyccache import cache_root
 
 __all__ = [
@@ -61,27 +61,12 @@ Entry = tuple[str, int, str]
 Snapshot = dict[str, Entry]
 
 
-def _umask() -> int:
-    """The process's umask, read without setting it (a child started meanwhile by another
-    thread would inherit a changed one); set and restored only where Linux does not say."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def template_key(python: str, identity: str, tools: str) -> str:
     """What virtualenv's output depends on besides the destination, as one digest: the
     target interpreter (``python`` and ``identity``: its version and the identities of its
     files), the virtualenv that writes it and what that uses (``tools``: their versions),
     the interpreter running it (``pyvenv.cfg``'s ``command``) and the umask (the modes)."""
-    parts = [str(TEMPLATE_SCHEMA), sys.executable, python, identity, tools, oct(_umask())]
+    parts = [str(TEMPLATE_SCHEMA), sys.executable, python, identity, tools, oct(umask())]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
