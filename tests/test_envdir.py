@@ -419,6 +419,7 @@ def test_a_clone_whose_spare_cannot_be_made_to_match_starts_over_in_new_folders(
         assert len(aside) == 1 and is_marked(aside[0]) and not (aside[0] / STATE_FILE).exists()
         done2 = envs.cleanup(spare=True)
         assert f"{aside[0]} could not be removed" in "\n".join(done2.warnings) and is_marked(aside[0])
-    finally:
-        subprocess.run(["chattr", "-i", str(stuck)], check=False)
+    finally:  # wherever the file is now (its folder moved along with the spare's)
+        for path in envs.versions.rglob(stuck.name):
+            subprocess.run(["chattr", "-i", str(path)], check=False)
     assert aside[0] in envs.cleanup(spare=True).removed and not os.path.lexists(aside[0])
