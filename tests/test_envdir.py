@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from pinfold.envdir import MARKER, PENDING, PYC_STAMPS, SPARE, Environments, is_marked, is_spare
-from pinfold.paths import umask
 from pinfold.record import STATE_FILE, write_record
 from tests.conftest import cli, write
 from tests.test_record import record
@@ -344,6 +343,8 @@ def spare_and_source(envs: Environments) -> tuple[Path, Path]:
     write(site / "pkg" / "other" / "o.py", "o = 1\n")
     write(site / "was_folder.py", "a file where the spare has a folder\n")
     write(site / "was_file" / "f.py", "")
+    write(site / "theirs" / "t.py", "")
+    write(src / "share" / "doc.txt", "")
     (site / "inside").symlink_to(site / "pkg")
     (site / "outside").symlink_to("/usr/bin")
     (src / "lib64").symlink_to("lib")
@@ -358,9 +359,15 @@ def spare_and_source(envs: Environments) -> tuple[Path, Path]:
     # A link out of the tree where the source has a folder: removed, never followed.
     outside = write(envs.versions.parent / "outside" / "keep.txt", "precious").parent
     (osite / "pkg" / "sub").symlink_to(outside, target_is_directory=True)
-    # A folder as mkdir would not make it (another umask): not reused, made anew.
+    # Folders as mkdir would not make them here (another umask; another owner): made anew.
+    made = stat.S_IMODE(src.stat().st_mode)
     write(osite / "pkg" / "other" / "o.py", "o = 0\n")
-    (osite / "pkg" / "other").chmod(0o700)
+    (osite / "pkg" / "other").chmod(made ^ 0o020)
+    write(old / "share" / "doc.txt", "")
+    (old / "share").chmod(made ^ 0o020)
+    if os.geteuid() == 0:
+        write(osite / "theirs" / "t.py", "")
+        os.chown(osite / "theirs", 12345, -1)
     write(osite / "gone" / "mod.py", "")
     write(osite / "was_folder.py" / "x.py", "")
     write(osite / "was_file", "a file where the source has a folder\n")
@@ -374,20 +381,32 @@ def spare_and_source(envs: Environments) -> tuple[Path, Path]:
     return src, envs.spares()[0]
 
 
-def test_a_clone_into_a_spares_folders_makes_what_a_clone_into_new_ones_makes(tmp_path: Path) -> None:
+def test_a_clone_into_a_spares_folders_makes_what_a_clone_into_new_ones_makes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     envs = Environments(tmp_path / "env")
     src, spare = spare_and_source(envs)
     same = src / "lib" / "python3.11" / "site-packages" / "pkg" / "same.py"
-    before = same.stat().st_ctime_ns
+    linked: list[str] = []
+    real_link = os.link
+
+    def link(source: str, target: str, **kwargs: bool) -> None:
+        linked.append(os.path.basename(target))
+        real_link(source, target, **kwargs)
+
     reused = envs.versions / "20240106-000000000-cccccc"
     envs.create(reused)
+    monkeypatch.setattr(os, "link", link)
     done = envs.clone(src, reused)
-    assert done.folders >= 4 and not os.path.lexists(spare) and envs.spares() == []
-    # The file the spare held already was kept: not linked again (a link moves its ctime).
-    assert same.stat().st_ctime_ns == before and same.stat().st_nlink == 2
+    monkeypatch.undo()
+    assert done.folders >= 3 and not os.path.lexists(spare) and envs.spares() == []
+    # The file the spare held already was kept, not linked again; the others were linked.
+    assert "same.py" not in linked and "__init__.py" in linked and same.stat().st_nlink == 2
     assert (envs.versions.parent / "outside" / "keep.txt").read_text() == "precious"
-    other = reused / "lib" / "python3.11" / "site-packages" / "pkg" / "other"
-    assert stat.S_IMODE(other.stat().st_mode) == 0o777 & ~umask()
+    made = reused.stat()
+    site = "lib/python3.11/site-packages"
+    for folder in ("lib", "share", f"{site}/pkg", f"{site}/pkg/other", f"{site}/theirs"):
+        info = (reused / folder).stat()
+        assert (info.st_uid, info.st_gid, info.st_mode) == (made.st_uid, made.st_gid, made.st_mode), folder
     plain = envs.versions / "20240107-000000000-dddddd"
     envs.create(plain)
     fresh = envs.clone(src, plain)
@@ -423,3 +442,58 @@ def test_a_clone_whose_spare_cannot_be_made_to_match_starts_over_in_new_folders(
         for path in envs.versions.rglob(stuck.name):
             subprocess.run(["chattr", "-i", str(path)], check=False)
     assert aside[0] in envs.cleanup(spare=True).removed and not os.path.lexists(aside[0])
+
+
+def test_a_spare_that_cannot_be_made_to_match_is_set_aside_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first removal the reuse needs fails (as a folder that refuses it would): what
+    the new directory holds goes into another one, marked as an unfinished build's first,
+    and the clone starts over in new folders; the next cleanup removes the other one."""
+    import pinfold.envdir
+
+    envs = Environments(tmp_path / "env")
+    src, _ = spare_and_source(envs)
+    real_drop, calls = pinfold.envdir._drop, []
+
+    def drop(entry: os.DirEntry[str]) -> None:
+        calls.append(entry.path)
+        if len(calls) == 1:
+            raise PermissionError(13, "Permission denied", entry.path)
+        real_drop(entry)
+
+    monkeypatch.setattr(pinfold.envdir, "_drop", drop)
+    dst = envs.versions / "20240106-000000000-cccccc"
+    envs.create(dst)
+    done = envs.clone(src, dst)
+    monkeypatch.undo()
+    assert done.folders == 0 and envs.spares() == [] and is_marked(dst) and len(calls) == 1
+    plain = envs.versions / "20240107-000000000-dddddd"
+    envs.create(plain)
+    envs.clone(src, plain)
+    assert signature(dst) == signature(plain)
+    aside = [e for e in envs.versions.iterdir() if e not in (src, dst, plain) and e.name != ".lock"]
+    assert len(aside) == 1 and is_marked(aside[0]) and (aside[0] / "lib").is_dir()
+    assert envs.cleanup(spare=True).removed == (aside[0],)
+
+
+def test_a_retire_cut_short_leaves_no_environment_and_nothing_finished_with_a_flag(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record goes before the flag and the rename: stopped right before the rename, the
+    environment is a marked, unfinished folder (no rollback lands on it), and the next
+    cleanup removes it."""
+    envs = Environments(tmp_path / "env")
+    built = [finished(envs, f"2024010{i}-000000000-aaaaaa") for i in range(1, 5)]
+    envs.switch(built[-1])
+    real_rename = os.rename
+
+    def rename(source: object, target: object) -> None:
+        if os.path.basename(str(target)).startswith(".spare-"):
+            raise KeyboardInterrupt
+        real_rename(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        envs.cleanup(keep=3, spare=True)
+    monkeypatch.undo()
+    assert envs.finished() == built[1:] and is_marked(built[0]) and envs.has_leftovers()
+    assert envs.cleanup(keep=3, spare=True).removed == (built[0],) and not built[0].exists()

@@ -63,7 +63,8 @@ class UnpackResult:
     built_for: str
     #: The probes' run on the new directory (before the switch).
     probes: BuildResult
-    #: Earlier environments the cleanup removed (the previous one is always kept).
+    #: Earlier environments the cleanup removed (the previous one is always kept; the spare
+    #: folders a build's cleanup kept are removed too, and not listed).
     removed: tuple[Path, ...] = ()
     warnings: tuple[str, ...] = field(default=())
     seconds: float = 0.0

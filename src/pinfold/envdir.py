@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .envlayout import STATE_FILE
 from .errors import BuildError, CommandError, SpecError
-from .paths import umask, write_atomic
+from .paths import write_atomic
 
 TYPE_CHECKING = False  # not typing's: see pinfold.errors
 if TYPE_CHECKING:
@@ -306,8 +306,8 @@ class Environments:
 
         When a cleanup kept a retired environment's folders (:data:`SPARE`), they are moved
         into ``dst`` first and made to match ``src``: a file already linked to ``src``'s
-        inode stays, anything else there is replaced or removed, a folder stays only if it
-        is this user's with the mode ``mkdir`` gives. The files, links and folders are those a
+        inode stays, anything else there is replaced or removed, a folder stays only if its
+        owner, group and mode are those ``mkdir`` gives there. The files, links and folders are those a
         clone into empty folders makes, without creating thousands of folders (on ext4 the
         slowest part of a clone: 2,110 folders took 0.2-0.3 s by hand on a quiet disk, up to
         1.8 s right after many were removed; their 16,630 links 0.16 s). Where something of
@@ -324,18 +324,19 @@ class Environments:
         reuse = self._take_spare(dst)
         try:
             files, folders = _link_tree(str(src), str(dst), memo, known, skip, reuse=reuse)
-        except OSError:
-            if not reuse:
-                raise
-            # Something of the spare's could not be removed: the whole directory is set aside
-            # (renamed, within <path>.d, and marked as an unfinished build's: a cleanup removes
-            # it, or names what it cannot), and the clone starts over in new folders.
+        except OSError as exc:
+            if not reuse or exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # not the spare's doing: a clone into new folders would fail the same way
+            # Something of the spare's could not be removed: what is in the new directory
+            # goes into another one, marked as an unfinished build's before anything moves
+            # (a cleanup removes it, or names what it cannot), and the clone starts over.
             if memo is not None:
                 memo.forget_adopted()
             aside = self.new_dir()
-            os.rename(dst, aside)
-            write_atomic(aside / MARKER, _marker_text(aside))
-            self.create(dst)
+            self.create(aside)
+            for name in os.listdir(dst):
+                if name != MARKER:
+                    os.rename(dst / name, aside / name)
             files, folders = _link_tree(str(src), str(dst), memo, known, skip, reuse=False)
         old, new = str(src), str(dst)
         # virtualenv's prompt in the activate scripts is the directory's bare name: the new
@@ -483,8 +484,10 @@ def _link_tree(old: str, new: str, memo: HashMemo | None, known: dict[str, Any],
     files linked or found linked, and the folders found in place."""
     prefix = old + os.sep
     files = folders = 0
-    # A folder is reused only as mkdir would make it: this user's, with the umask's mode.
-    uid, mode = os.geteuid(), 0o777 & ~umask()
+    # A folder is reused only as mkdir makes one here: the owner, group and mode (the umask,
+    # a setgid bit, a default ACL) of ``new`` itself, which mkdir made in <path>.d just now.
+    made = os.lstat(new)
+    like = (made.st_uid, made.st_gid, stat.S_IMODE(made.st_mode))
     # Plain strings and os.scandir, no pathlib: this runs once per file of the environment
     # (16,000+ in the benchmark's) on every update, where pathlib's parsing doubled the cost.
     stack = [(old, new, "", True)]
@@ -522,7 +525,7 @@ def _link_tree(old: str, new: str, memo: HashMemo | None, known: dict[str, Any],
                 folder = there is not None and there.is_dir(follow_symlinks=False)
                 if folder and there is not None:
                     info = there.stat(follow_symlinks=False)
-                    folder = info.st_uid == uid and stat.S_IMODE(info.st_mode) == mode
+                    folder = (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == like
                 if there is not None and not folder:
                     _drop(there)
                 stack.append((entry.path, target, f"{rel_dir}{name}/", folder))

@@ -660,7 +660,8 @@ class HashMemo:
         now, still holds the bytes it had: the same identity, or the same but for a ctime
         within the cleanup of the build that recorded it, with fewer hard links than then.
 
-        That cleanup removed older environments, whose names of these inodes changed their
+        That cleanup removed older environments (or an older spare of one, see
+        :meth:`pinfold.envdir.Environments.cleanup`), whose names of these inodes changed their
         ctimes (nothing can tell that apart from a write in the same moment that also set
         the mtime back: the one window, as long as that cleanup, where a change is missed).
         """
@@ -724,7 +725,7 @@ class HashMemo:
     def save(self, env_dir: Path, rels: Iterable[str], *, since: int) -> None:
         """Write :data:`HASHES_FILE` into ``env_dir``: the records of ``rels`` (what its scan
         found), and the file system clock before (``since``) and now, after the build's
-        cleanup, which may have removed older environments sharing these files' inodes (a
+        cleanup, which may have removed older environments (or a spare) sharing these files' inodes (a
         removed hard link changes the ctime too; see :meth:`unchanged`)."""
         files: dict[str, list[object]] = {}
         for rel in rels:

@@ -258,7 +258,8 @@ def rollback(spec: Spec | Path, *, wait: bool = True) -> tuple[Path, Path]:
 
 
 def gc(spec: Spec | Path, *, keep: int, wait: bool = True) -> Cleanup:
-    """Remove unfinished builds and all but the newest ``keep`` environments (never the current).
+    """Remove unfinished builds, all but the newest ``keep`` environments (never the current)
+    and the spare folders a build's cleanup kept of one it let go.
 
     Only what is provably pinfold's is removed; the rest of ``<path>.d`` is named in the
     warnings. ``spec`` may be ``path`` itself, as for :func:`rollback`.

@@ -22,8 +22,10 @@ from typing import ClassVar
 from packaging.requirements import InvalidRequirement, Requirement
 
 from ..envdir import Environments
+from ..errors import BuildError
 from ..interpreter import Interpreter
 from ..manifest import BOOKKEEPING
+from ..paths import reason
 from ..uptodate import interpreter_stamp
 from ..venvcache import keep_template, template_key, written_from_template
 from .base import Context, Stage
@@ -88,6 +90,12 @@ class CloneCurrent(Stage):
         self.base = base
 
     def run(self, ctx: Context) -> str:
-        done = Environments(ctx.spec.path).clone(self.base, ctx.env_dir, ctx.hashes)
+        try:
+            done = Environments(ctx.spec.path).clone(self.base, ctx.env_dir, ctx.hashes)
+        except OSError as exc:
+            where = exc.filename or ctx.env_dir
+            raise BuildError(f"cannot clone {self.base} into {ctx.env_dir}: {where}: {reason(exc)}",
+                             tip="the disk may be full, or a folder in `path`'s folder not yours to "
+                                 "write; the current environment is unchanged") from None
         reused = f" ({done.folders} folders reused from a retired environment)" if done.folders else ""
         return f"{ctx.env_dir.name}: {done.files} files hard-linked from {self.base.name}{reused}"
