@@ -473,25 +473,27 @@ def test_a_spare_that_cannot_be_made_to_match_is_set_aside_whole(
     assert signature(dst) == signature(plain)
     aside = [e for e in envs.versions.iterdir() if e not in (src, dst, plain) and e.name != ".lock"]
     assert len(aside) == 1 and is_marked(aside[0]) and (aside[0] / "lib").is_dir()
-    assert envs.cleanup(spare=True).removed == (aside[0],)
+    assert aside[0] in envs.cleanup(spare=True).removed and not aside[0].exists()
 
 
 def test_a_retire_cut_short_leaves_no_environment_and_nothing_finished_with_a_flag(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The record goes before the flag and the rename: stopped right before the rename, the
-    environment is a marked, unfinished folder (no rollback lands on it), and the next
-    cleanup removes it."""
+    """The record goes before the flag is written and the folder renamed: stopped while the
+    flag is written, the environment is a marked, unfinished folder (no rollback lands on
+    it, nothing finished holds a flag), and the next cleanup removes it."""
+    import pinfold.envdir
+    from pinfold.paths import write_atomic as real_write
+
     envs = Environments(tmp_path / "env")
     built = [finished(envs, f"2024010{i}-000000000-aaaaaa") for i in range(1, 5)]
     envs.switch(built[-1])
-    real_rename = os.rename
 
-    def rename(source: object, target: object) -> None:
-        if os.path.basename(str(target)).startswith(".spare-"):
+    def write_atomic(path: Path, data: bytes, **kwargs: object) -> None:
+        if path.name == SPARE:
             raise KeyboardInterrupt
-        real_rename(source, target)  # type: ignore[arg-type]
+        real_write(path, data, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(pinfold.envdir, "write_atomic", write_atomic)
     with pytest.raises(KeyboardInterrupt):
         envs.cleanup(keep=3, spare=True)
     monkeypatch.undo()
