@@ -236,7 +236,7 @@ def rollback_lines(path: Path, old: Path, new: Path) -> list[str]:
 
 def gc_lines(path: Path, removed: Sequence[Path], spares: Sequence[Path] = ()) -> list[str]:
     """``pinfold gc`` removed these environments (and the folders of ones retired before)."""
-    kept = f", and the folders kept of {len(spares)} retired earlier" if spares else ""
+    kept = f", and the spare folders of {len(spares)} retired earlier" if spares else ""
     return [f"{path}: removed {len(removed)} old environment(s){kept}"]
 
 
