@@ -71,15 +71,20 @@ def _marker_text(env_dir: Path) -> bytes:
     return f"pinfold build directory {env_dir.name}\n".encode()
 
 
-def is_marked(env_dir: Path) -> bool:
-    """Whether ``env_dir`` carries pinfold's marker for that very directory (a regular file)."""
+def _holds(folder: Path, name: str, text: bytes) -> bool:
+    """Whether ``folder/name`` is a small regular file of exactly ``text``."""
     try:
-        info = (env_dir / MARKER).lstat()
+        info = (folder / name).lstat()
         if not stat.S_ISREG(info.st_mode) or info.st_size > 4096:
             return False
-        return (env_dir / MARKER).read_bytes() == _marker_text(env_dir)
+        return (folder / name).read_bytes() == text
     except OSError:
         return False
+
+
+def is_marked(env_dir: Path) -> bool:
+    """Whether ``env_dir`` carries pinfold's marker for that very directory (a regular file)."""
+    return _holds(env_dir, MARKER, _marker_text(env_dir))
 
 
 def _spare_text(folder: Path) -> bytes:
@@ -88,15 +93,8 @@ def _spare_text(folder: Path) -> bytes:
 
 def is_spare(folder: Path) -> bool:
     """Whether ``folder`` is a retired environment's folders a cleanup kept (:data:`SPARE`)."""
-    try:
-        if folder.is_symlink() or not folder.name.startswith(_SPARE_PREFIX):
-            return False
-        info = (folder / SPARE).lstat()
-        if not stat.S_ISREG(info.st_mode) or info.st_size > 4096:
-            return False
-        return (folder / SPARE).read_bytes() == _spare_text(folder)
-    except OSError:
-        return False
+    return (folder.name.startswith(_SPARE_PREFIX) and not folder.is_symlink()
+            and _holds(folder, SPARE, _spare_text(folder)))
 
 
 class Cloned:  # a plain class: see pinfold.errors.Problem
