@@ -196,20 +196,48 @@ def test_script_change_alone_is_an_update(built: tuple[Path, list[Artifact]], tm
         build(load_spec(env_yaml))
 
 
+#: ``script app``'s result when its own interpreter resolved it (its run proved nothing).
+RESOLVED_APART = ("ok", "appmod:main resolves in a fresh interpreter (not called)")
+
+
 def _failed_probes(spec_file: Path) -> set[str]:
     """The probes ``pinfold check`` fails on the environment of ``spec_file`` (it must fail)."""
+    return {name for name, (status, _) in _check_results(spec_file).items() if status == "fail"}
+
+
+def _check_results(spec_file: Path) -> dict[str, tuple[str, str]]:
+    """Each probe's status and summary from a ``pinfold check`` that must fail."""
     with pytest.raises(ProbeError) as err:
         check(load_spec(spec_file, purpose="inspect"))
-    return {r.name for r in err.value.results if r.status == "fail"}
+    return {r.name: (r.status, r.summary) for r in err.value.results}
 
 
 @pytest.mark.slow
 def test_probe_catches_removed_module(built: tuple[Path, list[Artifact]]) -> None:
+    """The script's run fails, so ``script app`` resolves it apart, and says it does not resolve."""
     lib = built[0].parent / "lib"
     saved = (lib / "appmod.py").read_text()
     (lib / "appmod.py").unlink()
     try:
-        assert "script app" in _failed_probes(built[0])
+        found = _check_results(built[0])
+        assert found["script app --probe-arg"][0] == "fail", found
+        assert found["script app"][0] == "fail", found
+        assert "appmod:main does not resolve" in found["script app"][1], found
+    finally:
+        write(lib / "appmod.py", saved)
+
+
+@pytest.mark.slow
+def test_a_failed_run_is_told_apart_from_a_script_that_does_not_resolve(
+        built: tuple[Path, list[Artifact]]) -> None:
+    """A script that resolves and fails when called: only its run fails (resolved apart)."""
+    lib = built[0].parent / "lib"
+    saved = (lib / "appmod.py").read_text()
+    write(lib / "appmod.py", saved + "\ndef main(argv):\n    raise SystemExit(3)\n")
+    try:
+        found = _check_results(built[0])
+        assert found["script app --probe-arg"][0] == "fail", found
+        assert found["script app"] == RESOLVED_APART, found
     finally:
         write(lib / "appmod.py", saved)
 
@@ -315,6 +343,20 @@ if os.path.exists(os.path.join(os.path.dirname(__file__), "dropin.cache")):
 
 
 @pytest.mark.slow
+def test_a_script_that_cannot_start_is_resolved_apart(built: tuple[Path, list[Artifact]]) -> None:
+    """A run that cannot start proves nothing about the entry point: ``script app`` resolves it."""
+    script = (built[0].parent / "env" / "bin" / "app").resolve()
+    mode = script.stat().st_mode
+    script.chmod(mode & ~0o111)
+    try:
+        found = _check_results(built[0])
+        assert found["script app --probe-arg"][0] == "fail", found
+        assert found["script app"] == RESOLVED_APART, found
+    finally:
+        script.chmod(mode)
+
+
+@pytest.mark.slow
 def test_the_plugins_stage_starts_the_script_and_command_probes_once_the_caches_are_final(
         built: tuple[Path, list[Artifact]], tmp_path: Path) -> None:
     """The scripts stage runs before the plugins stage, which starts the generated scripts'
@@ -337,6 +379,10 @@ def test_the_plugins_stage_starts_the_script_and_command_probes_once_the_caches_
     probes = {p.name: p.status for p in result.outputs.probe_results}
     assert probes["script app"] == probes["script app --probe-arg"] == "ok", probes
     assert probes[f"command sh -c echo command >> {log}"] == "ok", probes
+    summaries = {p.name: p.summary for p in result.outputs.probe_results}
+    assert summaries["script app"] == ("appmod:main resolves: `app --probe-arg` imported and called it "
+                                    "in a fresh interpreter (exit 0)"), summaries
     lines = log.read_text().splitlines()
-    # Each probe ran once: the probes stage reported what the plugins stage started.
-    assert sorted(lines) == sorted(["[]", "['--probe-arg']", "command", "alone, after an early probe"]), lines
+    # Each probe ran once: the probes stage reported what the plugins stage started. The
+    # script's run stood for its resolve too (no run of the resolve's own, which logs "[]").
+    assert sorted(lines) == sorted(["['--probe-arg']", "command", "alone, after an early probe"]), lines
