@@ -24,10 +24,13 @@ import pytest
 
 from pinfold import BuildError, BuildResult, PreflightError, build, load_spec
 from pinfold.errors import CommandError
+from pinfold.index import ArtifactIndex
 from pinfold.inside import script
+from pinfold.installers import installer_for
 from pinfold.pyccache import cache_info, prune
 from pinfold.record import read_digest, read_record
 from pinfold.runner import Runner
+from pinfold.stages import Context, CreateFresh, Preflight
 from pinfold.uptodate import up_to_date
 from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_wheel
 from tests.conftest import cli, installed, installer_calls, needs_unshare, write
@@ -198,13 +201,17 @@ def test_compile_replaces_hard_linked_bytecode(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("compiled", [True, False], ids=["compile", "no-compile"])
 def test_uv_cache_edited_through_an_environment_is_caught(tmp_path: Path, wheelhouse: Wheelhouse,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        compiled: bool) -> None:
     """uv hard-links installed files out of its cache: a file edited in place in one
-    environment changes the cache, and the next build must refuse it, not install it."""
+    environment changes the cache, and the next build must refuse it, not install it
+    (with ``compile: false`` too, where no compile stage runs alongside the check)."""
     monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "own-uv-cache"))  # poisoned on purpose
     wheel = [a for a in wheelhouse.runtime if a.name == "plain-wheel"]
-    spec = load_spec(make_project(tmp_path, wheelhouse, installer="uv", runtime=lock_text(wheel)))
+    spec = load_spec(make_project(tmp_path, wheelhouse, installer="uv", runtime=lock_text(wheel),
+                                  extra_yaml="" if compiled else "compile: false\n"))
     first = build(spec)
     module = next(first.env_dir.glob("lib/python*/site-packages/plain_wheel/__init__.py"))
     with module.open("r+b") as fh:  # in place, as an editor that keeps hard links writes
@@ -214,6 +221,92 @@ def test_uv_cache_edited_through_an_environment_is_caught(tmp_path: Path, wheelh
     assert "installed files differ from the wheels they came from" in str(info.value)
     assert "plain_wheel/__init__.py: its sha256 differs from the RECORD of its wheel" in str(info.value)
     assert (tmp_path / "env").resolve() == first.env_dir
+    assert [p.name for p in (tmp_path / "env.d").iterdir() if p.is_dir()] == [first.env_dir.name]
+
+
+@pytest.mark.slow
+def test_uv_record_check_runs_alongside_compile_and_checks_shipped_bytecode_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh uv build checks its files against their RECORDs while the compile stage works,
+    except the ``__pycache__`` files a wheel ships: the compile stage replaces one that is
+    not valid for its source, so those are checked before it starts. A tampered one in uv's
+    cache fails the build, where a check after the compile would have read the new file."""
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "own-uv-cache"))  # poisoned on purpose
+    tag = sys.implementation.cache_tag
+    shipped = make_wheel(tmp_path / "wheelhouse", "shipped", "1.0", files={
+        "shipped/__init__.py": "VALUE = 1\n",
+        f"shipped/__pycache__/__init__.{tag}.pyc": "not bytecode: compile replaces it\n",
+    })
+    write(tmp_path / "runtime.txt", lock_text([shipped]))
+    write(tmp_path / "build.txt", "")
+    spec = load_spec(write(tmp_path / "env.yaml", (
+        "version: 1\npath: env\ninstaller: uv\nindex:\n  find_links: [wheelhouse]\n"
+        "requirements: runtime.txt\nbuild_requirements: build.txt\n")))
+    first = build(spec)
+    stages = {s.name: s.detail for s in first.stages}
+    assert "their RECORD check goes on in the background" in stages["install"]
+    assert "; meanwhile " in stages["compile"]
+    assert "installed files match their wheels' RECORD" in stages["compile"]
+    pyc = next(first.env_dir.glob(f"lib/python*/site-packages/shipped/__pycache__/__init__.{tag}.pyc"))
+    assert pyc.read_bytes() != b"not bytecode: compile replaces it\n"  # the compile stage's own
+    cached = [f for f in (tmp_path / "own-uv-cache").rglob(f"__init__.{tag}.pyc")
+              if f.read_bytes() == b"not bytecode: compile replaces it\n"]
+    assert len(cached) == 1
+    with cached[0].open("r+b") as fh:  # in place: every later install hard-links this file
+        fh.write(b"N")
+    with pytest.raises(BuildError) as info:
+        build(spec, fresh=True)
+    assert f"shipped/__pycache__/__init__.{tag}.pyc: its sha256 differs from the RECORD" in str(info.value)
+    assert (tmp_path / "env").resolve() == first.env_dir
+    assert [p.name for p in (tmp_path / "env.d").iterdir() if p.is_dir()] == [first.env_dir.name]
+
+
+@pytest.mark.slow
+def test_uv_leaves_no_check_of_bytecode_to_run_after_the_compile(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The contract the overlap rests on, step by step: uv's install returns only once the
+    ``__pycache__`` files a wheel ships are checked, and the check it hands back reads none of
+    them, so a ``.pyc`` replaced meanwhile (as the compile stage does) is no failure."""
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "own-uv-cache"))
+    tag = sys.implementation.cache_tag
+    shipped = make_wheel(tmp_path / "wheelhouse", "shipped", "1.0", files={
+        "shipped/__init__.py": "VALUE = 1\n", f"shipped/__pycache__/__init__.{tag}.pyc": "shipped\n"})
+    write(tmp_path / "runtime.txt", lock_text([shipped]))
+    spec = load_spec(write(tmp_path / "env.yaml", (
+        "version: 1\npath: env\ninstaller: uv\nindex:\n  find_links: [wheelhouse]\n"
+        "requirements: runtime.txt\n")))
+    ctx = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=tmp_path / "built")
+    Preflight().run(ctx)
+    CreateFresh().run(ctx)
+    uv = installer_for(spec, ctx.runner, preflight=ctx.preflight)
+    pending = uv.install_lock(ctx.env_python)
+    assert pending is not None
+    pyc = next(ctx.env_dir.glob(f"lib/python*/site-packages/shipped/__pycache__/__init__.{tag}.pyc"))
+    replaced = pyc.with_name("new.tmp")
+    replaced.write_bytes(b"what the compile stage wrote\n")
+    replaced.replace(pyc)  # a new file, as py_compile writes it
+    assert pending().endswith(" installed files match their wheels' RECORD")
+    source = pyc.parent.parent / "__init__.py"
+    with source.open("r+b") as fh:  # what it does read, it checks
+        fh.write(b"#")
+    with pytest.raises(BuildError, match=r"shipped/__init__\.py: its sha256 differs"):
+        pending()
+    # Shipped bytecode changed in uv's cache: the install itself fails, before any compile.
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "other-uv-cache"))
+    second = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=tmp_path / "again")
+    Preflight().run(second)
+    CreateFresh().run(second)
+    assert installer_for(spec, second.runner, preflight=second.preflight).install_lock(second.env_python)
+    cached = [f for f in (tmp_path / "other-uv-cache").rglob(f"__init__.{tag}.pyc")
+              if f.read_bytes() == b"shipped\n"]
+    assert len(cached) == 1
+    with cached[0].open("r+b") as fh:
+        fh.write(b"S")
+    third = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=tmp_path / "third")
+    Preflight().run(third)
+    CreateFresh().run(third)
+    with pytest.raises(BuildError, match=rf"__pycache__/__init__\.{tag}\.pyc: its sha256 differs"):
+        installer_for(spec, third.runner, preflight=third.preflight).install_lock(third.env_python)
 
 
 @pytest.mark.slow

@@ -62,7 +62,7 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -754,15 +754,18 @@ def _record_rows(site: str) -> list[tuple[str, str]]:
     return out
 
 
-def record_differences(site: Path, env_dir: Path,
-                       memo: HashMemo | None = None) -> tuple[int, list[tuple[str, str]]]:
+def record_differences(site: Path, env_dir: Path, memo: HashMemo | None = None, *,
+                       only: Callable[[str], bool] | None = None) -> tuple[int, list[tuple[str, str]]]:
     """Check every file the ``RECORD`` files of ``site`` (inside ``env_dir``) list against its
     sha256 there: (how many files were checked, (path, what differs) sorted by path).
 
     With ``memo``, a file whose identity it recorded is not read again, and what is read is
-    recorded (with its normalised hash: the final scan takes it).
+    recorded (with its normalised hash: the final scan takes it). With ``only``, just the
+    files whose full path it accepts.
     """
     rows = _record_rows(str(site))
+    if only is not None:
+        rows = [row for row in rows if only(row[0])]
     base = str(env_dir) + os.sep
     since = memo.clock(env_dir) if memo is not None else 0
     tokens = memo.tokens if memo is not None else Tokens()

@@ -125,6 +125,8 @@ def build(
             return
         emit(StageEvent(stage.name, "start"))
         t0 = time.monotonic()
+        if not stage.overlaps_checks:
+            ctx.settle()  # a check an earlier stage left running (uv's RECORD check) ends first
         detail = stage.run(ctx)
         seconds = time.monotonic() - t0
         emit(StageEvent(stage.name, "done", seconds, detail))
@@ -149,6 +151,7 @@ def build(
                 # This plan's stages (it may differ from the first one); pre-flight has run.
                 for stage in _stages(plan)[1:]:
                     run_stage(stage)
+                ctx.settle()  # every stage after it skipped: nothing is recorded unchecked
             assert ctx.preflight is not None and ctx.interpreter is not None and plan.inputs
             interp = ctx.interpreter
             record = EnvRecord(
@@ -170,6 +173,7 @@ def build(
             envs.finish(ctx.env_dir, record)
         except BaseException:
             # Nothing half-built stays behind; `path` still points at the previous environment.
+            ctx.abandon()
             envs.discard(ctx.env_dir)
             raise
         since = _clock(memo, ctx.env_dir)

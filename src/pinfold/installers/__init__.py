@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..runner import Runner
 from ..spec import Spec
-from .base import Installer, OnStep, pins_file
+from .base import Installer, OnStep, PendingCheck, pins_file
 from .pip import Pip
 from .uv import Uv
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..manifest import HashMemo
     from ..preflight import PreflightReport
 
-__all__ = ["Installer", "OnStep", "installer_for", "pins_file"]
+__all__ = ["Installer", "OnStep", "PendingCheck", "installer_for", "pins_file"]
 
 
 def installer_for(spec: Spec, runner: Runner, *, preflight: PreflightReport | None = None,

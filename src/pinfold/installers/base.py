@@ -23,11 +23,17 @@ from typing import ClassVar, Protocol
 
 from ..locks import Lock, Pin, is_pylock
 
-__all__ = ["Installer", "OnStep", "pins_file", "requirements_file"]
+__all__ = ["Installer", "OnStep", "PendingCheck", "pins_file", "requirements_file"]
 
 #: What a backend reports while it installs, read from the installer's own output lines:
 #: how many distributions are done so far, and what it does now ("building foo (sdist)").
 OnStep = Callable[[int, str], None]
+
+#: A check of what an install put in place that the backend leaves to its caller, so that
+#: it can run while the next stage works (uv's RECORD check of a full install): called, it
+#: returns a one-line account of what it checked, or raises :class:`~pinfold.errors.BuildError`
+#: naming the files that differ. The environment is not to be trusted before it returned.
+PendingCheck = Callable[[], str]
 
 
 class Installer(Protocol):
@@ -40,8 +46,9 @@ class Installer(Protocol):
         """Why this backend cannot be used (e.g. a too-old tool), found before anything is built."""
         ...
 
-    def install_lock(self, python: Path) -> None:
-        """Install the runtime lock into the environment of ``python``, hashes required."""
+    def install_lock(self, python: Path) -> PendingCheck | None:
+        """Install the runtime lock into the environment of ``python``, hashes required; what
+        is still to check of it, or None."""
         ...
 
     def install_pins(self, python: Path, pins: list[Pin]) -> None:

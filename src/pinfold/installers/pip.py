@@ -171,7 +171,9 @@ class Pip:
                             on_line=pip_steps(self.on_step) if self.on_step else None)
 
     def install_lock(self, python: Path) -> None:
-        """Install the runtime lock, hashes required (the sdists' wheels from the wheel cache)."""
+        """Install the runtime lock, hashes required (the sdists' wheels from the wheel cache).
+
+        Nothing is left to check: pip copies every file out of the wheel it hashed."""
         sdists = self._sdist_keys()
         if not sdists or self.preflight is None:
             with requirements_file(self.spec.requirements) as reqs:

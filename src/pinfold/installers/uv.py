@@ -31,12 +31,16 @@ later build; so after every install pinfold checks each installed file in site-p
 against the RECORD hash of its wheel (:func:`pinfold.manifest.record_differences`, in pinfold's
 own process: what it reads the build's final scan does not read again, and an update reads
 only the files it did not carry over unchanged) and fails naming the files that differ.
+After a full install the check of everything but ``__pycache__`` files is handed back to
+the build (:data:`~pinfold.installers.base.PendingCheck`), which runs it while the compile
+stage byte-compiles, and waits for it before anything else reads the environment.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import html
 import os
@@ -57,7 +61,7 @@ from ..paths import display_path, write_atomic
 from ..runner import Runner
 from ..spec import Spec
 from ..tools import tool_problem
-from .base import OnStep, pins_file, requirements_file
+from .base import OnStep, PendingCheck, pins_file, requirements_file
 
 if TYPE_CHECKING:
     from ..preflight import PreflightReport
@@ -119,6 +123,15 @@ def _uv_binary() -> str:
         return find_uv_bin()
     except (ImportError, FileNotFoundError):
         return str(Path(sys.executable).with_name("uv"))
+
+
+def _in_pycache(path: str) -> bool:
+    """Whether an installed file is one the compile stage may replace (``__pycache__/*``)."""
+    return f"{os.sep}__pycache__{os.sep}" in path
+
+
+def _not_in_pycache(path: str) -> bool:
+    return not _in_pycache(path)
 
 
 class Uv:
@@ -252,26 +265,30 @@ class Uv:
         if verify:
             self._verify(python)
 
-    def _verify(self, python: Path) -> None:
-        """Every installed file is still what its hashed wheel held (see the module doc).
+    def _verify(self, python: Path, only: Callable[[str], bool] | None = None) -> str:
+        """Every installed file (that ``only`` accepts) is still what its hashed wheel held
+        (see the module doc); returns how many were checked.
 
         In pinfold's own process, with the build's hashes (:class:`HashMemo`): a file an
         update carried over unchanged is not read again, and the final scan takes what is
         read here instead of reading it once more.
         """
         env_dir = python.parent.parent
+        checked = 0
         for site in site_packages(env_dir):
             try:
-                _, bad = record_differences(site, env_dir, self.hashes)
+                count, bad = record_differences(site, env_dir, self.hashes, only=only)
             except OSError as exc:
                 raise BuildError(f"cannot check the installed files of {site}: "
                                  f"{exc.strerror or exc}") from None
+            checked += count
             if bad:
                 raise BuildError(
                     "installed files differ from the wheels they came from (uv's cache was changed: "
                     "a file of an environment edited in place?)",
                     [Problem(path, why) for path, why in bad[:20]],
                     tip=f"remove {self.cache_dir()} (pinfold's uv cache) and build again")
+        return f"{checked} installed files match their wheels' RECORD"
 
     def _explain(self, exc: CommandError) -> BuildError:
         """Turn uv's resolver text for an unlocked build dependency into one line per gap."""
@@ -290,13 +307,23 @@ class Uv:
                           tip="add it to the build lock (pinned, hashed; `pinfold lock` does) "
                               "and run again")
 
-    def install_lock(self, python: Path) -> None:
-        """Install the runtime lock, hashes required."""
-        # With develop trees, the develop stage comes next in the same build and its RECORD
-        # check covers every file: checking here too would hash them all twice.
+    def install_lock(self, python: Path) -> PendingCheck | None:
+        """Install the runtime lock, hashes required; the RECORD check of the files that are
+        not bytecode is left to the caller (it runs while the compile stage works).
+
+        The bytecode a wheel ships (``__pycache__`` files its RECORD lists) is checked here,
+        before returning: the compile stage replaces a ``.pyc`` that is not valid for its
+        source, and a check reading it after that would find the new file, not uv's.
+        """
         with requirements_file(self.spec.requirements) as reqs:
             self._uv(python, "install", "--require-hashes", "-r", str(reqs),
-                     what="installing the runtime lock", verify=not self.spec.develop)
+                     what="installing the runtime lock", verify=False)
+        # With develop trees, the develop stage comes next in the same build and its RECORD
+        # check covers every file: checking here too would hash them all twice.
+        if self.spec.develop:
+            return None
+        self._verify(python, only=_in_pycache)
+        return functools.partial(self._verify, python, only=_not_in_pycache)
 
     def install_pins(self, python: Path, pins: list[Pin]) -> None:
         """Install just these pins (an update): no resolving, hashes required."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -51,8 +52,42 @@ class Context:
     #: pycs the compile stage linked), which the final scan takes instead of reading a file
     #: again; None outside a build.
     hashes: HashMemo | None = None
+    #: A check of the installed files an earlier stage left running in a thread (uv's
+    #: RECORD check, see :data:`~pinfold.installers.base.PendingCheck`): only a stage that
+    #: declares :attr:`Stage.overlaps_checks` runs before it is settled (:meth:`settle`).
+    pending_check: Future[str] | None = None
     #: Where stages report how far they are (the CLI's live line); called from any thread.
     on_progress: Callable[[Progress], None] = lambda _: None
+
+    def start_check(self, check: Callable[[], str]) -> None:
+        """Run ``check`` in a thread of its own while the next stages work (see :meth:`settle`)."""
+        assert self.pending_check is None, "one pending check at a time"
+        future: Future[str] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(check())
+            except BaseException as exc:  # the waiting stage re-raises it
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="pinfold-record-check", daemon=True).start()
+        self.pending_check = future
+
+    def settle(self) -> str | None:
+        """Wait for the pending check, if any: what it reports, or None when there was none.
+        Raises what the check raised (a :class:`~pinfold.errors.BuildError` for a file
+        that differs from its wheel)."""
+        pending, self.pending_check = self.pending_check, None
+        return pending.result() if pending is not None else None
+
+    def abandon(self) -> None:
+        """Wait for the pending check to end without its verdict (the build failed already):
+        the environment it reads is about to be removed."""
+        pending, self.pending_check = self.pending_check, None
+        if pending is not None:
+            wait([pending])
 
     @property
     def env_python(self) -> Path:
@@ -71,6 +106,9 @@ class Stage(ABC):
 
     #: Short name shown in progress lines and JSON.
     name: ClassVar[str]
+    #: Whether the stage may start while a check of the installed files is still running
+    #: (``Context.pending_check``): it then settles the check itself before it trusts them.
+    overlaps_checks: ClassVar[bool] = False
 
     def problems(self, ctx: Context) -> list[Problem]:
         """What makes this stage impossible, found before anything is touched (default: nothing)."""

@@ -46,8 +46,13 @@ class InstallLock(_Installing):
                                   on_step=self.steps(ctx, count), hashes=ctx.hashes,
                                   interpreter=ctx.interpreter)
         self.progress(ctx, 0, count, unit="distributions", item=f"starting {installer.name}")
-        installer.install_lock(ctx.env_python)
-        return f"{count} distributions with {installer.name}"
+        pending = installer.install_lock(ctx.env_python)
+        if pending is None:
+            return f"{count} distributions with {installer.name}"
+        # uv's RECORD check reads every installed file in this process while the compile
+        # stage's interpreter byte-compiles them: the build waits for one, not both in turn.
+        ctx.start_check(pending)
+        return f"{count} distributions with {installer.name}; their RECORD check goes on in the background"
 
 
 class ApplyPlan(_Installing):

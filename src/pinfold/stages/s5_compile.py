@@ -25,6 +25,12 @@ dist-info RECORD and keyed by that artifact's hash (an sdist's with the build lo
 the script links the entry's ``.pyc`` files that pass its checks and compiles the rest,
 then writes the entries that were missing or bad. Develop trees are not cached (nor compiled).
 
+After a full uv install, uv's RECORD check of the installed files runs in a thread of
+pinfold's process while this stage's interpreter compiles (``Context.pending_check``): the
+stage waits for it once the script is done, before the memo takes what the script linked,
+and a file that differs from its wheel fails the stage. What the script cached meanwhile of
+such a file is never linked later: a cached ``.pyc`` must carry its source's hash.
+
 Like pip, a file that does not compile (test data with Python 2 syntax ships in real
 packages) does not fail the build; it is reported as a warning.
 """
@@ -36,6 +42,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
@@ -58,6 +65,10 @@ class Compile(Stage):
     """``<env python> -I pinfold/inside/compile.py <site-packages>...``."""
 
     name: ClassVar[str] = "compile"
+    # It writes only __pycache__ files, which a pending RECORD check does not read (the
+    # installer checked those before it returned), and settles the check before it hands
+    # the memo what it linked and before the stage ends.
+    overlaps_checks: ClassVar[bool] = True
 
     def __init__(self, previous: Path | None = None) -> None:
         #: An update's previous environment: its stamps spare re-checking what the clone kept.
@@ -73,6 +84,12 @@ class Compile(Stage):
         return "disabled (compile: false)"
 
     def run(self, ctx: Context) -> str:
+        detail = self._run(ctx)
+        if ctx.pending_check is not None:  # compile: false: nothing ran alongside it
+            detail += f"; {ctx.settle()}"
+        return detail
+
+    def _run(self, ctx: Context) -> str:
         sites = site_packages(ctx.env_dir)
         if not sites:
             raise BuildError(f"{ctx.env_dir} has no site-packages to compile")
@@ -102,6 +119,14 @@ class Compile(Stage):
                     stamps += ["--previous", previous]
             done = ctx.runner.run([ctx.env_python, "-I", script("compile"), "--plan", plan, *stamps, *sites],
                                   what="byte-compiling the environment", check=False, on_line=line)
+            meanwhile = ""
+            if ctx.pending_check is not None:
+                # Before the memo gets what the script linked (the check's thread puts what it
+                # reads there too), and before compile's own verdict: a file that differs
+                # from its wheel is the failure to report.
+                waited = time.monotonic()
+                checked = ctx.settle()
+                meanwhile = f"; meanwhile {checked} (waited {time.monotonic() - waited:.2f}s for that)"
             if done.returncode == 0 and ctx.hashes is not None:
                 _offer(hashes, ctx.env_dir, ctx.hashes)
         lines = done.output.splitlines()
@@ -118,7 +143,8 @@ class Compile(Stage):
         summary = next((ln for ln in reversed(lines) if ln.startswith("compiled ")), "compiled")
         summary = summary.replace(" from the cache", " from the bytecode cache")
         note = f"; {len(failed)} file(s) do not compile (warnings)" if failed else ""
-        return f"{summary} in {', '.join(s.relative_to(ctx.env_dir).as_posix() for s in sites)}{note}"
+        where = ", ".join(s.relative_to(ctx.env_dir).as_posix() for s in sites)
+        return f"{summary} in {where}{note}{meanwhile}"
 
 
     @staticmethod
