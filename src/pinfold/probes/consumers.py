@@ -42,7 +42,8 @@ RUNS = 2.0
 class _Once:
     """A check run at most once, whichever of the probes that share it asks first.
 
-    Both get its outcome, or both the exception it raised (a command that could not start).
+    Both get its outcome, or both the exception it raised (a crash of the check itself: a
+    command that fails or cannot start is a ``fail`` outcome, not an exception).
     """
 
     def __init__(self, check: partial[Outcome]) -> None:
