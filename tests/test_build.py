@@ -180,7 +180,7 @@ def test_compile_replaces_hard_linked_bytecode(tmp_path: Path) -> None:
     (py_compile writes a temporary file and renames it), never write through the link."""
     old, new = tmp_path / "old", tmp_path / "new"
     write(old / "mod.py", "x = 1\n")
-    command = [sys.executable, "-I", str(script("compile"))]  # what the compile stage runs
+    command = [sys.executable, "-I", "-S", str(script("compile"))]  # what the compile stage runs
     subprocess.run([*command, str(old)], check=True)
     pyc = next(old.glob("__pycache__/mod.*.pyc"))
     before = pyc.read_bytes()
@@ -213,6 +213,11 @@ def test_uv_cache_edited_through_an_environment_is_caught(tmp_path: Path, wheelh
     spec = load_spec(make_project(tmp_path, wheelhouse, installer="uv", runtime=lock_text(wheel),
                                   extra_yaml="" if compiled else "compile: false\n"))
     first = build(spec)
+    install = next(s.detail for s in first.stages if s.name == "install")
+    if compiled:  # beside the compile stage, which reports it
+        assert install.endswith("their RECORD check goes on in the background, beside the compile stage")
+    else:  # in place: nothing to overlap
+        assert install.endswith(" installed files match their wheels' RECORD")
     module = next(first.env_dir.glob("lib/python*/site-packages/plain_wheel/__init__.py"))
     with module.open("r+b") as fh:  # in place, as an editor that keeps hard links writes
         fh.write(b"#")
@@ -244,7 +249,7 @@ def test_uv_record_check_runs_alongside_compile_and_checks_shipped_bytecode_firs
         "requirements: runtime.txt\nbuild_requirements: build.txt\n")))
     first = build(spec)
     stages = {s.name: s.detail for s in first.stages}
-    assert "their RECORD check goes on in the background" in stages["install"]
+    assert "their RECORD check goes on in the background, beside the compile stage" in stages["install"]
     assert "; meanwhile " in stages["compile"]
     assert "installed files match their wheels' RECORD" in stages["compile"]
     pyc = next(first.env_dir.glob(f"lib/python*/site-packages/shipped/__pycache__/__init__.{tag}.pyc"))
@@ -259,6 +264,66 @@ def test_uv_record_check_runs_alongside_compile_and_checks_shipped_bytecode_firs
     assert f"shipped/__pycache__/__init__.{tag}.pyc: its sha256 differs from the RECORD" in str(info.value)
     assert (tmp_path / "env").resolve() == first.env_dir
     assert [p.name for p in (tmp_path / "env.d").iterdir() if p.is_dir()] == [first.env_dir.name]
+
+
+@pytest.mark.slow
+def test_no_code_of_the_environment_runs_before_its_record_check_passed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compile stage starts an interpreter of the environment while uv's RECORD check may
+    still run: a ``.pth`` file changed in uv's cache must fail the build without its code
+    ever running (the compiler starts without site processing)."""
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "own-uv-cache"))  # poisoned on purpose
+    wheel = make_wheel(tmp_path / "wheelhouse", "with-pth", "1.0", files={
+        "with_pth/__init__.py": "VALUE = 1\n", "with_pth.pth": "import os\n"})
+    write(tmp_path / "runtime.txt", lock_text([wheel]))
+    spec = load_spec(write(tmp_path / "env.yaml", (
+        "version: 1\npath: env\ninstaller: uv\nindex:\n  find_links: [wheelhouse]\n"
+        "requirements: runtime.txt\n")))
+    first = build(spec)
+    marker = tmp_path / "the-pth-ran"
+    pth = next(first.env_dir.glob("lib/python*/site-packages/with_pth.pth"))
+    with pth.open("r+b") as fh:  # in place: uv's cached file, which the next build links
+        fh.write(f"import pathlib; pathlib.Path({str(marker)!r}).write_text('ran')\n".encode())
+    with pytest.raises(BuildError, match=r"with_pth\.pth: its sha256 differs from the RECORD"):
+        build(spec, fresh=True)
+    assert not marker.exists()
+    assert (tmp_path / "env").resolve() == first.env_dir
+
+
+def test_a_check_left_running_is_settled_or_abandoned(tmp_path: Path) -> None:
+    """``Context.start_check`` runs the check in a thread of its own; ``settle`` waits for it
+    and gives its verdict (its error too), ``abandon`` waits for it without one."""
+    write(tmp_path / "runtime.txt", "")
+    spec = load_spec(write(tmp_path / "env.yaml", (
+        "version: 1\npath: env\nindex:\n  find_links: [wheelhouse]\nrequirements: runtime.txt\n")))
+    ctx = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=tmp_path / "built")
+    release, ran = threading.Event(), threading.Event()
+
+    def blocked() -> str:
+        release.wait(60)
+        ran.set()
+        return "12 installed files match their wheels' RECORD"
+
+    ctx.start_check(blocked)
+    pending = ctx.pending_check
+    assert pending is not None and not pending.done()  # not run in place: it waits for us
+    release.set()
+    assert ctx.settle() == "12 installed files match their wheels' RECORD"
+    assert ctx.pending_check is None and ctx.settle() is None
+
+    def failing() -> str:
+        raise BuildError("installed files differ from the wheels they came from")
+
+    ctx.start_check(failing)
+    with pytest.raises(BuildError, match="installed files differ"):
+        ctx.settle()
+    assert ctx.pending_check is None
+    release.clear()
+    ran.clear()
+    ctx.start_check(blocked)
+    threading.Timer(0.2, release.set).start()
+    ctx.abandon()
+    assert ran.is_set() and ctx.pending_check is None
 
 
 @pytest.mark.slow

@@ -761,11 +761,13 @@ def record_differences(site: Path, env_dir: Path, memo: HashMemo | None = None, 
 
     With ``memo``, a file whose identity it recorded is not read again, and what is read is
     recorded (with its normalised hash: the final scan takes it). With ``only``, just the
-    files whose full path it accepts.
+    files whose path relative to ``site`` (``/``-separated) it accepts.
     """
     rows = _record_rows(str(site))
     if only is not None:
-        rows = [row for row in rows if only(row[0])]
+        inside = os.path.join(str(site), "")
+        rows = [row for row in rows
+                if only((row[0][len(inside):] if row[0].startswith(inside) else row[0]).replace(os.sep, "/"))]
     base = str(env_dir) + os.sep
     since = memo.clock(env_dir) if memo is not None else 0
     tokens = memo.tokens if memo is not None else Tokens()

@@ -126,7 +126,9 @@ def build(
         emit(StageEvent(stage.name, "start"))
         t0 = time.monotonic()
         if not stage.overlaps_checks:
-            ctx.settle()  # a check an earlier stage left running (uv's RECORD check) ends first
+            # A check an earlier stage left running (uv's RECORD check, which the compile
+            # stage settles itself) ends before any other stage trusts the environment.
+            ctx.settle()
         detail = stage.run(ctx)
         seconds = time.monotonic() - t0
         emit(StageEvent(stage.name, "done", seconds, detail))

@@ -1,4 +1,4 @@
-"""Byte-compile folders in parallel: ``<env python> -I compile.py [--plan PLAN.json] <folder>...``.
+"""Byte-compile folders in parallel: ``<env python> -I -S compile.py [--plan PLAN.json] <folder>...``.
 
 What ``python -m compileall -q -j 0`` does, faster (README, "Speed", has the figure):
 compileall hands files to its workers four at a time, in walk order, and the slowest

@@ -33,14 +33,14 @@ own process: what it reads the build's final scan does not read again, and an up
 only the files it did not carry over unchanged) and fails naming the files that differ.
 After a full install the check of everything but ``__pycache__`` files is handed back to
 the build (:data:`~pinfold.installers.base.PendingCheck`), which runs it while the compile
-stage byte-compiles, and waits for it before anything else reads the environment.
+stage byte-compiles (with ``-S``: no code of the environment runs), and waits for it before
+any later stage starts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import hashlib
 import html
 import os
@@ -125,13 +125,14 @@ def _uv_binary() -> str:
         return str(Path(sys.executable).with_name("uv"))
 
 
-def _in_pycache(path: str) -> bool:
-    """Whether an installed file is one the compile stage may replace (``__pycache__/*``)."""
-    return f"{os.sep}__pycache__{os.sep}" in path
+def _in_pycache(rel: str) -> bool:
+    """Whether an installed file (its path in site-packages) is one the compile stage may
+    replace: a file in a ``__pycache__`` folder."""
+    return rel.startswith("__pycache__/") or "/__pycache__/" in rel
 
 
-def _not_in_pycache(path: str) -> bool:
-    return not _in_pycache(path)
+def _not_in_pycache(rel: str) -> bool:
+    return not _in_pycache(rel)
 
 
 class Uv:
@@ -265,9 +266,9 @@ class Uv:
         if verify:
             self._verify(python)
 
-    def _verify(self, python: Path, only: Callable[[str], bool] | None = None) -> str:
-        """Every installed file (that ``only`` accepts) is still what its hashed wheel held
-        (see the module doc); returns how many were checked.
+    def _verify(self, python: Path, only: Callable[[str], bool] | None = None) -> int:
+        """Every installed file (whose path in site-packages ``only`` accepts) is still what
+        its hashed wheel held (see the module doc); returns how many were checked.
 
         In pinfold's own process, with the build's hashes (:class:`HashMemo`): a file an
         update carried over unchanged is not read again, and the final scan takes what is
@@ -288,7 +289,7 @@ class Uv:
                     "a file of an environment edited in place?)",
                     [Problem(path, why) for path, why in bad[:20]],
                     tip=f"remove {self.cache_dir()} (pinfold's uv cache) and build again")
-        return f"{checked} installed files match their wheels' RECORD"
+        return checked
 
     def _explain(self, exc: CommandError) -> BuildError:
         """Turn uv's resolver text for an unlocked build dependency into one line per gap."""
@@ -322,8 +323,13 @@ class Uv:
         # check covers every file: checking here too would hash them all twice.
         if self.spec.develop:
             return None
-        self._verify(python, only=_in_pycache)
-        return functools.partial(self._verify, python, only=_not_in_pycache)
+        shipped = self._verify(python, only=_in_pycache)
+
+        def the_rest() -> str:
+            checked = shipped + self._verify(python, only=_not_in_pycache)
+            return f"{checked} installed files match their wheels' RECORD"
+
+        return the_rest
 
     def install_pins(self, python: Path, pins: list[Pin]) -> None:
         """Install just these pins (an update): no resolving, hashes required."""

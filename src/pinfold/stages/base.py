@@ -65,22 +65,30 @@ class Context:
         future: Future[str] = Future()
 
         def run() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
             try:
                 future.set_result(check())
-            except BaseException as exc:  # the waiting stage re-raises it
+            except BaseException as exc:  # the settling stage raises it
                 future.set_exception(exc)
 
-        threading.Thread(target=run, name="pinfold-record-check", daemon=True).start()
+        try:
+            threading.Thread(target=run, name="pinfold-record-check", daemon=True).start()
+        except RuntimeError:  # no thread to be had (a process at its limit): check in place
+            run()
         self.pending_check = future
 
     def settle(self) -> str | None:
         """Wait for the pending check, if any: what it reports, or None when there was none.
         Raises what the check raised (a :class:`~pinfold.errors.BuildError` for a file
-        that differs from its wheel)."""
-        pending, self.pending_check = self.pending_check, None
-        return pending.result() if pending is not None else None
+        that differs from its wheel). A wait that is interrupted (Ctrl-C) leaves the check
+        pending, for :meth:`abandon`."""
+        pending = self.pending_check
+        if pending is None:
+            return None
+        try:
+            return pending.result()
+        finally:
+            if pending.done():
+                self.pending_check = None
 
     def abandon(self) -> None:
         """Wait for the pending check to end without its verdict (the build failed already):
@@ -98,7 +106,6 @@ class Context:
     def target(self) -> Target:
         """The environment's interpreter as the final stages run it."""
         return Target(self.env_python, self.pycache)
-
 
 class Stage(ABC):
     """One step of the build. Which stages a build runs (a full build or an update) is the

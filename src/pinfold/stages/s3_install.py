@@ -47,12 +47,15 @@ class InstallLock(_Installing):
                                   interpreter=ctx.interpreter)
         self.progress(ctx, 0, count, unit="distributions", item=f"starting {installer.name}")
         pending = installer.install_lock(ctx.env_python)
+        done = f"{count} distributions with {installer.name}"
         if pending is None:
-            return f"{count} distributions with {installer.name}"
+            return done
+        if not ctx.spec.compile:  # no compile stage to overlap (it only writes a plan): here
+            return f"{done}; {pending()}"
         # uv's RECORD check reads every installed file in this process while the compile
         # stage's interpreter byte-compiles them: the build waits for one, not both in turn.
         ctx.start_check(pending)
-        return f"{count} distributions with {installer.name}; their RECORD check goes on in the background"
+        return f"{done}; their RECORD check goes on in the background, beside the compile stage"
 
 
 class ApplyPlan(_Installing):

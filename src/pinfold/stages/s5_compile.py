@@ -25,11 +25,14 @@ dist-info RECORD and keyed by that artifact's hash (an sdist's with the build lo
 the script links the entry's ``.pyc`` files that pass its checks and compiles the rest,
 then writes the entries that were missing or bad. Develop trees are not cached (nor compiled).
 
-After a full uv install, uv's RECORD check of the installed files runs in a thread of
-pinfold's process while this stage's interpreter compiles (``Context.pending_check``): the
-stage waits for it once the script is done, before the memo takes what the script linked,
-and a file that differs from its wheel fails the stage. What the script cached meanwhile of
-such a file is never linked later: a cached ``.pyc`` must carry its source's hash.
+After a full uv install with bytecode, uv's RECORD check of the installed files runs in a
+thread of pinfold's process while this stage's interpreter compiles (``Context.pending_check``):
+the stage waits for it once the script is done (or failed), before the memo takes what the
+script linked, and a file that differs from its wheel fails the stage. The interpreter runs
+with ``-S``: no ``.pth`` file or other code of the environment runs before the check has
+passed. What the script cached meanwhile of such a file (a new entry, or one replacing an
+entry that did not match it) is never linked later: a cached ``.pyc`` must carry its
+source's hash.
 
 Like pip, a file that does not compile (test data with Python 2 syntax ships in real
 packages) does not fail the build; it is reported as a warning.
@@ -49,7 +52,7 @@ from typing import ClassVar
 
 from ..envdir import PYC_STAMPS
 from ..envlayout import site_packages
-from ..errors import BuildError, CommandError, Problem
+from ..errors import BuildError, CommandError, PinfoldError, Problem
 from ..inside import script
 from ..inside.shared import BYTECODE_PLAN
 from ..manifest import HashMemo
@@ -62,7 +65,7 @@ __all__ = ["Compile"]
 
 
 class Compile(Stage):
-    """``<env python> -I pinfold/inside/compile.py <site-packages>...``."""
+    """``<env python> -I -S pinfold/inside/compile.py <site-packages>...``."""
 
     name: ClassVar[str] = "compile"
     # It writes only __pycache__ files, which a pending RECORD check does not read (the
@@ -107,7 +110,10 @@ class Compile(Stage):
         with tempfile.TemporaryDirectory(prefix="pinfold-compile-") as tmp:
             plan = Path(tmp) / "plan.json"
             plan.write_text(json.dumps(_cache_plan(ctx, sites)), encoding="utf-8")
-            # -I: nothing from the caller's environment or the working directory gets in.
+            # -I: nothing from the caller's environment or the working directory gets in. -S: no
+            # site processing, so no code of the environment runs (a `.pth` file's import
+            # lines): the script needs only the standard library, and the RECORD check of
+            # those files may still be running (see the module doc).
             stamps: list[str | Path] = ["--stamps", ctx.env_dir / PYC_STAMPS]
             hashes = Path(tmp) / "hashes"
             if ctx.hashes is not None:
@@ -117,8 +123,15 @@ class Compile(Stage):
                 if _carried_stamps(self.previous / PYC_STAMPS, previous, ctx.env_dir, ctx.hashes,
                                    ctx.interpreter.abi):
                     stamps += ["--previous", previous]
-            done = ctx.runner.run([ctx.env_python, "-I", script("compile"), "--plan", plan, *stamps, *sites],
-                                  what="byte-compiling the environment", check=False, on_line=line)
+            argv = [ctx.env_python, "-I", "-S", script("compile"), "--plan", plan, *stamps, *sites]
+            try:
+                done = ctx.runner.run(argv, what="byte-compiling the environment", check=False, on_line=line)
+            except PinfoldError:
+                # The compiler timed out or pinfold is stopping: a file that differs from its
+                # wheel is still the failure to report, when the check found one.
+                if ctx.pending_check is not None:
+                    ctx.settle()
+                raise
             meanwhile = ""
             if ctx.pending_check is not None:
                 # Before the memo gets what the script linked (the check's thread puts what it
