@@ -294,6 +294,7 @@ def test_a_check_left_running_is_settled_or_abandoned(tmp_path: Path) -> None:
     """``Context.start_check`` runs the check in a thread of its own; ``settle`` waits for it
     and gives its verdict (its error too), ``abandon`` waits for it without one."""
     write(tmp_path / "runtime.txt", "")
+    (tmp_path / "wheelhouse").mkdir()
     spec = load_spec(write(tmp_path / "env.yaml", (
         "version: 1\npath: env\nindex:\n  find_links: [wheelhouse]\nrequirements: runtime.txt\n")))
     ctx = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=tmp_path / "built")
