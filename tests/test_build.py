@@ -30,6 +30,7 @@ from pinfold.installers import installer_for
 from pinfold.pyccache import cache_info, prune
 from pinfold.record import read_digest, read_record
 from pinfold.runner import Runner
+from pinfold.spec import Spec
 from pinfold.stages import Context, CreateFresh, Preflight
 from pinfold.uptodate import up_to_date
 from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_wheel
@@ -327,6 +328,14 @@ def test_a_check_left_running_is_settled_or_abandoned(tmp_path: Path) -> None:
     assert ran.is_set() and ctx.pending_check is None
 
 
+def _created(spec: Spec, env_dir: Path) -> Context:
+    """A build's context after its pre-flight and create stages, the real ones, at ``env_dir``."""
+    ctx = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=env_dir)
+    Preflight().run(ctx)
+    CreateFresh().run(ctx)
+    return ctx
+
+
 @pytest.mark.slow
 def test_uv_leaves_no_check_of_bytecode_to_run_after_the_compile(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
@@ -341,9 +350,7 @@ def test_uv_leaves_no_check_of_bytecode_to_run_after_the_compile(tmp_path: Path,
     spec = load_spec(write(tmp_path / "env.yaml", (
         "version: 1\npath: env\ninstaller: uv\nindex:\n  find_links: [wheelhouse]\n"
         "requirements: runtime.txt\n")))
-    ctx = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=tmp_path / "built")
-    Preflight().run(ctx)
-    CreateFresh().run(ctx)
+    ctx = _created(spec, tmp_path / "built")
     uv = installer_for(spec, ctx.runner, preflight=ctx.preflight)
     pending = uv.install_lock(ctx.env_python)
     assert pending is not None
@@ -359,18 +366,14 @@ def test_uv_leaves_no_check_of_bytecode_to_run_after_the_compile(tmp_path: Path,
         pending()
     # Shipped bytecode changed in uv's cache: the install itself fails, before any compile.
     monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "other-uv-cache"))
-    second = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=tmp_path / "again")
-    Preflight().run(second)
-    CreateFresh().run(second)
+    second = _created(spec, tmp_path / "again")
     assert installer_for(spec, second.runner, preflight=second.preflight).install_lock(second.env_python)
     cached = [f for f in (tmp_path / "other-uv-cache").rglob(f"__init__.{tag}.pyc")
               if f.read_bytes() == b"shipped\n"]
     assert len(cached) == 1
     with cached[0].open("r+b") as fh:
         fh.write(b"S")
-    third = Context(spec=spec, runner=Runner(), index=ArtifactIndex(spec.index), env_dir=tmp_path / "third")
-    Preflight().run(third)
-    CreateFresh().run(third)
+    third = _created(spec, tmp_path / "third")
     with pytest.raises(BuildError, match=rf"__pycache__/__init__\.{tag}\.pyc: its sha256 differs"):
         installer_for(spec, third.runner, preflight=third.preflight).install_lock(third.env_python)
 
