@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from pinfold import BuildError, BuildResult, PreflightError, build, load_spec
-from pinfold.errors import CommandError
+from pinfold.errors import CommandError, PinfoldError
 from pinfold.index import ArtifactIndex
 from pinfold.inside import script
 from pinfold.installers import installer_for
@@ -31,7 +31,7 @@ from pinfold.pyccache import cache_info, prune
 from pinfold.record import read_digest, read_record
 from pinfold.runner import Runner
 from pinfold.spec import Spec
-from pinfold.stages import Context, CreateFresh, Preflight
+from pinfold.stages import Compile, Context, CreateFresh, Preflight
 from pinfold.uptodate import up_to_date
 from tests.artifacts import Artifact, copy_real, make_sdist, make_tree, make_wheel
 from tests.conftest import cli, installed, installer_calls, needs_unshare, write
@@ -326,6 +326,38 @@ def test_a_check_left_running_is_settled_or_abandoned(tmp_path: Path) -> None:
     threading.Timer(0.2, release.set).start()
     ctx.abandon()
     assert ran.is_set() and ctx.pending_check is None
+
+
+@pytest.mark.slow
+def test_a_failed_check_is_the_error_when_the_compile_fails_too(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compile stage failing while uv's RECORD check is pending (here: its compiler timed
+    out) still waits for the check, and a file that differs from its wheel is what is
+    reported; with nothing that differs, the compile's own failure is."""
+    monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "own-uv-cache"))  # poisoned on purpose
+    shipped = make_wheel(tmp_path / "wheelhouse", "shipped", "1.0",
+                         files={"shipped/__init__.py": "VALUE = 1\n"})
+    write(tmp_path / "runtime.txt", lock_text([shipped]))
+    spec = load_spec(write(tmp_path / "env.yaml", (
+        "version: 1\npath: env\ninstaller: uv\nindex:\n  find_links: [wheelhouse]\n"
+        "requirements: runtime.txt\n")))
+    for tampered in (False, True):
+        ctx = _created(spec, tmp_path / f"built-{tampered}")
+        pending = installer_for(spec, ctx.runner, preflight=ctx.preflight).install_lock(ctx.env_python)
+        assert pending is not None
+        if tampered:
+            source = next(ctx.env_dir.glob("lib/python*/site-packages/shipped/__init__.py"))
+            with source.open("r+b") as fh:
+                fh.write(b"#")
+        ctx.start_check(pending)
+        ctx.runner = Runner(timeout=0.001)  # no compiler starts that fast
+        with pytest.raises(PinfoldError) as info:
+            Compile().run(ctx)
+        if tampered:
+            assert "shipped/__init__.py: its sha256 differs from the RECORD" in str(info.value)
+        else:
+            assert isinstance(info.value, CommandError) and "byte-compiling" in str(info.value)
+        assert ctx.pending_check is None
 
 
 def _created(spec: Spec, env_dir: Path) -> Context:

@@ -118,6 +118,10 @@ def build(
     reports: list[StageReport] = []
 
     def run_stage(stage: Stage) -> None:
+        # Before the settle below: a skipped stage (the develop stage without develop trees,
+        # between install and compile) must not end the overlap. No skip reason reads what a
+        # pending check vouches for (Compile's reads the environment only with compile: false,
+        # where no check is pending).
         reason = stage.skip_reason(ctx)
         if reason is not None:
             emit(StageEvent(stage.name, "skip", detail=reason))
@@ -153,7 +157,9 @@ def build(
                 # This plan's stages (it may differ from the first one); pre-flight has run.
                 for stage in _stages(plan)[1:]:
                     run_stage(stage)
-                ctx.settle()  # every stage after it skipped: nothing is recorded unchecked
+                # A check no stage settled (none would, were the stages after the one that
+                # started it all skipped): nothing is recorded unchecked.
+                ctx.settle()
             assert ctx.preflight is not None and ctx.interpreter is not None and plan.inputs
             interp = ctx.interpreter
             record = EnvRecord(

@@ -31,10 +31,10 @@ later build; so after every install pinfold checks each installed file in site-p
 against the RECORD hash of its wheel (:func:`pinfold.manifest.record_differences`, in pinfold's
 own process: what it reads the build's final scan does not read again, and an update reads
 only the files it did not carry over unchanged) and fails naming the files that differ.
-After a full install the check of everything but ``__pycache__`` files is handed back to
-the build (:data:`~pinfold.installers.base.PendingCheck`), which runs it while the compile
-stage byte-compiles (with ``-S``: no code of the environment runs), and waits for it before
-any later stage starts.
+After a full install without develop trees, the check of everything but ``__pycache__``
+files is handed back to the build (:data:`~pinfold.installers.base.PendingCheck`), which
+runs it while the compile stage byte-compiles (with ``-S``: no code of the environment
+runs), or in place with ``compile: false``, and waits for it before any later stage starts.
 """
 
 from __future__ import annotations
@@ -309,8 +309,9 @@ class Uv:
                               "and run again")
 
     def install_lock(self, python: Path) -> PendingCheck | None:
-        """Install the runtime lock, hashes required; the RECORD check of the files that are
-        not bytecode is left to the caller (it runs while the compile stage works).
+        """Install the runtime lock, hashes required; the RECORD check of the files outside
+        ``__pycache__`` folders is left to the caller (the build runs it while the compile
+        stage works). With develop trees, nothing: the develop stage's check covers all.
 
         The bytecode a wheel ships (``__pycache__`` files its RECORD lists) is checked here,
         before returning: the compile stage replaces a ``.pyc`` that is not valid for its

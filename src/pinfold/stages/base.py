@@ -70,11 +70,11 @@ class Context:
             except BaseException as exc:  # the settling stage raises it
                 future.set_exception(exc)
 
+        self.pending_check = future  # first: an interrupt after the start still finds it
         try:
             threading.Thread(target=run, name="pinfold-record-check", daemon=True).start()
         except RuntimeError:  # no thread to be had (a process at its limit): check in place
             run()
-        self.pending_check = future
 
     def settle(self) -> str | None:
         """Wait for the pending check, if any: what it reports, or None when there was none.
@@ -93,9 +93,10 @@ class Context:
     def abandon(self) -> None:
         """Wait for the pending check to end without its verdict (the build failed already):
         the environment it reads is about to be removed."""
-        pending, self.pending_check = self.pending_check, None
+        pending = self.pending_check
         if pending is not None:
             wait([pending])
+            self.pending_check = None
 
     @property
     def env_python(self) -> Path:
@@ -106,6 +107,7 @@ class Context:
     def target(self) -> Target:
         """The environment's interpreter as the final stages run it."""
         return Target(self.env_python, self.pycache)
+
 
 class Stage(ABC):
     """One step of the build. Which stages a build runs (a full build or an update) is the

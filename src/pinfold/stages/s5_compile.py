@@ -27,8 +27,10 @@ then writes the entries that were missing or bad. Develop trees are not cached (
 
 After a full uv install with bytecode, uv's RECORD check of the installed files runs in a
 thread of pinfold's process while this stage's interpreter compiles (``Context.pending_check``):
-the stage waits for it once the script is done (or failed), before the memo takes what the
-script linked, and a file that differs from its wheel fails the stage. The interpreter runs
+the stage waits for it once the script is done, before the memo takes what the script
+linked, and a file that differs from its wheel fails the stage; when the stage fails first
+(the compiler's timeout, a full disk), it still waits, and reports the check's failure
+instead when there is one. The interpreter runs
 with ``-S``: no ``.pth`` file or other code of the environment runs before the check has
 passed. What the script cached meanwhile of such a file (a new entry, or one replacing an
 entry that did not match it) is never linked later: a cached ``.pyc`` must carry its
@@ -52,7 +54,7 @@ from typing import ClassVar
 
 from ..envdir import PYC_STAMPS
 from ..envlayout import site_packages
-from ..errors import BuildError, CommandError, PinfoldError, Problem
+from ..errors import BuildError, CommandError, Problem
 from ..inside import script
 from ..inside.shared import BYTECODE_PLAN
 from ..manifest import HashMemo
@@ -87,10 +89,15 @@ class Compile(Stage):
         return "disabled (compile: false)"
 
     def run(self, ctx: Context) -> str:
-        detail = self._run(ctx)
-        if ctx.pending_check is not None:  # compile: false: nothing ran alongside it
-            detail += f"; {ctx.settle()}"
-        return detail
+        try:
+            return self._run(ctx)
+        except Exception:
+            # Whatever failed here (the compiler's timeout, a full /tmp, pinfold stopping), a
+            # file that differs from its wheel is the failure to report when the check found
+            # one. Not for a KeyboardInterrupt: the pipeline abandons the check then.
+            if ctx.pending_check is not None:
+                ctx.settle()
+            raise
 
     def _run(self, ctx: Context) -> str:
         sites = site_packages(ctx.env_dir)
@@ -124,14 +131,7 @@ class Compile(Stage):
                                    ctx.interpreter.abi):
                     stamps += ["--previous", previous]
             argv = [ctx.env_python, "-I", "-S", script("compile"), "--plan", plan, *stamps, *sites]
-            try:
-                done = ctx.runner.run(argv, what="byte-compiling the environment", check=False, on_line=line)
-            except PinfoldError:
-                # The compiler timed out or pinfold is stopping: a file that differs from its
-                # wheel is still the failure to report, when the check found one.
-                if ctx.pending_check is not None:
-                    ctx.settle()
-                raise
+            done = ctx.runner.run(argv, what="byte-compiling the environment", check=False, on_line=line)
             meanwhile = ""
             if ctx.pending_check is not None:
                 # Before the memo gets what the script linked (the check's thread puts what it
