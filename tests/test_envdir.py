@@ -347,6 +347,7 @@ def spare_and_source(envs: Environments) -> tuple[Path, Path]:
     write(src / "share" / "doc.txt", "")
     (site / "inside").symlink_to(site / "pkg")
     (site / "outside").symlink_to("/usr/bin")
+    (site / "same_link").symlink_to("pkg")  # the spare has the very same link: it stays
     (src / "lib64").symlink_to("lib")
     write(src / "pyvenv.cfg", f"home = /usr/bin\nprompt = {src}\n")
     write(src / "bin" / "tool", f"#!{src}/bin/python\n")
@@ -373,6 +374,7 @@ def spare_and_source(envs: Environments) -> tuple[Path, Path]:
     write(osite / "was_file", "a file where the source has a folder\n")
     (osite / "inside").symlink_to(osite / "pkg")
     (osite / "outside").symlink_to("/usr/lib")
+    (osite / "same_link").symlink_to("pkg")
     write(old / "lib64" / "x", "a folder where the source has a link")
     write(old / PYC_STAMPS / "x", "pinfold's own name at the top: never carried")
     write(old / "include" / "x.h", "")
@@ -387,17 +389,26 @@ def test_a_clone_into_a_spares_folders_makes_what_a_clone_into_new_ones_makes(
     src, spare = spare_and_source(envs)
     same = src / "lib" / "python3.11" / "site-packages" / "pkg" / "same.py"
     linked: list[str] = []
-    real_link = os.link
+    real_link, real_symlink = os.link, os.symlink
 
     def link(source: str, target: str, **kwargs: bool) -> None:
         linked.append(os.path.basename(target))
         real_link(source, target, **kwargs)
 
+    def symlink(source: str, target: str, **kwargs: bool) -> None:
+        linked.append(os.path.basename(target))
+        real_symlink(source, target, **kwargs)
+
     reused = envs.versions / "20240106-000000000-cccccc"
     envs.create(reused)
+    kept_link = os.lstat(spare / "lib" / "python3.11" / "site-packages" / "same_link").st_ino
     monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(os, "symlink", symlink)
     done = envs.clone(src, reused)
     monkeypatch.undo()
+    # The identical link was kept as it was; the others were made anew.
+    assert "same_link" not in linked and "outside" in linked and "inside" in linked
+    assert os.lstat(reused / "lib" / "python3.11" / "site-packages" / "same_link").st_ino == kept_link
     assert done.folders >= 3 and not os.path.lexists(spare) and envs.spares() == []
     # The file the spare held already was kept, not linked again; the others were linked.
     assert "same.py" not in linked and "__init__.py" in linked and same.stat().st_nlink == 2
