@@ -52,9 +52,9 @@ class InstallLock(_Installing):
             return done
         if not ctx.spec.compile:  # no compile stage to overlap (it only writes a plan): here
             return f"{done}; {pending()}"
-        # uv's RECORD check reads the installed files (the shipped bytecode is checked) in
-        # this process while the compile stage's interpreter byte-compiles them: the build
-        # waits for the longer of the two, not for both in turn.
+        # The rest of uv's RECORD check (the shipped bytecode was checked already) reads the
+        # installed files in this process while the compile stage's interpreter byte-compiles
+        # them: the build waits for the longer of the two, not for both in turn.
         ctx.start_check(pending)
         return f"{done}; their RECORD check goes on in the background, beside the compile stage"
 
