@@ -230,6 +230,14 @@ def test_uv_cache_edited_through_an_environment_is_caught(tmp_path: Path, wheelh
     assert [p.name for p in (tmp_path / "env.d").iterdir() if p.is_dir()] == [first.env_dir.name]
 
 
+def _uv_project(root: Path, wheels: list[Artifact]) -> Spec:
+    """A uv project in ``root`` whose lock pins ``wheels`` (built into ``root/wheelhouse``)."""
+    write(root / "runtime.txt", lock_text(wheels))
+    return load_spec(write(root / "env.yaml", (
+        "version: 1\npath: env\ninstaller: uv\nindex:\n  find_links: [wheelhouse]\n"
+        "requirements: runtime.txt\n")))
+
+
 @pytest.mark.slow
 def test_uv_record_check_runs_alongside_compile_and_checks_shipped_bytecode_first(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -243,11 +251,7 @@ def test_uv_record_check_runs_alongside_compile_and_checks_shipped_bytecode_firs
         "shipped/__init__.py": "VALUE = 1\n",
         f"shipped/__pycache__/__init__.{tag}.pyc": "not bytecode: compile replaces it\n",
     })
-    write(tmp_path / "runtime.txt", lock_text([shipped]))
-    write(tmp_path / "build.txt", "")
-    spec = load_spec(write(tmp_path / "env.yaml", (
-        "version: 1\npath: env\ninstaller: uv\nindex:\n  find_links: [wheelhouse]\n"
-        "requirements: runtime.txt\nbuild_requirements: build.txt\n")))
+    spec = _uv_project(tmp_path, [shipped])
     first = build(spec)
     stages = {s.name: s.detail for s in first.stages}
     assert "their RECORD check goes on in the background, beside the compile stage" in stages["install"]
@@ -276,10 +280,7 @@ def test_no_code_of_the_environment_runs_before_its_record_check_passed(
     monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "own-uv-cache"))  # poisoned on purpose
     wheel = make_wheel(tmp_path / "wheelhouse", "with-pth", "1.0", files={
         "with_pth/__init__.py": "VALUE = 1\n", "with_pth.pth": "import os\n"})
-    write(tmp_path / "runtime.txt", lock_text([wheel]))
-    spec = load_spec(write(tmp_path / "env.yaml", (
-        "version: 1\npath: env\ninstaller: uv\nindex:\n  find_links: [wheelhouse]\n"
-        "requirements: runtime.txt\n")))
+    spec = _uv_project(tmp_path, [wheel])
     first = build(spec)
     marker = tmp_path / "the-pth-ran"
     pth = next(first.env_dir.glob("lib/python*/site-packages/with_pth.pth"))
@@ -337,10 +338,7 @@ def test_a_failed_check_is_the_error_when_the_compile_fails_too(tmp_path: Path,
     monkeypatch.setenv("PINFOLD_UV_CACHE", str(tmp_path / "own-uv-cache"))  # poisoned on purpose
     shipped = make_wheel(tmp_path / "wheelhouse", "shipped", "1.0",
                          files={"shipped/__init__.py": "VALUE = 1\n"})
-    write(tmp_path / "runtime.txt", lock_text([shipped]))
-    spec = load_spec(write(tmp_path / "env.yaml", (
-        "version: 1\npath: env\ninstaller: uv\nindex:\n  find_links: [wheelhouse]\n"
-        "requirements: runtime.txt\n")))
+    spec = _uv_project(tmp_path, [shipped])
     for tampered in (False, True):
         ctx = _created(spec, tmp_path / f"built-{tampered}")
         pending = installer_for(spec, ctx.runner, preflight=ctx.preflight).install_lock(ctx.env_python)
@@ -378,10 +376,7 @@ def test_uv_leaves_no_check_of_bytecode_to_run_after_the_compile(tmp_path: Path,
     tag = sys.implementation.cache_tag
     shipped = make_wheel(tmp_path / "wheelhouse", "shipped", "1.0", files={
         "shipped/__init__.py": "VALUE = 1\n", f"shipped/__pycache__/__init__.{tag}.pyc": "shipped\n"})
-    write(tmp_path / "runtime.txt", lock_text([shipped]))
-    spec = load_spec(write(tmp_path / "env.yaml", (
-        "version: 1\npath: env\ninstaller: uv\nindex:\n  find_links: [wheelhouse]\n"
-        "requirements: runtime.txt\n")))
+    spec = _uv_project(tmp_path, [shipped])
     ctx = _created(spec, tmp_path / "built")
     uv = installer_for(spec, ctx.runner, preflight=ctx.preflight)
     pending = uv.install_lock(ctx.env_python)
